@@ -1,0 +1,1 @@
+//! Shared helpers for larder's comparison benchmarks (workload generators).

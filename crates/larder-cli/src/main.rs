@@ -1,0 +1,28 @@
+//! The `larder` command: the demo (the main job, on the embedded memory cache) and the
+//! operator tools for memcached and Redis.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "larder",
+    version,
+    about = "larder: caching toolkit demo and operator tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the simulated service with and without a cache and prints a table.
+    Demo,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo => println!("demo: not built yet"),
+    }
+}

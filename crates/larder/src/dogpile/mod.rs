@@ -1,0 +1,1 @@
+//! Dogpile protection: the `Lock`, mutexes, and cache regions.

@@ -1,0 +1,170 @@
+//! The one error type of larder.
+//!
+//! Every fallible operation in the crate returns [`Result<T>`]. Variants say what went wrong
+//! in words a reader of a log line can act on (`key too long: 312 bytes, limit 250`), and
+//! carry the underlying cause where there is one.
+
+use std::time::Duration;
+
+/// A boxed error from outside larder (a pool manager, a creator function, a codec library).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Shorthand for `std::result::Result<T, larder::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in larder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A socket or file operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// An operation did not finish within its bound; the text says which operation.
+    #[error("timed out after {after:?}: {what}")]
+    Timeout {
+        /// What was being waited for (`read from 127.0.0.1:11211`, `lock foo`, ...).
+        what: String,
+        /// The bound that was exceeded.
+        after: Duration,
+    },
+
+    /// A key breaks a rule of the backend; the message names the key and the rule.
+    #[error("invalid key {key:?}: {rule}")]
+    KeyInvalid {
+        /// The offending key, lossily printed when it is not UTF-8.
+        key: String,
+        /// The rule it breaks.
+        rule: KeyRule,
+    },
+
+    /// A value is larger than the backend accepts.
+    #[error("value too large: {size} bytes, limit {limit}")]
+    ValueTooLarge {
+        /// The encoded size of the value.
+        size: usize,
+        /// The limit it exceeds (the server's item size limit where known).
+        limit: usize,
+    },
+
+    /// `incr`/`decr` met a value that is not an unsigned decimal integer.
+    #[error("value of key {key:?} is not an unsigned integer")]
+    NotANumber {
+        /// The key whose value could not be counted.
+        key: String,
+    },
+
+    /// The server answered `SERVER_ERROR <text>`.
+    #[error("server error: {0}")]
+    Server(String),
+
+    /// The server answered `CLIENT_ERROR <text>` (it thinks we sent something malformed).
+    #[error("server rejected the request: {0}")]
+    Client(String),
+
+    /// A reply did not follow the protocol; the connection it came from is dropped.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// No server is configured or alive for the key.
+    #[error("no server available: {0}")]
+    NoServers(String),
+
+    /// A server was marked dead and the call failed fast without touching the network.
+    #[error("server {0} is marked dead")]
+    ServerDead(String),
+
+    /// Encoding or decoding a value failed.
+    #[error("codec error: {0}")]
+    Codec(String),
+
+    /// A pool could not hand out an object within its wait timeout.
+    #[error("pool {pool:?} exhausted: no object free within {waited:?}")]
+    PoolTimeout {
+        /// The pool's name.
+        pool: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// A pool's manager failed to create (or recycle) an object.
+    #[error("pool {pool:?} could not create an object: {source}")]
+    PoolCreate {
+        /// The pool's name.
+        pool: String,
+        /// The manager's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A pool or proxy was used after being closed, or a proxy before it was set.
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// An operation named a namespace that is not configured.
+    #[error("unknown namespace {0:?}")]
+    UnknownNamespace(String),
+
+    /// A lock could not be acquired within its bound.
+    #[error("lock {key:?} not acquired within {waited:?}")]
+    LockTimeout {
+        /// The lock's key.
+        key: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// A user-supplied function (a creator, a weigher, a hook) failed.
+    #[error("{0}")]
+    User(BoxError),
+
+    /// The configuration is inconsistent (bad address, zero pool size, ...).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// The backend does not support this operation.
+    #[error("unsupported operation: {0}")]
+    Unsupported(String),
+}
+
+/// The rule a key broke (see [`crate::keys::validate_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRule {
+    /// The key is empty.
+    #[error("key is empty")]
+    Empty,
+    /// The key is longer than the limit.
+    #[error("key too long: {len} bytes, limit {limit}")]
+    TooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The key holds a space or a control byte at a position.
+    #[error("key holds byte 0x{byte:02x} at offset {offset} (no space or control bytes allowed)")]
+    ForbiddenByte {
+        /// The forbidden byte.
+        byte: u8,
+        /// Where it is.
+        offset: usize,
+    },
+}
+
+impl Error {
+    /// True when the error came from the transport or the server's health (I/O, timeout,
+    /// protocol, dead server) rather than from the request itself; such errors count towards
+    /// marking a server dead and drop the connection they happened on.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Error::Io(_) | Error::Timeout { .. } | Error::Protocol(_) | Error::ServerDead(_)
+        )
+    }
+
+    /// Wraps any error from user code (a creator, a weigher) as [`Error::User`].
+    pub fn user<E: Into<BoxError>>(err: E) -> Self {
+        Error::User(err.into())
+    }
+}

@@ -1,0 +1,206 @@
+//! Cache keys: memcached's key rules as a reusable check, and key encoders that turn any
+//! string into a valid key (utf-8 as is, base64, or a hex digest), with an optional prefix.
+//!
+//! The rules (memcached's text and meta protocols): 1 to 250 bytes, no ASCII space, no
+//! control bytes (0x00–0x1f, 0x7f). Errors name the key and the rule broken.
+
+use base64::Engine as _;
+use sha1::Digest as _;
+
+use crate::error::KeyRule;
+use crate::{Error, Result};
+
+/// memcached's maximum key length in bytes.
+pub const MAX_KEY_LEN: usize = 250;
+
+/// Checks `key` against memcached's key rules.
+pub fn validate_key(key: &[u8]) -> Result<()> {
+    check_key(key).map_err(|rule| Error::KeyInvalid {
+        key: String::from_utf8_lossy(key).into_owned(),
+        rule,
+    })
+}
+
+/// Checks `key` against memcached's key rules, returning only the rule broken.
+pub fn check_key(key: &[u8]) -> Result<(), KeyRule> {
+    if key.is_empty() {
+        return Err(KeyRule::Empty);
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyRule::TooLong {
+            len: key.len(),
+            limit: MAX_KEY_LEN,
+        });
+    }
+    if let Some(offset) = key.iter().position(|&b| b <= b' ' || b == 0x7f) {
+        return Err(KeyRule::ForbiddenByte {
+            byte: key[offset],
+            offset,
+        });
+    }
+    Ok(())
+}
+
+/// A digest used by [`KeyEncoding::Hash`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// SHA-1: 40 hex characters.
+    Sha1,
+    /// SHA-256: 64 hex characters.
+    Sha256,
+    /// BLAKE3 (256-bit): 64 hex characters.
+    Blake3,
+}
+
+/// How a [`KeyEncoder`] turns a caller's key into a stored key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyEncoding {
+    /// The key as UTF-8, validated only (wheezy's `string_encode`).
+    #[default]
+    Utf8,
+    /// URL-safe base64 without padding: any key becomes valid while it stays short enough.
+    Base64,
+    /// The hex digest of the key: every key becomes a valid fixed-length key.
+    Hash(HashAlgorithm),
+}
+
+/// Turns caller keys into valid stored keys: `prefix + encode(key)`, then validates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyEncoder {
+    encoding: KeyEncoding,
+    prefix: String,
+}
+
+impl KeyEncoder {
+    /// An encoder with no prefix.
+    pub fn new(encoding: KeyEncoding) -> Self {
+        Self {
+            encoding,
+            prefix: String::new(),
+        }
+    }
+
+    /// Puts `prefix` before every encoded key (the prefix itself is not encoded).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix put before every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Encodes `key` and checks the result against the key rules.
+    pub fn encode(&self, key: &str) -> Result<String> {
+        let mut out = String::with_capacity(self.prefix.len() + key.len());
+        out.push_str(&self.prefix);
+        match self.encoding {
+            KeyEncoding::Utf8 => out.push_str(key),
+            KeyEncoding::Base64 => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(key, &mut out)
+            }
+            KeyEncoding::Hash(alg) => out.push_str(&hex_digest(alg, key.as_bytes())),
+        }
+        check_key(out.as_bytes()).map_err(|rule| Error::KeyInvalid {
+            key: key.to_owned(),
+            rule,
+        })?;
+        Ok(out)
+    }
+
+    /// Encodes every key, returning `(encoded, original)` pairs in input order
+    /// (wheezy's `encode_keys`).
+    pub fn encode_all<'k>(&self, keys: &[&'k str]) -> Result<Vec<(String, &'k str)>> {
+        keys.iter().map(|k| Ok((self.encode(k)?, *k))).collect()
+    }
+}
+
+/// The lowercase hex digest of `data`.
+pub fn hex_digest(alg: HashAlgorithm, data: &[u8]) -> String {
+    match alg {
+        HashAlgorithm::Sha1 => hex(&sha1::Sha1::digest(data)),
+        HashAlgorithm::Sha256 => hex(&sha2::Sha256::digest(data)),
+        HashAlgorithm::Blake3 => hex(blake3::hash(data).as_bytes()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_name_key_and_rule() {
+        assert!(validate_key(b"user:42").is_ok());
+        let long = "k".repeat(312);
+        let err = validate_key(long.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("key too long: 312 bytes, limit 250"), "{err}");
+        assert!(validate_key(&[b'k'; 250]).is_ok());
+        let err = validate_key(b"a b").unwrap_err().to_string();
+        assert!(
+            err.contains("\"a b\"") && err.contains("0x20") && err.contains("offset 1"),
+            "{err}"
+        );
+        assert_eq!(
+            check_key(b"a\x7f"),
+            Err(KeyRule::ForbiddenByte {
+                byte: 0x7f,
+                offset: 1
+            })
+        );
+        assert_eq!(
+            check_key(b"a\nb"),
+            Err(KeyRule::ForbiddenByte {
+                byte: b'\n',
+                offset: 1
+            })
+        );
+        assert_eq!(check_key(b""), Err(KeyRule::Empty));
+        // UTF-8 beyond ASCII is allowed by memcached.
+        assert!(validate_key("ключ".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn encoders() {
+        let utf8 = KeyEncoder::new(KeyEncoding::Utf8).with_prefix("app:");
+        assert_eq!(utf8.encode("x").unwrap(), "app:x");
+        assert!(utf8.encode("has space").is_err());
+
+        let b64 = KeyEncoder::new(KeyEncoding::Base64);
+        assert_eq!(b64.encode("has space").unwrap(), "aGFzIHNwYWNl");
+
+        let sha1 = KeyEncoder::new(KeyEncoding::Hash(HashAlgorithm::Sha1));
+        assert_eq!(
+            sha1.encode("abc").unwrap(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let sha256 = KeyEncoder::new(KeyEncoding::Hash(HashAlgorithm::Sha256));
+        assert_eq!(
+            sha256.encode("abc").unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let b3 = KeyEncoder::new(KeyEncoding::Hash(HashAlgorithm::Blake3));
+        assert_eq!(
+            b3.encode("").unwrap(),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(sha256.encode(&long).unwrap().len(), 64);
+        assert!(b64.encode(&long).is_err());
+        let all = utf8.encode_all(&["a", "b"]).unwrap();
+        assert_eq!(
+            all,
+            vec![("app:a".to_string(), "a"), ("app:b".to_string(), "b")]
+        );
+    }
+}

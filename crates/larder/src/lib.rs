@@ -1,0 +1,41 @@
+//! larder — a caching toolkit for Rust services.
+//!
+//! - [`Cache`] / [`AsyncCache`]: one contract, implemented by the embedded
+//!   [`MemoryCache`](memory::MemoryCache) (the default, no server), [`NullCache`],
+//!   [`Namespaces`], the memcached backend and (feature `redis`) Redis.
+//! - [`pool`]: one pooling API whose strategy (shared, queue, per-thread) is configuration.
+//! - [`memcache`]: a memcached client (meta and text protocols, libmemcached-compatible
+//!   key placement).
+//! - [`dogpile`]: stampede protection — exactly one caller regenerates an expired value.
+//! - [`keys`], [`codec`], [`Dependency`]: key rules and encoders, value codecs, and
+//!   dependency invalidation.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod clock;
+pub mod codec;
+pub mod dependency;
+pub mod dogpile;
+pub mod error;
+pub mod keys;
+#[cfg(feature = "memcached")]
+pub mod memcache;
+pub mod memory;
+pub mod namespaces;
+pub mod null;
+pub mod pool;
+pub mod testing;
+pub mod value;
+
+pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};
+pub use codec::{Codec, Encoded};
+pub use dependency::Dependency;
+pub use error::{BoxError, Error, KeyRule, Result};
+pub use namespaces::Namespaces;
+pub use null::NullCache;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}

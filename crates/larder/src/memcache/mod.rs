@@ -1,0 +1,1 @@
+//! The memcached client: sans-IO protocol, blocking and async clients, routing, pools.

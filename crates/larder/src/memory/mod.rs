@@ -1,0 +1,1 @@
+//! The embedded memory cache: bounded, per-entry TTL, safe from many threads.

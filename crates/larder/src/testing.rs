@@ -1,0 +1,251 @@
+//! The shared contract test suite: every [`Cache`] backend runs the same checks, so a new
+//! backend gets the suite for free. Backends call [`contract_tests!`](crate::contract_tests)
+//! in a test module with a function that builds a fresh [`Fixture`].
+//!
+//! Values are `String`s (every backend can store text, and decimal text is what counters
+//! count on). Time moves through the fixture's `advance`, which a memory cache maps to a
+//! [`ManualClock`](crate::clock::ManualClock) and a server backend to a real sleep.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Cache, Error, Expiry};
+
+/// A fresh, empty cache under test plus the means to move its time forward.
+pub struct Fixture {
+    /// The cache under test.
+    pub cache: Arc<dyn Cache<String>>,
+    /// Moves the cache's notion of time forward (advances a manual clock, or sleeps).
+    pub advance: Box<dyn Fn(Duration) + Send + Sync>,
+    /// Whatever must stay alive while the cache is used (a server process, a temp dir).
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// The shortest TTL the suite uses; server backends count whole seconds.
+pub const SHORT_TTL: Duration = Duration::from_secs(1);
+/// How far the suite moves time to see a [`SHORT_TTL`] entry expire (memcached may keep an
+/// entry up to a second past its TTL).
+pub const PAST_SHORT_TTL: Duration = Duration::from_millis(2100);
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+/// `get` misses, `set` stores, a second `set` overwrites.
+pub fn get_set(f: &Fixture) {
+    let c = &*f.cache;
+    assert_eq!(c.get("gs:k").unwrap(), None);
+    c.set("gs:k", s("v1"), Expiry::Never).unwrap();
+    assert_eq!(c.get("gs:k").unwrap(), Some(s("v1")));
+    c.set("gs:k", s("v2"), Expiry::Never).unwrap();
+    assert_eq!(c.get("gs:k").unwrap(), Some(s("v2")));
+    c.set("gs:empty", String::new(), Expiry::Never).unwrap();
+    assert_eq!(c.get("gs:empty").unwrap(), Some(String::new()));
+    let text = s("line one\r\nline two ünïcødé");
+    c.set("gs:crlf", text.clone(), Expiry::Never).unwrap();
+    assert_eq!(c.get("gs:crlf").unwrap(), Some(text));
+}
+
+/// `add` stores only when absent, `replace` only when present.
+pub fn add_replace(f: &Fixture) {
+    let c = &*f.cache;
+    assert!(!c.replace("ar:k", s("r0"), Expiry::Never).unwrap());
+    assert_eq!(c.get("ar:k").unwrap(), None);
+    assert!(c.add("ar:k", s("a1"), Expiry::Never).unwrap());
+    assert!(!c.add("ar:k", s("a2"), Expiry::Never).unwrap());
+    assert_eq!(c.get("ar:k").unwrap(), Some(s("a1")));
+    assert!(c.replace("ar:k", s("r1"), Expiry::Never).unwrap());
+    assert_eq!(c.get("ar:k").unwrap(), Some(s("r1")));
+}
+
+/// `delete` removes and says whether the key was there.
+pub fn delete(f: &Fixture) {
+    let c = &*f.cache;
+    assert!(!c.delete("del:k").unwrap());
+    c.set("del:k", s("v"), Expiry::Never).unwrap();
+    assert!(c.delete("del:k").unwrap());
+    assert_eq!(c.get("del:k").unwrap(), None);
+    assert!(!c.delete("del:k").unwrap());
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Multi-key operations return per-key outcomes.
+pub fn multi(f: &Fixture) {
+    let c = &*f.cache;
+    let w = c
+        .set_multi(vec![("m:a", s("1")), ("m:b", s("2"))], Expiry::Never)
+        .unwrap();
+    assert_eq!(sorted(w.applied), vec![s("m:a"), s("m:b")]);
+    assert!(w.not_applied.is_empty());
+
+    let got = c.get_multi(&["m:a", "m:b", "m:missing"]).unwrap();
+    let want: HashMap<String, String> = [(s("m:a"), s("1")), (s("m:b"), s("2"))].into();
+    assert_eq!(got, want);
+    assert!(c.get_multi(&[]).unwrap().is_empty());
+
+    let w = c
+        .add_multi(vec![("m:a", s("x")), ("m:c", s("3"))], Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, vec![s("m:c")]);
+    assert_eq!(w.not_applied, vec![s("m:a")]);
+    assert_eq!(c.get("m:a").unwrap(), Some(s("1")));
+
+    let w = c
+        .replace_multi(vec![("m:b", s("22")), ("m:d", s("4"))], Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, vec![s("m:b")]);
+    assert_eq!(w.not_applied, vec![s("m:d")]);
+    assert_eq!(c.get("m:b").unwrap(), Some(s("22")));
+    assert_eq!(c.get("m:d").unwrap(), None);
+
+    let w = c.delete_multi(&["m:a", "m:d"]).unwrap();
+    assert_eq!(w.applied, vec![s("m:a")]);
+    assert_eq!(w.not_applied, vec![s("m:d")]);
+    assert_eq!(c.get("m:a").unwrap(), None);
+}
+
+/// `incr`/`decr`: missing → `None` (nothing stored), decimal arithmetic, `decr` stops at 0,
+/// a non-number is [`Error::NotANumber`].
+pub fn counters(f: &Fixture) {
+    let c = &*f.cache;
+    assert_eq!(c.incr("ctr:k", 1).unwrap(), None);
+    assert_eq!(c.decr("ctr:k", 1).unwrap(), None);
+    assert_eq!(
+        c.get("ctr:k").unwrap(),
+        None,
+        "incr on a missing key stores nothing"
+    );
+    c.set("ctr:k", s("10"), Expiry::Never).unwrap();
+    assert_eq!(c.incr("ctr:k", 5).unwrap(), Some(15));
+    assert_eq!(c.decr("ctr:k", 3).unwrap(), Some(12));
+    assert_eq!(c.decr("ctr:k", 100).unwrap(), Some(0));
+    assert_eq!(c.incr("ctr:k", 7).unwrap(), Some(7));
+    assert_eq!(
+        c.get("ctr:k").unwrap().as_deref().map(str::trim_end),
+        Some("7")
+    );
+    c.set("ctr:text", s("ten"), Expiry::Never).unwrap();
+    match c.incr("ctr:text", 1) {
+        Err(Error::NotANumber { .. }) => {}
+        other => panic!("incr on text gave {other:?}, want NotANumber"),
+    }
+    assert_eq!(c.get("ctr:text").unwrap(), Some(s("ten")));
+}
+
+/// Entries expire after their TTL and are never returned after; `Never` stays.
+pub fn expiry(f: &Fixture) {
+    let c = &*f.cache;
+    c.set("ttl:short", s("v"), Expiry::After(SHORT_TTL))
+        .unwrap();
+    c.set("ttl:never", s("v"), Expiry::Never).unwrap();
+    assert!(c
+        .add("ttl:added", s("v"), Expiry::After(SHORT_TTL))
+        .unwrap());
+    assert_eq!(c.get("ttl:short").unwrap(), Some(s("v")));
+    (f.advance)(PAST_SHORT_TTL);
+    assert_eq!(c.get("ttl:short").unwrap(), None);
+    assert_eq!(c.get("ttl:added").unwrap(), None);
+    assert!(c.get_multi(&["ttl:short", "ttl:added"]).unwrap().is_empty());
+    assert_eq!(c.get("ttl:never").unwrap(), Some(s("v")));
+    // An expired key counts as absent for add and replace.
+    assert!(!c.replace("ttl:short", s("r"), Expiry::Never).unwrap());
+    assert!(c.add("ttl:short", s("a"), Expiry::Never).unwrap());
+}
+
+/// `touch` gives a new expiry to an existing key only.
+pub fn touch(f: &Fixture) {
+    let c = &*f.cache;
+    assert!(!c.touch("t:missing", Expiry::Never).unwrap());
+    c.set("t:k", s("v"), Expiry::After(SHORT_TTL)).unwrap();
+    c.set("t:k2", s("v"), Expiry::Never).unwrap();
+    assert!(c.touch("t:k", Expiry::Never).unwrap());
+    assert!(c.touch("t:k2", Expiry::After(SHORT_TTL)).unwrap());
+    (f.advance)(PAST_SHORT_TTL);
+    assert_eq!(
+        c.get("t:k").unwrap(),
+        Some(s("v")),
+        "touched to never expire"
+    );
+    assert_eq!(c.get("t:k2").unwrap(), None, "touched to expire");
+}
+
+/// `clear` removes everything.
+pub fn clear(f: &Fixture) {
+    let c = &*f.cache;
+    c.set("cl:a", s("1"), Expiry::Never).unwrap();
+    c.set("cl:b", s("2"), Expiry::After(Duration::from_secs(3600)))
+        .unwrap();
+    c.clear().unwrap();
+    assert!(c.get_multi(&["cl:a", "cl:b"]).unwrap().is_empty());
+    c.set("cl:a", s("3"), Expiry::Never).unwrap();
+    assert_eq!(c.get("cl:a").unwrap(), Some(s("3")));
+}
+
+/// Many threads `add` the same key: exactly one wins, and its value is the one stored.
+pub fn concurrent_add_one_winner(f: &Fixture) {
+    const THREADS: usize = 16;
+    for round in 0..10 {
+        let key = format!("cadd:{round}");
+        let wins = AtomicUsize::new(0);
+        let winner = std::sync::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (c, key, wins, winner) = (&f.cache, &key, &wins, &winner);
+                scope.spawn(move || {
+                    if c.add(key, format!("t{t}"), Expiry::Never).unwrap() {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                        *winner.lock().unwrap() = Some(format!("t{t}"));
+                    }
+                });
+            }
+        });
+        assert_eq!(wins.load(Ordering::SeqCst), 1, "round {round}");
+        assert_eq!(f.cache.get(&key).unwrap(), winner.into_inner().unwrap());
+    }
+}
+
+/// Many threads `incr` one counter: no update is lost.
+pub fn concurrent_incr_no_lost_updates(f: &Fixture) {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 250;
+    f.cache.set("cincr", s("0"), Expiry::Never).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let c = &f.cache;
+            scope.spawn(move || {
+                for _ in 0..PER_THREAD {
+                    c.incr("cincr", 1).unwrap().expect("counter present");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        f.cache.get("cincr").unwrap().as_deref().map(str::trim_end),
+        Some(&*(THREADS * PER_THREAD).to_string())
+    );
+}
+
+/// Generates one `#[test]` per contract check, each on a fresh fixture from `$make`
+/// (an expression of type `fn() -> Fixture`).
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@each $make;
+            get_set, add_replace, delete, multi, counters, expiry, touch, clear,
+            concurrent_add_one_winner, concurrent_incr_no_lost_updates);
+    };
+    (@each $make:expr; $($check:ident),*) => {$(
+        #[test]
+        fn $check() {
+            let fixture: $crate::testing::Fixture = ($make)();
+            $crate::testing::$check(&fixture);
+        }
+    )*};
+}
