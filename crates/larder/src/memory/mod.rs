@@ -175,11 +175,13 @@ impl<V> MemoryCacheBuilder<V> {
                 )))
             })
             .collect();
+        let shard_max_weight = shards.iter().map(|s| lock(&s.0).max_weight()).collect();
         let base = self.clock.now();
         MemoryCache {
             inner: Arc::new(Inner {
                 shards: shards.into_boxed_slice(),
                 shard_mask: shard_count - 1,
+                shard_max_weight,
                 hasher: RandomState::default(),
                 weigher: self.weigher,
                 clock: self.clock,
@@ -197,6 +199,8 @@ struct CachePadded<T>(T);
 struct Inner<V> {
     shards: Box<[CachePadded<Mutex<Shard<V>>>]>,
     shard_mask: usize,
+    /// Each shard's weight budget (the heaviest entry it accepts), readable without a lock.
+    shard_max_weight: Box<[u64]>,
     hasher: RandomState,
     weigher: Option<Weigher<V>>,
     clock: Arc<dyn Clock>,
@@ -270,11 +274,14 @@ impl<V> MemoryCache<V> {
         self.inner.hasher.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<V>> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Bits 32.. pick the shard: the shard's own table uses the low bits for buckets
         // and the top 7 bits as tags, which stay independent of the shard choice.
-        let index = ((hash >> 32) as usize) & self.inner.shard_mask;
-        lock(&self.inner.shards[index].0)
+        ((hash >> 32) as usize) & self.inner.shard_mask
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<V>> {
+        lock(&self.inner.shards[self.shard_index(hash)].0)
     }
 
     fn now(&self) -> Now<'_> {
@@ -297,10 +304,10 @@ impl<V> MemoryCache<V> {
     ) -> Result<T> {
         let weight = self.weigh(key, &value);
         let hash = self.hash(key);
+        let limit = self.inner.shard_max_weight[self.shard_index(hash)];
         let mut shard = self.shard(hash);
         let mut now = self.now();
-        if weight > shard.max_weight() {
-            let limit = shard.max_weight();
+        if weight > limit {
             shard.delete(hash, key, &mut now);
             return Err(Error::ValueTooLarge {
                 size: usize::try_from(weight).unwrap_or(usize::MAX),
@@ -324,8 +331,7 @@ impl<V> MemoryCache<V> {
         for (key, value) in items {
             let weight = self.weigh(key, &value);
             let hash = self.hash(key);
-            let index = ((hash >> 32) as usize) & self.inner.shard_mask;
-            let limit = lock(&self.inner.shards[index].0).max_weight();
+            let limit = self.inner.shard_max_weight[self.shard_index(hash)];
             if weight > limit {
                 return Err(Error::ValueTooLarge {
                     size: usize::try_from(weight).unwrap_or(usize::MAX),
