@@ -171,6 +171,34 @@ fn expired_entry_is_never_returned_and_counted_once() {
 }
 
 #[test]
+fn multi_writes_report_keys_in_input_order() {
+    let (c, _) = manual(1_000, 8);
+    let keys = ["zeta", "alpha", "mid", "beta", "omega"];
+    let w = c
+        .set_multi(keys.iter().map(|k| (*k, s("v"))).collect(), Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, keys.to_vec());
+    c.delete("mid").unwrap();
+    let w = c
+        .replace_multi(keys.iter().map(|k| (*k, s("r"))).collect(), Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, vec!["zeta", "alpha", "beta", "omega"]);
+    assert_eq!(w.not_applied, vec!["mid"]);
+    let w = c.delete_multi(&["omega", "mid", "zeta"]).unwrap();
+    assert_eq!(w.applied, vec!["omega", "zeta"]);
+    assert_eq!(w.not_applied, vec!["mid"]);
+}
+
+#[test]
+fn zero_ttl_is_never_returned() {
+    let (c, _) = manual(100, 1);
+    c.set("z", s("v"), Expiry::After(Duration::ZERO)).unwrap();
+    assert_eq!(c.get("z").unwrap(), None);
+    assert!(c.add("z", s("w"), Expiry::Never).unwrap());
+    assert_eq!(c.get("z").unwrap(), Some(s("w")));
+}
+
+#[test]
 fn counters_keep_remaining_ttl_wrap_and_type() {
     let (c, clock) = manual(100, 1);
     c.set("n", s("5"), Expiry::After(Duration::from_secs(10)))

@@ -512,7 +512,8 @@ impl<V> Shard<V> {
             return;
         };
         let old_weight = std::mem::replace(&mut entry.weight, weight);
-        entry.value = value;
+        // Dropped at the end, so that a panicking `Drop` leaves the books balanced.
+        let _old_value = std::mem::replace(&mut entry.value, value);
         let in_main = entry.in_main;
         self.weight = self
             .weight
