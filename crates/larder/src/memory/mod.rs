@@ -214,6 +214,24 @@ struct Inner<V> {
 /// See the [module docs](self) for how it works.
 ///
 /// Keys may be any string (memcached's key rules do not apply here).
+///
+/// ```
+/// use larder::memory::MemoryCache;
+/// use larder::{Cache, Expiry};
+///
+/// // At most 1 MiB of text, weighed by length.
+/// let cache: MemoryCache<String> = MemoryCache::builder()
+///     .max_weight(1 << 20)
+///     .weigher(|key, value: &String| (key.len() + value.len()) as u64)
+///     .build();
+/// let handle = cache.clone(); // same entries
+/// std::thread::spawn(move || handle.set("k", "v".into(), Expiry::secs(60)))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(cache.get("k")?, Some("v".to_string()));
+/// assert_eq!(cache.stats().weight, 2);
+/// # Ok::<(), larder::Error>(())
+/// ```
 pub struct MemoryCache<V> {
     inner: Arc<Inner<V>>,
 }
