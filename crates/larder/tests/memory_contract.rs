@@ -276,6 +276,28 @@ fn concurrent_mixed_operations_keep_bounds() {
     assert!(st.evictions > 0);
 }
 
+#[test]
+fn a_scan_of_new_keys_does_not_flush_frequently_read_ones() {
+    let (c, _) = manual(1_000, 1);
+    for i in 0..500 {
+        c.set(&format!("hot{i}"), s("v"), Expiry::Never).unwrap();
+    }
+    for _ in 0..2 {
+        for i in 0..500 {
+            assert!(c.get(&format!("hot{i}")).unwrap().is_some());
+        }
+    }
+    // Ten cache sizes of keys written once and never read again (LRU would keep none of
+    // the hot keys after this).
+    for i in 0..10_000 {
+        c.set(&format!("scan{i}"), s("v"), Expiry::Never).unwrap();
+    }
+    let kept = (0..500)
+        .filter(|i| c.get(&format!("hot{i}")).unwrap().is_some())
+        .count();
+    assert!(kept >= 450, "only {kept} of 500 hot keys survived the scan");
+}
+
 // ---- hit ratio against LRU on Zipf traces -------------------------------------------
 
 /// A seeded PRNG (SplitMix64), enough to generate reproducible traces.
