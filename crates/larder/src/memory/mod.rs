@@ -8,13 +8,13 @@
 //!   are reclaimed a few at a time by writes to their shard, so memory does not hold dead
 //!   entries for long on a cache that is written to.
 //! - **Concurrency:** keys are hashed once to pick one of several shards, each behind its
-//!   own mutex; every operation on a key (including `add`,
-//!   `replace`, `incr`, `decr`, `touch`) runs under that one lock, so it is atomic. The
-//!   entry/weight budget is split exactly across shards, so the total never exceeds it.
+//!   own mutex; every operation on a key (including `add`, `replace`, `incr`, `decr`,
+//!   `touch`) runs under that one lock, so it is atomic. The entry/weight budget is split
+//!   exactly across shards, so the total never exceeds it.
 //! - **Hashing:** `foldhash`'s fast hasher with a per-cache random seed (measured ~20%
-//!   faster per operation than std's SipHash on a Zipf get/set mix). It resists casual
-//!   collision floods but is not cryptographic; even a full collision only lengthens one
-//!   chain of one shard, never breaks correctness.
+//!   faster per operation than std's SipHash on a Zipf get/set mix). It is not
+//!   cryptographic: keys crafted to collide could slow their shard down, but every lookup
+//!   compares the key itself, so a collision never returns a wrong value.
 //! - Keys up to 22 bytes are stored inside their entry (no allocation); longer ones once,
 //!   in a boxed slice. Per entry: the value, 56 bytes of bookkeeping, 16 bytes in the
 //!   shard's hash index and 4 in a queue.
