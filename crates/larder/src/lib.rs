@@ -25,6 +25,8 @@ pub mod memory;
 pub mod namespaces;
 pub mod null;
 pub mod pool;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod testing;
 pub mod value;
 

@@ -126,6 +126,9 @@ fn murmur3_32(data: &[u8]) -> u32 {
     murmur3::murmur3_32(&mut Cursor::new(data), 0).unwrap_or(0)
 }
 
+/// The largest server weight accepted (python-memcached repeats a server `weight` times).
+pub const MAX_WEIGHT: u32 = 10_000;
+
 /// Where a server is, as a ring sees it (names only; no DNS).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ServerAddr {
@@ -188,8 +191,8 @@ impl ServerAddr {
         if parts.next().is_some() {
             return Err(bad("too many ':' (write IPv6 hosts as [addr]:port)"));
         }
-        if weight == 0 {
-            return Err(bad("weight must be at least 1"));
+        if weight == 0 || weight > MAX_WEIGHT {
+            return Err(bad(&format!("weight must be 1 to {MAX_WEIGHT}")));
         }
         Ok((ServerAddr::Tcp { host, port }, weight))
     }
@@ -265,10 +268,23 @@ enum Placement {
 }
 
 impl Ring {
-    /// Builds a ring over `servers` (all live).
-    pub fn new(servers: Vec<RingServer>, distribution: Distribution, key_hash: KeyHash) -> Self {
+    /// Builds a ring over `servers` (all live); weights must be 1 to [`MAX_WEIGHT`].
+    pub fn new(
+        servers: Vec<RingServer>,
+        distribution: Distribution,
+        key_hash: KeyHash,
+    ) -> Result<Self> {
+        if let Some(s) = servers
+            .iter()
+            .find(|s| s.weight == 0 || s.weight > MAX_WEIGHT)
+        {
+            return Err(Error::Config(format!(
+                "server {} has weight {}, allowed 1 to {MAX_WEIGHT}",
+                s.addr, s.weight
+            )));
+        }
         let live = vec![true; servers.len()];
-        Self::build(servers, live, distribution, key_hash)
+        Ok(Self::build(servers, live, distribution, key_hash))
     }
 
     /// Parses `HOST:PORT[:WEIGHT]` specs (see [`ServerAddr::parse_weighted`]) into a ring.
@@ -284,7 +300,7 @@ impl Ring {
                 Ok(RingServer { addr, weight })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self::new(servers, distribution, key_hash))
+        Self::new(servers, distribution, key_hash)
     }
 
     /// The same ring with only the servers for which `live[i]` is true taking keys.
@@ -312,7 +328,7 @@ impl Ring {
                     servers
                         .iter()
                         .enumerate()
-                        .flat_map(|(i, s)| std::iter::repeat(i).take(s.weight as usize))
+                        .flat_map(|(i, s)| std::iter::repeat_n(i, s.weight as usize))
                         .collect(),
                 ),
                 Distribution::Rendezvous => Placement::Rendezvous(
@@ -533,7 +549,15 @@ mod tests {
             p("/tmp/mc.sock:4"),
             (ServerAddr::Unix("/tmp/mc.sock".into()), 4)
         );
-        for bad in ["", "h:x", "h:1:0", "h:99999", "::1:11211", "[::1:1"] {
+        for bad in [
+            "",
+            "h:x",
+            "h:1:0",
+            "h:1:10001",
+            "h:99999",
+            "::1:11211",
+            "[::1:1",
+        ] {
             assert!(ServerAddr::parse_weighted(bad).is_err(), "{bad}");
         }
         assert_eq!(p("[::1]:11212").0.to_string(), "[::1]:11212");
