@@ -28,6 +28,7 @@ pub mod pool;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod testing;
+pub mod tiered;
 pub mod value;
 
 pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};

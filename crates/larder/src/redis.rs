@@ -19,12 +19,14 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::{Cmd, Pipeline, Script};
 
 use crate::codec::{Codec, Encoded};
+use crate::tiered::{Invalidation, InvalidationBus};
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
 /// How a [`RedisCache`] reaches its server.
@@ -68,12 +70,78 @@ impl RedisConfig {
     }
 }
 
-/// The cache contract on Redis. See the [module docs](self).
-pub struct RedisCache<V, C> {
+/// Blocking connections to one server: a stack of idle connections, each with read and
+/// write timeouts; a connection that saw an I/O error or timeout is dropped, never reused.
+struct Connections {
     client: redis::Client,
     config: RedisConfig,
-    codec: C,
     idle: Mutex<Vec<redis::Connection>>,
+}
+
+impl Connections {
+    fn new(config: RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
+        Ok(Self {
+            client,
+            config,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        map_err(context, self.config.response_timeout, e)
+    }
+
+    fn open(&self) -> Result<redis::Connection> {
+        let con = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .map_err(|e| self.err(&format!("connect to {}", self.config.url), e))?;
+        let timeout = Some(self.config.response_timeout);
+        con.set_read_timeout(timeout)
+            .and_then(|()| con.set_write_timeout(timeout))
+            .map_err(|e| self.err("set timeouts", e))?;
+        Ok(con)
+    }
+
+    /// Runs `f` on a pooled connection; the connection goes back only when `f` succeeded or
+    /// failed with a server reply (never after an I/O error or timeout).
+    fn with<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut con = match pooled {
+            Some(con) => con,
+            None => self.open()?,
+        };
+        let result = f(&mut con);
+        let healthy = match &result {
+            Ok(_) => true,
+            Err(e) => {
+                !(e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error())
+            }
+        };
+        if healthy {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < self.config.max_idle {
+                idle.push(con);
+            }
+        }
+        result.map_err(|e| self.err(context, e))
+    }
+}
+
+/// The cache contract on Redis. See the [module docs](self).
+pub struct RedisCache<V, C> {
+    cons: Connections,
+    config: RedisConfig,
+    codec: C,
     manager: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     _value: PhantomData<fn(V) -> V>,
 }
@@ -190,13 +258,10 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
     /// A cache on the server at `config.url`, encoding values with `codec`. No connection
     /// is made until the first operation.
     pub fn new(config: RedisConfig, codec: C) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
         Ok(Self {
-            client,
+            cons: Connections::new(config.clone())?,
             config,
             codec,
-            idle: Mutex::new(Vec::new()),
             manager: tokio::sync::OnceCell::new(),
             _value: PhantomData,
         })
@@ -208,7 +273,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
     }
 
     fn err(&self, context: &str, e: redis::RedisError) -> Error {
-        map_err(context, self.config.response_timeout, e)
+        self.cons.err(context, e)
     }
 
     fn key(&self, key: &str) -> String {
@@ -320,51 +385,12 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 
     // ---- blocking transport -------------------------------------------------------------
 
-    fn connection(&self) -> Result<redis::Connection> {
-        if let Some(con) = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-        {
-            return Ok(con);
-        }
-        let con = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)
-            .map_err(|e| self.err(&format!("connect to {}", self.config.url), e))?;
-        let timeout = Some(self.config.response_timeout);
-        con.set_read_timeout(timeout)
-            .and_then(|()| con.set_write_timeout(timeout))
-            .map_err(|e| self.err("set timeouts", e))?;
-        Ok(con)
-    }
-
-    /// Runs `f` on a pooled connection; the connection goes back only when `f` succeeded or
-    /// failed with a server reply (never after an I/O error or timeout).
     fn with_con<T>(
         &self,
         context: &str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        let mut con = self.connection()?;
-        let result = f(&mut con);
-        let healthy = match &result {
-            Ok(_) => true,
-            Err(e) => {
-                !(e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error())
-            }
-        };
-        if healthy {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < self.config.max_idle {
-                idle.push(con);
-            }
-        }
-        result.map_err(|e| self.err(context, e))
+        self.cons.with(context, f)
     }
 
     // ---- async transport ----------------------------------------------------------------
@@ -380,7 +406,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
             .get_or_try_init(|| async {
                 match tokio::time::timeout(
                     bound,
-                    self.client.get_connection_manager_with_config(config),
+                    self.cons.client.get_connection_manager_with_config(config),
                 )
                 .await
                 {
@@ -401,6 +427,24 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
         let k = self.key(key);
         let stored: Option<Vec<u8>> = self.with_con(key, |c| redis::cmd("GET").arg(&k).query(c))?;
         stored.map(|s| self.decode(key, &s)).transpose()
+    }
+
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        let k = self.key(key);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&k).cmd("PTTL").arg(&k);
+        let (stored, pttl): (Option<Vec<u8>>, i64) = self.with_con(key, |c| pipe.query(c))?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let left = match u64::try_from(pttl) {
+            Ok(ms) => Expiry::After(Duration::from_millis(ms)),
+            // -1: no expiry. (-2, gone between GET and PTTL, cannot happen in one pipeline
+            // on one connection without MULTI, but if it does the value is about to vanish.)
+            Err(_) if pttl == -1 => Expiry::Never,
+            Err(_) => Expiry::After(Duration::ZERO),
+        };
+        Ok(Some((self.decode(key, &stored)?, left)))
     }
 
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
@@ -696,6 +740,217 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
                 return Ok(());
             }
             cursor = next;
+        }
+    }
+}
+
+/// Release a lock only when it still holds our token (atomic on the server).
+const RELEASE_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// A [`LockStore`](crate::dogpile::mutex::LockStore) on Redis for dogpile regions' distributed
+/// mutex: `SET key token NX PX ttl` to take the lock, and a compare-and-delete script to
+/// release it only while it still holds our token (a holder that outlived its TTL cannot
+/// release someone else's lock).
+pub struct RedisLockStore {
+    cons: Connections,
+}
+
+impl std::fmt::Debug for RedisLockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLockStore")
+            .field("url", &self.cons.config.url)
+            .finish()
+    }
+}
+
+impl RedisLockStore {
+    /// A lock store on the server of `config` (lock keys are `config.prefix + key`).
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        Ok(Self {
+            cons: Connections::new(config)?,
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.cons.config.prefix)
+    }
+}
+
+impl crate::dogpile::mutex::LockStore for RedisLockStore {
+    fn try_acquire(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let k = self.key(key);
+        let reply: Option<String> = self.cons.with(key, |c| {
+            redis::cmd("SET").arg(&k).arg(token).arg("NX").arg("PX").arg(ms).query(c)
+        })?;
+        Ok(reply.is_some())
+    }
+
+    fn release(&self, key: &str, token: &str) -> Result<bool> {
+        static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let mut inv = SCRIPT.get_or_init(|| Script::new(RELEASE_SCRIPT)).prepare_invoke();
+        inv.key(self.key(key)).arg(token);
+        let deleted: u64 = self.cons.with(key, |c| inv.invoke(c))?;
+        Ok(deleted == 1)
+    }
+}
+
+/// Cross-instance L1 invalidation for [`Tiered`](crate::tiered::Tiered) over Redis pub/sub.
+///
+/// Each instance gets a random id; messages are `id` + `\n` + `K<key>` or `*`, and an
+/// instance ignores its own. A background thread per subscriber reads the channel (with a
+/// short read timeout so it notices shutdown, and reconnects after errors); it stops when
+/// the bus is dropped. Delivery is as reliable as Redis pub/sub: a message published while
+/// a subscriber is disconnected is lost, so keep the L1 cap short.
+pub struct RedisInvalidation {
+    cons: Connections,
+    channel: String,
+    id: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RedisInvalidation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisInvalidation")
+            .field("channel", &self.channel)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl RedisInvalidation {
+    /// A bus on `channel` of the server of `config`.
+    pub fn new(config: RedisConfig, channel: impl Into<String>) -> Result<Self> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(crate::clock::Clock::unix_time(&crate::clock::SystemClock).as_nanos());
+        h.write_u32(std::process::id());
+        Ok(Self {
+            cons: Connections::new(config)?,
+            channel: channel.into(),
+            id: format!("{:016x}", h.finish()),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn parse(&self, payload: &[u8]) -> Option<Invalidation> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let (from, what) = text.split_once('\n')?;
+        if from == self.id {
+            return None;
+        }
+        match what.strip_prefix('K') {
+            Some(key) => Some(Invalidation::Key(key.to_owned())),
+            None if what == "*" => Some(Invalidation::All),
+            None => None,
+        }
+    }
+}
+
+impl Drop for RedisInvalidation {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl InvalidationBus for RedisInvalidation {
+    fn publish(&self, what: &Invalidation) -> Result<()> {
+        let message = match what {
+            Invalidation::Key(key) => format!("{}\nK{key}", self.id),
+            Invalidation::All => format!("{}\n*", self.id),
+        };
+        self.cons.with("PUBLISH", |c| {
+            redis::cmd("PUBLISH").arg(&self.channel).arg(&message).query::<u64>(c)
+        })?;
+        Ok(())
+    }
+
+    fn subscribe(&self, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) -> Result<()> {
+        // Subscribe before returning, so nothing published after `subscribe` is missed.
+        let first = self.subscribed_connection()?;
+        let me = SubscriberState {
+            cons_config: self.cons.config.clone(),
+            channel: self.channel.clone(),
+            id: self.id.clone(),
+            stop: Arc::clone(&self.stop),
+        };
+        std::thread::Builder::new()
+            .name(format!("larder-invalidation-{}", self.channel))
+            .spawn(move || me.run(first, on_remote))
+            .map_err(Error::Io)?;
+        Ok(())
+    }
+}
+
+impl RedisInvalidation {
+    fn subscribed_connection(&self) -> Result<redis::Connection> {
+        subscribe_on(&self.cons, &self.channel)
+    }
+}
+
+fn subscribe_on(cons: &Connections, channel: &str) -> Result<redis::Connection> {
+    let mut con = cons.open()?;
+    con.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| cons.err("set timeouts", e))?;
+    con.as_pubsub()
+        .subscribe(channel)
+        .map_err(|e| cons.err("SUBSCRIBE", e))?;
+    Ok(con)
+}
+
+/// What the subscriber thread owns (no reference back to the bus, so dropping the bus
+/// stops the thread).
+struct SubscriberState {
+    cons_config: RedisConfig,
+    channel: String,
+    id: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl SubscriberState {
+    fn run(self, first: redis::Connection, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) {
+        let Ok(cons) = Connections::new(self.cons_config.clone()) else {
+            return;
+        };
+        let parser = RedisInvalidation {
+            cons,
+            channel: self.channel.clone(),
+            id: self.id.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let mut con = Some(first);
+        while !self.stop.load(Ordering::SeqCst) {
+            let Some(c) = con.as_mut() else {
+                std::thread::sleep(Duration::from_millis(200));
+                match subscribe_on(&parser.cons, &self.channel) {
+                    Ok(c) => {
+                        // Whatever was published while we were away is lost: evict all.
+                        on_remote(Invalidation::All);
+                        con = Some(c);
+                    }
+                    Err(e) => log::warn!("invalidation channel {}: {e}", self.channel),
+                }
+                continue;
+            };
+            match c.as_pubsub().get_message() {
+                Ok(msg) => {
+                    if let Some(what) = msg
+                        .get_payload::<Vec<u8>>()
+                        .ok()
+                        .and_then(|p| parser.parse(&p))
+                    {
+                        on_remote(what);
+                    }
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(e) => {
+                    log::warn!("invalidation channel {}: {e}; reconnecting", self.channel);
+                    con = None;
+                }
+            }
         }
     }
 }
