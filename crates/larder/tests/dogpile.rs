@@ -663,3 +663,116 @@ fn early_expiration_refreshes_before_expiry_but_not_long_before() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+// ---- async -----------------------------------------------------------------------------------
+
+#[cfg(feature = "tokio")]
+mod async_region {
+    use super::*;
+    use larder::dogpile::AsyncRegion;
+    use larder::AsyncCache;
+
+    larder::async_cache_via_blocking!(impl<V> for MapCache<V> where V: Clone + Send + Sync + 'static);
+
+    fn async_region(clock: &ManualClock, expiration: Option<Duration>) -> AsyncRegion<String> {
+        let backend: Arc<dyn AsyncCache<CachedValue<String>>> = Arc::new(MapCache::new());
+        AsyncRegion::builder("a", backend)
+            .expiration(expiration)
+            .clock(Arc::new(clock.clone()))
+            .build()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn single_flight_64_tasks_one_creator_call() {
+        let clock = ManualClock::new();
+        let region = async_region(&clock, Some(HOUR));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (region, calls, barrier) = (region.clone(), calls.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    region
+                        .get_or_create("hot", || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok("v".to_owned())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), "v");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(region.flights_in_progress(), 0);
+        assert_eq!(region.get("hot").await.unwrap().as_deref(), Some("v"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_value_is_served_stale_while_one_task_regenerates() {
+        let clock = ManualClock::new();
+        let region = async_region(&clock, Some(Duration::from_secs(10)));
+        region.set("k", "old".into()).await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let creator = {
+            let region = region.clone();
+            tokio::spawn(async move {
+                region
+                    .get_or_create("k", || async move {
+                        entered_tx.send(()).unwrap();
+                        release_rx.await.unwrap();
+                        Ok("new".to_owned())
+                    })
+                    .await
+            })
+        };
+        entered_rx.await.unwrap();
+        for _ in 0..10 {
+            let got = region
+                .get_or_create("k", || async { panic!("second creator") })
+                .await
+                .unwrap();
+            assert_eq!(got, "old");
+        }
+        release_tx.send(()).unwrap();
+        assert_eq!(creator.await.unwrap().unwrap(), "new");
+        assert_eq!(region.get("k").await.unwrap().as_deref(), Some("new"));
+        region.invalidate(Invalidation::Hard);
+        assert_eq!(region.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cross_process_lock_is_respected_and_lapses() {
+        let clock = ManualClock::new();
+        let store = MemoryLockStore::new(Arc::new(clock.clone()));
+        assert!(store
+            .try_acquire("lock:a:k", "other-process", Duration::from_secs(30))
+            .unwrap());
+        let backend: Arc<dyn AsyncCache<CachedValue<String>>> = Arc::new(MapCache::new());
+        let region = AsyncRegion::builder("a", backend)
+            .clock(Arc::new(clock.clone()))
+            .lock_wait(Duration::from_millis(20))
+            .cross_process_mutex(Arc::new(DistributedMutex::new(
+                store.clone(),
+                Duration::from_secs(30),
+            )))
+            .build();
+        let err = region
+            .get_or_create("k", || async { Ok("v".to_owned()) })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        clock.advance(Duration::from_secs(31));
+        let got = region
+            .get_or_create("k", || async { Ok("v".to_owned()) })
+            .await
+            .unwrap();
+        assert_eq!(got, "v");
+        assert_eq!(store.holder("lock:a:k"), None);
+    }
+}

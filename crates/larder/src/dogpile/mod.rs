@@ -10,11 +10,15 @@
 //! - [`AsyncRegion`] (feature `tokio`): the same for async code, with in-process
 //!   single-flight coalescing of concurrent misses.
 
+#[cfg(feature = "tokio")]
+mod async_region;
 mod early;
 mod lock;
 mod mutex;
 mod region;
 
+#[cfg(feature = "tokio")]
+pub use async_region::{AsyncRegion, AsyncRegionBuilder};
 pub use early::{EarlyExpiration, XorShift64};
 pub use lock::{Lock, Retrieval, DEFAULT_LOCK_WAIT};
 pub use mutex::{

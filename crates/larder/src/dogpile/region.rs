@@ -92,10 +92,121 @@ struct Inner<V> {
     clock: SharedClock,
     should_cache: Option<ShouldCache<V>>,
     background: Option<Background>,
+    freshness: Freshness,
+}
+
+/// How a region judges stored entries: invalidation timestamps, early expiration and the
+/// clock. Shared by [`Region`] and the async region.
+#[derive(Debug)]
+pub(crate) struct Freshness {
+    clock: SharedClock,
     early: Option<EarlyExpiration>,
     /// Values created at or before these times (ms since the epoch) are invalid; 0: none.
     hard_invalidated_ms: AtomicU64,
     soft_invalidated_ms: AtomicU64,
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Freshness {
+    pub(crate) fn new(clock: SharedClock, early: Option<EarlyExpiration>) -> Self {
+        Self {
+            clock,
+            early,
+            hard_invalidated_ms: AtomicU64::new(0),
+            soft_invalidated_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        millis(self.clock.unix_time())
+    }
+
+    /// A creation stamp: now, but always after the latest invalidation, so a value made
+    /// after `invalidate` (even within the same millisecond) is valid.
+    pub(crate) fn stamp(&self) -> u64 {
+        let latest = self
+            .hard_invalidated_ms
+            .load(Ordering::Acquire)
+            .max(self.soft_invalidated_ms.load(Ordering::Acquire));
+        if latest == 0 {
+            self.now_ms()
+        } else {
+            self.now_ms().max(latest.saturating_add(1))
+        }
+    }
+
+    /// Records an invalidation of everything created until now.
+    pub(crate) fn invalidate(&self, how: Invalidation) {
+        let now = self.now_ms().max(1);
+        let ts = match how {
+            Invalidation::Hard => &self.hard_invalidated_ms,
+            Invalidation::Soft => &self.soft_invalidated_ms,
+        };
+        ts.fetch_max(now, Ordering::AcqRel);
+    }
+
+    /// Judges a stored entry: missing / hard-invalidated / wrong version → regenerate;
+    /// soft-invalidated or picked for early refresh → stale; otherwise its creation time.
+    pub(crate) fn judge<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+    ) -> Retrieval<V> {
+        let Some(entry) = entry else {
+            return Retrieval::NeedRegeneration;
+        };
+        if entry.version != CACHED_VALUE_VERSION
+            || entry.created_at_ms <= self.hard_invalidated_ms.load(Ordering::Acquire)
+        {
+            return Retrieval::NeedRegeneration;
+        }
+        if entry.created_at_ms <= self.soft_invalidated_ms.load(Ordering::Acquire) {
+            return Retrieval::Stale(entry.value);
+        }
+        if let (Some(early), Some(exp)) = (&self.early, expiration) {
+            let expires_at = entry.created_at_ms.saturating_add(millis(exp));
+            if early.should_refresh(self.now_ms(), expires_at, entry.creation_ms) {
+                return Retrieval::Stale(entry.value);
+            }
+        }
+        Retrieval::Value {
+            value: entry.value,
+            created_at: Duration::from_millis(entry.created_at_ms),
+        }
+    }
+
+    pub(crate) fn is_fresh(&self, created_at: Duration, expiration: Option<Duration>) -> bool {
+        expiration.is_none_or(|exp| self.clock.unix_time().saturating_sub(created_at) < exp)
+    }
+
+    /// `Ok(value)` when fresh, `Err(Some(stale))` when it must be regenerated but can be
+    /// served, `Err(None)` when there is nothing to serve.
+    pub(crate) fn classify<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+    ) -> std::result::Result<V, Option<V>> {
+        match self.judge(entry, expiration) {
+            Retrieval::Value { value, created_at } if self.is_fresh(created_at, expiration) => {
+                Ok(value)
+            }
+            Retrieval::Value { value, .. } | Retrieval::Stale(value) => Err(Some(value)),
+            Retrieval::NeedRegeneration => Err(None),
+        }
+    }
+
+    /// Wraps a created value for storage.
+    pub(crate) fn wrap<V>(value: V, created_at_ms: u64, creation_ms: u64) -> CachedValue<V> {
+        CachedValue {
+            value,
+            created_at_ms,
+            creation_ms,
+            version: CACHED_VALUE_VERSION,
+        }
+    }
 }
 
 /// A cache region: `get_or_create` with dogpile protection over a [`Cache`] backend, plus
@@ -213,6 +324,7 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V> {
         let keys = self.keys.unwrap_or_else(|| {
             KeyEncoder::new(KeyEncoding::Utf8).with_prefix(format!("{}:", self.name))
         });
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Region {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -222,22 +334,16 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V> {
                 backend_expiry: self.backend_expiry,
                 lock_wait: self.lock_wait,
                 keys,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock: clock.clone(),
                 should_cache: self.should_cache,
                 background: (self.background_threads > 0).then(|| Background {
                     max: self.background_threads,
                     running: Arc::default(),
                 }),
-                early: self.early,
-                hard_invalidated_ms: AtomicU64::new(0),
-                soft_invalidated_ms: AtomicU64::new(0),
+                freshness: Freshness::new(clock, self.early),
             }),
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<V: Clone + Send + Sync + 'static> Region<V> {
@@ -276,62 +382,13 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
         self.inner.keys.encode(key)
     }
 
-    fn now_ms(&self) -> u64 {
-        millis(self.inner.clock.unix_time())
-    }
-
-    /// A creation stamp: now, but always after the latest invalidation, so a value made
-    /// after `invalidate` (even within the same millisecond) is valid.
-    fn stamp(&self) -> u64 {
-        let latest = self
-            .inner
-            .hard_invalidated_ms
-            .load(Ordering::Acquire)
-            .max(self.inner.soft_invalidated_ms.load(Ordering::Acquire));
-        if latest == 0 {
-            self.now_ms()
-        } else {
-            self.now_ms().max(latest.saturating_add(1))
-        }
-    }
-
-    /// Judges a stored entry: missing / hard-invalidated / wrong version → regenerate;
-    /// soft-invalidated or picked for early refresh → stale; otherwise its creation time.
-    fn judge(&self, entry: Option<CachedValue<V>>, expiration: Option<Duration>) -> Retrieval<V> {
-        let Some(entry) = entry else {
-            return Retrieval::NeedRegeneration;
-        };
-        if entry.version != CACHED_VALUE_VERSION
-            || entry.created_at_ms <= self.inner.hard_invalidated_ms.load(Ordering::Acquire)
-        {
-            return Retrieval::NeedRegeneration;
-        }
-        if entry.created_at_ms <= self.inner.soft_invalidated_ms.load(Ordering::Acquire) {
-            return Retrieval::Stale(entry.value);
-        }
-        if let (Some(early), Some(exp)) = (&self.inner.early, expiration) {
-            let expires_at = entry.created_at_ms.saturating_add(millis(exp));
-            if early.should_refresh(self.now_ms(), expires_at, entry.creation_ms) {
-                return Retrieval::Stale(entry.value);
-            }
-        }
-        Retrieval::Value {
-            value: entry.value,
-            created_at: Duration::from_millis(entry.created_at_ms),
-        }
-    }
-
-    fn is_fresh(&self, created_at: Duration, expiration: Option<Duration>) -> bool {
-        expiration.is_none_or(|exp| self.inner.clock.unix_time().saturating_sub(created_at) < exp)
-    }
-
     /// Runs `creator`, stores its value (unless `should_cache` says no) and returns it with
     /// its creation time.
     fn create(&self, mangled: &str, creator: impl FnOnce() -> Result<V>) -> Result<(V, Duration)> {
         let started = self.inner.clock.now();
         let value = creator()?;
         let creation_ms = millis(self.inner.clock.now().saturating_duration_since(started));
-        let created_at_ms = self.stamp();
+        let created_at_ms = self.inner.freshness.stamp();
         self.store(mangled, value.clone(), created_at_ms, creation_ms)?;
         Ok((value, Duration::from_millis(created_at_ms)))
     }
@@ -342,12 +399,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
                 return Ok(());
             }
         }
-        let entry = CachedValue {
-            value,
-            created_at_ms,
-            creation_ms,
-            version: CACHED_VALUE_VERSION,
-        };
+        let entry = Freshness::wrap(value, created_at_ms, creation_ms);
         self.inner
             .backend
             .set(mangled, entry, self.inner.backend_expiry)
@@ -357,12 +409,16 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let mangled = self.mangle(key)?;
         let entry = self.inner.backend.get(&mangled)?;
-        Ok(match self.judge(entry, self.inner.expiration) {
-            Retrieval::Value { value, created_at } => self
-                .is_fresh(created_at, self.inner.expiration)
-                .then_some(value),
-            Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
-        })
+        Ok(
+            match self.inner.freshness.judge(entry, self.inner.expiration) {
+                Retrieval::Value { value, created_at } => self
+                    .inner
+                    .freshness
+                    .is_fresh(created_at, self.inner.expiration)
+                    .then_some(value),
+                Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
+            },
+        )
     }
 
     /// The value under `key`, created by `creator` when missing or expired, with dogpile
@@ -394,7 +450,12 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
             .expiration(expiration)
             .wait(self.inner.lock_wait)
             .clock(Arc::clone(&self.inner.clock));
-        let retriever = || Ok(self.judge(self.inner.backend.get(&mangled)?, expiration));
+        let retriever = || {
+            Ok(self
+                .inner
+                .freshness
+                .judge(self.inner.backend.get(&mangled)?, expiration))
+        };
         let permit = self.inner.background.as_ref().and_then(Background::reserve);
         match permit {
             None => lock.get(&mangled, || self.create(&mangled, creator), retriever),
@@ -461,7 +522,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
         // (index, has a stale value to serve)
         let mut wanted: Vec<(usize, Option<V>)> = Vec::new();
         for (i, entry) in found.iter_mut().enumerate() {
-            match self.classify(entry.take(), expiration) {
+            match self.inner.freshness.classify(entry.take(), expiration) {
                 Ok(value) => out[i] = Some(value),
                 Err(stale) => wanted.push((i, stale)),
             }
@@ -494,7 +555,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
         let rechecked = self.fetch(&relocked)?;
         let mut to_create = Vec::new();
         for (&i, entry) in locked.iter().zip(rechecked) {
-            match self.classify(entry, expiration) {
+            match self.inner.freshness.classify(entry, expiration) {
                 Ok(value) => out[i] = Some(value),
                 Err(_) => to_create.push(i),
             }
@@ -512,7 +573,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
                 )));
             }
             let creation_ms = millis(self.inner.clock.now().saturating_duration_since(started));
-            let created_at_ms = self.stamp();
+            let created_at_ms = self.inner.freshness.stamp();
             for (&i, value) in to_create.iter().zip(values) {
                 self.store(&mangled[i], value.clone(), created_at_ms, creation_ms)?;
                 out[i] = Some(value);
@@ -541,24 +602,10 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
         Ok(mangled.iter().map(|k| hits.remove(k)).collect())
     }
 
-    fn classify(
-        &self,
-        entry: Option<CachedValue<V>>,
-        expiration: Option<Duration>,
-    ) -> std::result::Result<V, Option<V>> {
-        match self.judge(entry, expiration) {
-            Retrieval::Value { value, created_at } if self.is_fresh(created_at, expiration) => {
-                Ok(value)
-            }
-            Retrieval::Value { value, .. } | Retrieval::Stale(value) => Err(Some(value)),
-            Retrieval::NeedRegeneration => Err(None),
-        }
-    }
-
     /// Stores `value` under `key` as created now (subject to `should_cache`).
     pub fn set(&self, key: &str, value: V) -> Result<()> {
         let mangled = self.mangle(key)?;
-        self.store(&mangled, value, self.stamp(), 0)
+        self.store(&mangled, value, self.inner.freshness.stamp(), 0)
     }
 
     /// Removes `key`; `true` when it was present.
@@ -572,12 +619,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     /// (served while one caller regenerates). Other processes keep their own timestamp, as
     /// in dogpile.cache.
     pub fn invalidate(&self, how: Invalidation) {
-        let now = self.now_ms().max(1);
-        let ts = match how {
-            Invalidation::Hard => &self.inner.hard_invalidated_ms,
-            Invalidation::Soft => &self.inner.soft_invalidated_ms,
-        };
-        ts.fetch_max(now, Ordering::AcqRel);
+        self.inner.freshness.invalidate(how);
     }
 
     /// Wraps `f` as a cached function whose results live in this region under keys
