@@ -1,1 +1,488 @@
-//! The embedded memory cache: bounded, per-entry TTL, safe from many threads.
+//! The embedded memory cache: [`MemoryCache`], bounded by entry count or total weight,
+//! with per-entry TTLs, safe and fast from many threads, and no server or background thread.
+//!
+//! - **Eviction:** S3-FIFO (a small FIFO for new keys, a main FIFO with per-entry read
+//!   counts, and a ghost queue of recently evicted keys), which on skewed (Zipf) workloads
+//!   keeps at least as many hits as LRU while a read only bumps a small counter.
+//! - **Expiry:** an expired entry is never returned (checked on every read); expired entries
+//!   are reclaimed a few at a time by writes to their shard, so memory does not hold dead
+//!   entries for long on a cache that is written to.
+//! - **Concurrency:** keys are hashed once (std's keyed SipHash) to pick one of several
+//!   shards, each behind its own mutex; every operation on a key (including `add`,
+//!   `replace`, `incr`, `decr`, `touch`) runs under that one lock, so it is atomic. The
+//!   entry/weight budget is split exactly across shards, so the total never exceeds it.
+//! - Values are stored as they are (no serialization); a read clones the value, so large
+//!   values are best stored as `Arc<T>` or `bytes::Bytes`-like cheap clones.
+
+mod shard;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::clock::{Clock, SystemClock};
+use crate::{Cache, Error, Expiry, MultiWrite, Result};
+
+use shard::{Now, Shard, UNBOUNDED};
+
+/// The entry bound of a builder given neither `max_entries` nor `max_weight`.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// Entries per shard below which the default shard count is reduced (tiny shards make
+/// eviction decisions on too little history).
+const MIN_DEFAULT_SHARD_ENTRIES: u64 = 64;
+
+type Weigher<V> = Arc<dyn Fn(&str, &V) -> u64 + Send + Sync + 'static>;
+
+/// A snapshot of a [`MemoryCache`]'s counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Reads (`get`, and each key of `get_multi`) that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing or an expired entry.
+    pub misses: u64,
+    /// Values stored by `set`, `add` or `replace` (overwrites included).
+    pub inserts: u64,
+    /// Entries removed to stay within the bounds.
+    pub evictions: u64,
+    /// Expired entries removed (on a read of the key or by the sweep that writes run).
+    pub expirations: u64,
+    /// Entries held now (expired ones not yet reclaimed included).
+    pub entries: u64,
+    /// Total weight of the entries held now (their count when there is no weigher).
+    pub weight: u64,
+}
+
+/// Configures a [`MemoryCache`]; from [`MemoryCache::builder`].
+pub struct MemoryCacheBuilder<V> {
+    max_entries: Option<usize>,
+    max_weight: Option<u64>,
+    weigher: Option<Weigher<V>>,
+    clock: Arc<dyn Clock>,
+    shards: Option<usize>,
+}
+
+impl<V> std::fmt::Debug for MemoryCacheBuilder<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCacheBuilder")
+            .field("max_entries", &self.max_entries)
+            .field("max_weight", &self.max_weight)
+            .field("weigher", &self.weigher.as_ref().map(|_| "<fn>"))
+            .field("clock", &self.clock)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+impl<V> MemoryCacheBuilder<V> {
+    fn new() -> Self {
+        Self {
+            max_entries: None,
+            max_weight: None,
+            weigher: None,
+            clock: Arc::new(SystemClock),
+            shards: None,
+        }
+    }
+
+    /// Holds at most this many entries. Without this nor [`max_weight`](Self::max_weight)
+    /// the bound is [`DEFAULT_MAX_ENTRIES`]. `0` makes a cache that stores nothing.
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = Some(max_entries);
+        self
+    }
+
+    /// Holds entries of at most this total weight (see [`weigher`](Self::weigher); without
+    /// a weigher every entry weighs 1). Combined with `max_entries`, both bounds hold.
+    ///
+    /// The budget is split across shards, so one entry may weigh at most
+    /// `max_weight / shards`; a heavier value is refused with [`Error::ValueTooLarge`].
+    pub fn max_weight(mut self, max_weight: u64) -> Self {
+        self.max_weight = Some(max_weight);
+        self
+    }
+
+    /// How much an entry weighs (for example its size in bytes). Called on every write,
+    /// outside the shard lock except for `incr`/`decr`; it must not use this cache.
+    pub fn weigher(mut self, weigher: impl Fn(&str, &V) -> u64 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// The clock that decides expiry (default [`SystemClock`]; tests use
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The number of independently locked shards, rounded up to a power of two and reduced
+    /// so that every shard can hold at least one entry. Default: 4 per available CPU,
+    /// reduced so that a shard holds at least 64 entries where the bound allows. Use 1 for
+    /// exact global eviction order.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> MemoryCache<V> {
+        let max_entries = match (self.max_entries, self.max_weight) {
+            (None, None) => DEFAULT_MAX_ENTRIES as u64,
+            (Some(n), _) => u64::try_from(n).unwrap_or(UNBOUNDED),
+            (None, Some(_)) => UNBOUNDED,
+        };
+        let max_weight = self.max_weight.unwrap_or(UNBOUNDED);
+        // The smallest of the bounds that are set: a shard must be able to hold one entry.
+        let capacity = max_entries.min(max_weight).max(1);
+        let requested = match self.shards {
+            Some(n) => n.max(1),
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let by_size = capacity / MIN_DEFAULT_SHARD_ENTRIES;
+                cpus.saturating_mul(4)
+                    .min(usize::try_from(by_size).unwrap_or(usize::MAX))
+                    .max(1)
+            }
+        };
+        let mut shard_count = requested.checked_next_power_of_two().unwrap_or(1 << 16);
+        shard_count = shard_count.min(1 << 16);
+        while shard_count > 1 && shard_count as u64 > capacity {
+            shard_count /= 2;
+        }
+        let shards: Vec<_> = (0..shard_count as u64)
+            .map(|i| {
+                let n = shard_count as u64;
+                let share = |total: u64| {
+                    if total == UNBOUNDED {
+                        UNBOUNDED
+                    } else {
+                        total / n + u64::from(i < total % n)
+                    }
+                };
+                CachePadded(Mutex::new(Shard::new(
+                    share(max_entries),
+                    share(max_weight),
+                )))
+            })
+            .collect();
+        let base = self.clock.now();
+        MemoryCache {
+            inner: Arc::new(Inner {
+                shards: shards.into_boxed_slice(),
+                shard_mask: shard_count - 1,
+                hasher: RandomState::new(),
+                weigher: self.weigher,
+                clock: self.clock,
+                base,
+            }),
+        }
+    }
+}
+
+/// Keeps each shard's lock on its own cache lines, so threads working on different shards
+/// do not slow each other down.
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+struct Inner<V> {
+    shards: Box<[CachePadded<Mutex<Shard<V>>>]>,
+    shard_mask: usize,
+    hasher: RandomState,
+    weigher: Option<Weigher<V>>,
+    clock: Arc<dyn Clock>,
+    base: Instant,
+}
+
+/// The embedded cache: bounded, per-entry TTL, S3-FIFO eviction, sharded for many threads.
+///
+/// `MemoryCache` is a handle: [`Clone`] is cheap (an `Arc` inside) and every clone uses the
+/// same entries, so share it between threads by cloning it (or by putting it in an `Arc`).
+/// See the [module docs](self) for how it works.
+///
+/// Keys may be any string (memcached's key rules do not apply here).
+pub struct MemoryCache<V> {
+    inner: Arc<Inner<V>>,
+}
+
+impl<V> Clone for MemoryCache<V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for MemoryCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("shards", &self.inner.shards.len())
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> MemoryCache<V> {
+    /// A builder with the defaults: [`DEFAULT_MAX_ENTRIES`] entries, no weigher, the system
+    /// clock, shards by CPU count.
+    pub fn builder() -> MemoryCacheBuilder<V> {
+        MemoryCacheBuilder::new()
+    }
+
+    /// A cache of at most `max_entries` entries with the other defaults.
+    pub fn new(max_entries: usize) -> Self {
+        Self::builder().max_entries(max_entries).build()
+    }
+
+    /// A snapshot of the counters, summed over the shards.
+    pub fn stats(&self) -> MemoryStats {
+        let mut stats = MemoryStats::default();
+        for shard in self.inner.shards.iter() {
+            let shard = lock(&shard.0);
+            let c = shard.counters;
+            stats.hits += c.hits;
+            stats.misses += c.misses;
+            stats.inserts += c.inserts;
+            stats.evictions += c.evictions;
+            stats.expirations += c.expirations;
+            stats.entries += shard.len();
+            stats.weight = stats.weight.saturating_add(shard.weight());
+        }
+        stats
+    }
+
+    /// The number of shards (after the adjustments described on
+    /// [`MemoryCacheBuilder::shards`]).
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<V>> {
+        // Bits 32.. pick the shard: the shard's own table uses the low bits for buckets
+        // and the top 7 bits as tags, which stay independent of the shard choice.
+        let index = ((hash >> 32) as usize) & self.inner.shard_mask;
+        lock(&self.inner.shards[index].0)
+    }
+
+    fn now(&self) -> Now<'_> {
+        Now::new(&self.inner.clock, self.inner.base)
+    }
+
+    fn weigh(&self, key: &str, value: &V) -> u64 {
+        self.inner.weigher.as_ref().map_or(1, |w| w(key, value))
+    }
+
+    /// Runs one write: hashes the key, weighs the value, refuses a value heavier than a
+    /// shard's budget (removing the key's old value so it cannot be read stale), then runs
+    /// `op` under the shard lock after reclaiming some expired entries.
+    fn write<T>(
+        &self,
+        key: &str,
+        value: V,
+        expiry: Expiry,
+        op: impl FnOnce(&mut Shard<V>, u64, V, u64, u64, &mut Now<'_>) -> T,
+    ) -> Result<T> {
+        let weight = self.weigh(key, &value);
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let mut now = self.now();
+        if weight > shard.max_weight() {
+            let limit = shard.max_weight();
+            shard.delete(hash, key, &mut now);
+            return Err(Error::ValueTooLarge {
+                size: usize::try_from(weight).unwrap_or(usize::MAX),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            });
+        }
+        shard.sweep_expired(&mut now);
+        let deadline = now.deadline(expiry);
+        Ok(op(&mut shard, hash, value, weight, deadline, &mut now))
+    }
+
+    /// Runs a multi-key write, refusing the whole batch before anything is stored when one
+    /// value is too heavy.
+    fn write_multi(
+        &self,
+        items: Vec<(&str, V)>,
+        expiry: Expiry,
+        op: impl Fn(&mut Shard<V>, u64, &str, V, u64, u64, &mut Now<'_>) -> bool,
+    ) -> Result<MultiWrite> {
+        let mut prepared = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            let weight = self.weigh(key, &value);
+            let hash = self.hash(key);
+            let index = ((hash >> 32) as usize) & self.inner.shard_mask;
+            let limit = lock(&self.inner.shards[index].0).max_weight();
+            if weight > limit {
+                return Err(Error::ValueTooLarge {
+                    size: usize::try_from(weight).unwrap_or(usize::MAX),
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                });
+            }
+            prepared.push((key, value, weight, hash));
+        }
+        let mut out = MultiWrite::default();
+        for (key, value, weight, hash) in prepared {
+            let mut shard = self.shard(hash);
+            let mut now = self.now();
+            shard.sweep_expired(&mut now);
+            let deadline = now.deadline(expiry);
+            let applied = op(&mut shard, hash, key, value, weight, deadline, &mut now);
+            drop(shard);
+            out.record(key, applied);
+        }
+        Ok(out)
+    }
+
+    fn update_counter(&self, key: &str, op: impl FnOnce(u64) -> u64) -> Result<Option<u64>>
+    where
+        V: 'static,
+    {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let mut now = self.now();
+        shard.sweep_expired(&mut now);
+        shard.update_counter(hash, key, &mut now, op, |value| self.weigh(key, value))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic under the lock (a value's `Clone` or `Drop`) leaves the shard consistent:
+    // every mutation completes before user code runs or does not start.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
+    fn get(&self, key: &str) -> Result<Option<V>> {
+        let hash = self.hash(key);
+        let mut now = self.now();
+        Ok(self.shard(hash).get(hash, key, &mut now))
+    }
+
+    fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for &key in keys {
+            let hash = self.hash(key);
+            let mut now = self.now();
+            if let Some(value) = self.shard(hash).get(hash, key, &mut now) {
+                out.insert(key.to_owned(), value);
+            }
+        }
+        Ok(out)
+    }
+
+    fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
+        self.write(
+            key,
+            value,
+            expiry,
+            |shard, hash, value, weight, deadline, now| {
+                shard.set(hash, key, value, weight, deadline, now)
+            },
+        )
+    }
+
+    fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.write_multi(
+            items,
+            expiry,
+            |shard, hash, key, value, weight, deadline, now| {
+                shard.set(hash, key, value, weight, deadline, now);
+                true
+            },
+        )
+    }
+
+    fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
+        self.write(
+            key,
+            value,
+            expiry,
+            |shard, hash, value, weight, deadline, now| {
+                shard.add(hash, key, value, weight, deadline, now)
+            },
+        )
+    }
+
+    fn add_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.write_multi(
+            items,
+            expiry,
+            |shard, hash, key, value, weight, deadline, now| {
+                shard.add(hash, key, value, weight, deadline, now)
+            },
+        )
+    }
+
+    fn replace(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
+        self.write(
+            key,
+            value,
+            expiry,
+            |shard, hash, value, weight, deadline, now| {
+                shard.replace(hash, key, value, weight, deadline, now)
+            },
+        )
+    }
+
+    fn replace_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.write_multi(
+            items,
+            expiry,
+            |shard, hash, key, value, weight, deadline, now| {
+                shard.replace(hash, key, value, weight, deadline, now)
+            },
+        )
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let mut now = self.now();
+        shard.sweep_expired(&mut now);
+        Ok(shard.delete(hash, key, &mut now))
+    }
+
+    fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let mut out = MultiWrite::default();
+        for &key in keys {
+            let deleted = Cache::delete(self, key)?;
+            out.record(key, deleted);
+        }
+        Ok(out)
+    }
+
+    fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.update_counter(key, |n| n.wrapping_add(delta))
+    }
+
+    fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.update_counter(key, |n| n.saturating_sub(delta))
+    }
+
+    fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let mut now = self.now();
+        shard.sweep_expired(&mut now);
+        let deadline = now.deadline(expiry);
+        Ok(shard.touch(hash, key, deadline, &mut now))
+    }
+
+    fn clear(&self) -> Result<()> {
+        for shard in self.inner.shards.iter() {
+            lock(&shard.0).clear();
+        }
+        Ok(())
+    }
+}
+
+crate::async_cache_via_blocking!(impl<V> for MemoryCache<V> where V: Clone + Send + Sync + 'static);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Unit tests of the memory cache's internals (shard layout, queues, hash chains).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::shard::{Now, Shard, NEVER, UNBOUNDED};
+use super::*;
+use crate::clock::ManualClock;
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(ManualClock::new())
+}
+
+#[test]
+fn keys_sharing_a_full_hash_are_kept_apart() {
+    let clock = clock();
+    let base = clock.now();
+    let mut now = Now::new(&clock, base);
+    let mut shard: Shard<u32> = Shard::new(10, UNBOUNDED);
+    // Force three keys onto one hash to exercise the collision chain.
+    for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+        shard.set(7, key, i as u32, 1, NEVER, &mut now);
+    }
+    assert_eq!(shard.len(), 3);
+    assert_eq!(shard.get(7, "a", &mut now), Some(0));
+    assert_eq!(shard.get(7, "b", &mut now), Some(1));
+    assert_eq!(shard.get(7, "c", &mut now), Some(2));
+    assert!(shard.delete(7, "b", &mut now), "middle of the chain");
+    assert_eq!(shard.get(7, "b", &mut now), None);
+    assert_eq!(shard.get(7, "a", &mut now), Some(0));
+    assert_eq!(shard.get(7, "c", &mut now), Some(2));
+    assert!(shard.delete(7, "c", &mut now), "head of the chain");
+    assert_eq!(shard.get(7, "a", &mut now), Some(0));
+    assert!(shard.delete(7, "a", &mut now));
+    assert_eq!(shard.len(), 0);
+    assert_eq!(shard.get(7, "a", &mut now), None);
+}
+
+#[test]
+fn deleting_without_evicting_does_not_grow_the_queues() {
+    let clock = clock();
+    let base = clock.now();
+    let mut now = Now::new(&clock, base);
+    let mut shard: Shard<u64> = Shard::new(1_000, UNBOUNDED);
+    for i in 0..100_000u64 {
+        let key = format!("k{i}");
+        shard.set(i, &key, i, 1, NEVER, &mut now);
+        assert!(shard.delete(i, &key, &mut now));
+    }
+    assert_eq!(shard.len(), 0);
+    assert!(
+        shard.queued_slots() <= 200,
+        "dead queue indices are recycled, found {}",
+        shard.queued_slots()
+    );
+    assert_eq!(shard.counters.evictions, 0);
+}
+
+#[test]
+fn budget_is_split_exactly_across_shards() {
+    let cache: MemoryCache<u64> = MemoryCache::builder().max_entries(1_003).shards(8).build();
+    assert_eq!(cache.shard_count(), 8);
+    let total: u64 = cache
+        .inner
+        .shards
+        .iter()
+        .map(|s| lock(&s.0).max_entries())
+        .sum();
+    assert_eq!(total, 1_003);
+    let tiny: MemoryCache<u64> = MemoryCache::builder().max_entries(3).shards(64).build();
+    assert_eq!(
+        tiny.shard_count(),
+        2,
+        "every shard holds at least one entry"
+    );
+}
+
+#[test]
+fn expired_entries_are_swept_by_writes_in_bounded_steps() {
+    let manual = ManualClock::new();
+    let cache: MemoryCache<u64> = MemoryCache::builder()
+        .max_entries(1_000)
+        .shards(1)
+        .clock(Arc::new(manual.clone()))
+        .build();
+    for i in 0..100 {
+        cache
+            .set(&format!("t{i}"), i, Expiry::After(Duration::from_secs(1)))
+            .unwrap();
+    }
+    manual.advance(Duration::from_secs(2));
+    cache.set("x", 0, Expiry::Never).unwrap();
+    let after_one = cache.stats();
+    assert!(after_one.expirations >= 1 && after_one.expirations < 100);
+    for _ in 0..100 {
+        cache.set("x", 0, Expiry::Never).unwrap();
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.expirations, 100);
+    assert_eq!(stats.entries, 1);
+}
