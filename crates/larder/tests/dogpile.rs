@@ -3,7 +3,6 @@
 //! distributed locks, multi-key creation, cached functions, background regeneration and
 //! early expiration.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,82 +16,13 @@ use larder::dogpile::{
     LockStore, MemoryLockStore, Region, Retrieval,
 };
 use larder::keys::{HashAlgorithm, KeyEncoder, KeyEncoding};
-use larder::{Cache, Error, Expiry, MultiWrite, Result};
-
-/// A minimal test-only cache: a `Mutex<HashMap>` with no expiry.
-struct MapCache<V>(Mutex<HashMap<String, V>>);
-
-impl<V> MapCache<V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<V: Clone + Send> Cache<V> for MapCache<V> {
-    fn get(&self, key: &str) -> Result<Option<V>> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
-        let map = self.0.lock().unwrap();
-        Ok(keys
-            .iter()
-            .filter_map(|k| map.get(*k).map(|v| (k.to_string(), v.clone())))
-            .collect())
-    }
-    fn set(&self, key: &str, value: V, _: Expiry) -> Result<()> {
-        self.0.lock().unwrap().insert(key.to_owned(), value);
-        Ok(())
-    }
-    fn set_multi(&self, items: Vec<(&str, V)>, e: Expiry) -> Result<MultiWrite> {
-        let mut out = MultiWrite::default();
-        for (k, v) in items {
-            self.set(k, v, e)?;
-            out.record(k, true);
-        }
-        Ok(out)
-    }
-    fn add(&self, key: &str, value: V, _: Expiry) -> Result<bool> {
-        let mut map = self.0.lock().unwrap();
-        if map.contains_key(key) {
-            return Ok(false);
-        }
-        map.insert(key.to_owned(), value);
-        Ok(true)
-    }
-    fn add_multi(&self, _: Vec<(&str, V)>, _: Expiry) -> Result<MultiWrite> {
-        Err(Error::Unsupported("add_multi".into()))
-    }
-    fn replace(&self, _: &str, _: V, _: Expiry) -> Result<bool> {
-        Err(Error::Unsupported("replace".into()))
-    }
-    fn replace_multi(&self, _: Vec<(&str, V)>, _: Expiry) -> Result<MultiWrite> {
-        Err(Error::Unsupported("replace_multi".into()))
-    }
-    fn delete(&self, key: &str) -> Result<bool> {
-        Ok(self.0.lock().unwrap().remove(key).is_some())
-    }
-    fn delete_multi(&self, _: &[&str]) -> Result<MultiWrite> {
-        Err(Error::Unsupported("delete_multi".into()))
-    }
-    fn incr(&self, _: &str, _: u64) -> Result<Option<u64>> {
-        Err(Error::Unsupported("incr".into()))
-    }
-    fn decr(&self, _: &str, _: u64) -> Result<Option<u64>> {
-        Err(Error::Unsupported("decr".into()))
-    }
-    fn touch(&self, _: &str, _: Expiry) -> Result<bool> {
-        Err(Error::Unsupported("touch".into()))
-    }
-    fn clear(&self) -> Result<()> {
-        self.0.lock().unwrap().clear();
-        Ok(())
-    }
-}
+use larder::memory::MemoryCache;
+use larder::{Cache, Error, Result};
 
 type Backend = Arc<dyn Cache<CachedValue<String>>>;
 
 fn backend() -> Backend {
-    Arc::new(MapCache::new())
+    Arc::new(MemoryCache::builder().max_entries(10_000).build())
 }
 
 fn region(clock: &ManualClock, expiration: Option<Duration>) -> Region<String> {
@@ -672,10 +602,9 @@ mod async_region {
     use larder::dogpile::AsyncRegion;
     use larder::AsyncCache;
 
-    larder::async_cache_via_blocking!(impl<V> for MapCache<V> where V: Clone + Send + Sync + 'static);
-
     fn async_region(clock: &ManualClock, expiration: Option<Duration>) -> AsyncRegion<String> {
-        let backend: Arc<dyn AsyncCache<CachedValue<String>>> = Arc::new(MapCache::new());
+        let backend: Arc<dyn AsyncCache<CachedValue<String>>> =
+            Arc::new(MemoryCache::builder().max_entries(10_000).build());
         AsyncRegion::builder("a", backend)
             .expiration(expiration)
             .clock(Arc::new(clock.clone()))
@@ -753,7 +682,8 @@ mod async_region {
         assert!(store
             .try_acquire("lock:a:k", "other-process", Duration::from_secs(30))
             .unwrap());
-        let backend: Arc<dyn AsyncCache<CachedValue<String>>> = Arc::new(MapCache::new());
+        let backend: Arc<dyn AsyncCache<CachedValue<String>>> =
+            Arc::new(MemoryCache::builder().max_entries(10_000).build());
         let region = AsyncRegion::builder("a", backend)
             .clock(Arc::new(clock.clone()))
             .lock_wait(Duration::from_millis(20))
