@@ -112,7 +112,11 @@ impl Connections {
         context: &str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let mut con = match pooled {
             Some(con) => con,
             None => self.open()?,
@@ -750,12 +754,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
-/// A [`LockStore`](crate::dogpile::mutex::LockStore) on Redis for dogpile regions' distributed
+/// A [`LockStore`](crate::dogpile::LockStore) on Redis for dogpile regions' distributed
 /// mutex: `SET key token NX PX ttl` to take the lock, and a compare-and-delete script to
 /// release it only while it still holds our token (a holder that outlived its TTL cannot
 /// release someone else's lock).
+#[derive(Clone)]
 pub struct RedisLockStore {
-    cons: Connections,
+    cons: Arc<Connections>,
 }
 
 impl std::fmt::Debug for RedisLockStore {
@@ -770,7 +775,7 @@ impl RedisLockStore {
     /// A lock store on the server of `config` (lock keys are `config.prefix + key`).
     pub fn new(config: RedisConfig) -> Result<Self> {
         Ok(Self {
-            cons: Connections::new(config)?,
+            cons: Arc::new(Connections::new(config)?),
         })
     }
 
@@ -779,19 +784,27 @@ impl RedisLockStore {
     }
 }
 
-impl crate::dogpile::mutex::LockStore for RedisLockStore {
+impl crate::dogpile::LockStore for RedisLockStore {
     fn try_acquire(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let k = self.key(key);
         let reply: Option<String> = self.cons.with(key, |c| {
-            redis::cmd("SET").arg(&k).arg(token).arg("NX").arg("PX").arg(ms).query(c)
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(c)
         })?;
         Ok(reply.is_some())
     }
 
     fn release(&self, key: &str, token: &str) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-        let mut inv = SCRIPT.get_or_init(|| Script::new(RELEASE_SCRIPT)).prepare_invoke();
+        let mut inv = SCRIPT
+            .get_or_init(|| Script::new(RELEASE_SCRIPT))
+            .prepare_invoke();
         inv.key(self.key(key)).arg(token);
         let deleted: u64 = self.cons.with(key, |c| inv.invoke(c))?;
         Ok(deleted == 1)
@@ -835,19 +848,6 @@ impl RedisInvalidation {
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
-
-    fn parse(&self, payload: &[u8]) -> Option<Invalidation> {
-        let text = std::str::from_utf8(payload).ok()?;
-        let (from, what) = text.split_once('\n')?;
-        if from == self.id {
-            return None;
-        }
-        match what.strip_prefix('K') {
-            Some(key) => Some(Invalidation::Key(key.to_owned())),
-            None if what == "*" => Some(Invalidation::All),
-            None => None,
-        }
-    }
 }
 
 impl Drop for RedisInvalidation {
@@ -863,92 +863,123 @@ impl InvalidationBus for RedisInvalidation {
             Invalidation::All => format!("{}\n*", self.id),
         };
         self.cons.with("PUBLISH", |c| {
-            redis::cmd("PUBLISH").arg(&self.channel).arg(&message).query::<u64>(c)
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(&message)
+                .query::<u64>(c)
         })?;
         Ok(())
     }
 
     fn subscribe(&self, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) -> Result<()> {
-        // Subscribe before returning, so nothing published after `subscribe` is missed.
-        let first = self.subscribed_connection()?;
-        let me = SubscriberState {
-            cons_config: self.cons.config.clone(),
+        let subscriber = Subscriber {
+            cons: Connections::new(self.cons.config.clone())?,
             channel: self.channel.clone(),
             id: self.id.clone(),
             stop: Arc::clone(&self.stop),
         };
+        // The thread reports once it is subscribed, so nothing published after `subscribe`
+        // returns is missed.
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name(format!("larder-invalidation-{}", self.channel))
-            .spawn(move || me.run(first, on_remote))
+            .spawn(move || subscriber.run(ready_tx, on_remote))
             .map_err(Error::Io)?;
-        Ok(())
+        let bound = self.cons.config.connect_timeout + self.cons.config.response_timeout;
+        match ready_rx.recv_timeout(bound) {
+            Ok(result) => result,
+            Err(_) => {
+                self.stop.store(true, Ordering::SeqCst);
+                Err(Error::Timeout {
+                    what: format!("redis SUBSCRIBE {}", self.channel),
+                    after: bound,
+                })
+            }
+        }
     }
-}
-
-impl RedisInvalidation {
-    fn subscribed_connection(&self) -> Result<redis::Connection> {
-        subscribe_on(&self.cons, &self.channel)
-    }
-}
-
-fn subscribe_on(cons: &Connections, channel: &str) -> Result<redis::Connection> {
-    let mut con = cons.open()?;
-    con.set_read_timeout(Some(Duration::from_millis(100)))
-        .map_err(|e| cons.err("set timeouts", e))?;
-    con.as_pubsub()
-        .subscribe(channel)
-        .map_err(|e| cons.err("SUBSCRIBE", e))?;
-    Ok(con)
 }
 
 /// What the subscriber thread owns (no reference back to the bus, so dropping the bus
-/// stops the thread).
-struct SubscriberState {
-    cons_config: RedisConfig,
+/// stops the thread within one read timeout).
+struct Subscriber {
+    cons: Connections,
     channel: String,
     id: String,
     stop: Arc<AtomicBool>,
 }
 
-impl SubscriberState {
-    fn run(self, first: redis::Connection, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) {
-        let Ok(cons) = Connections::new(self.cons_config.clone()) else {
-            return;
-        };
-        let parser = RedisInvalidation {
-            cons,
-            channel: self.channel.clone(),
-            id: self.id.clone(),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
-        let mut con = Some(first);
+impl Subscriber {
+    fn parse(&self, payload: &[u8]) -> Option<Invalidation> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let (from, what) = text.split_once('\n')?;
+        if from == self.id {
+            return None;
+        }
+        match what.strip_prefix('K') {
+            Some(key) => Some(Invalidation::Key(key.to_owned())),
+            None if what == "*" => Some(Invalidation::All),
+            None => None,
+        }
+    }
+
+    fn run(
+        self,
+        ready: std::sync::mpsc::SyncSender<Result<()>>,
+        on_remote: Box<dyn Fn(Invalidation) + Send + Sync>,
+    ) {
+        let mut ready = Some(ready);
         while !self.stop.load(Ordering::SeqCst) {
-            let Some(c) = con.as_mut() else {
-                std::thread::sleep(Duration::from_millis(200));
-                match subscribe_on(&parser.cons, &self.channel) {
-                    Ok(c) => {
-                        // Whatever was published while we were away is lost: evict all.
-                        on_remote(Invalidation::All);
-                        con = Some(c);
-                    }
-                    Err(e) => log::warn!("invalidation channel {}: {e}", self.channel),
-                }
-                continue;
-            };
-            match c.as_pubsub().get_message() {
-                Ok(msg) => {
-                    if let Some(what) = msg
-                        .get_payload::<Vec<u8>>()
-                        .ok()
-                        .and_then(|p| parser.parse(&p))
-                    {
-                        on_remote(what);
-                    }
-                }
-                Err(e) if e.is_timeout() => {}
+            let subscribed = self.cons.open().and_then(|con| {
+                con.set_read_timeout(Some(Duration::from_millis(100)))
+                    .map_err(|e| self.cons.err("set timeouts", e))?;
+                Ok(con)
+            });
+            let mut con = match subscribed {
+                Ok(con) => con,
                 Err(e) => {
-                    log::warn!("invalidation channel {}: {e}; reconnecting", self.channel);
-                    con = None;
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                    log::warn!("invalidation channel {}: {e}", self.channel);
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let mut pubsub = con.as_pubsub();
+            if let Err(e) = pubsub.subscribe(&self.channel) {
+                let e = self.cons.err("SUBSCRIBE", e);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                log::warn!("invalidation channel {}: {e}", self.channel);
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            match ready.take() {
+                Some(ready) => {
+                    let _ = ready.send(Ok(()));
+                }
+                // Whatever was published while we were away is lost: evict everything.
+                None => on_remote(Invalidation::All),
+            }
+            while !self.stop.load(Ordering::SeqCst) {
+                match pubsub.get_message() {
+                    Ok(msg) => {
+                        if let Some(what) = msg
+                            .get_payload::<Vec<u8>>()
+                            .ok()
+                            .and_then(|p| self.parse(&p))
+                        {
+                            on_remote(what);
+                        }
+                    }
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => {
+                        log::warn!("invalidation channel {}: {e}; reconnecting", self.channel);
+                        break;
+                    }
                 }
             }
         }

@@ -145,7 +145,10 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
         expiry: Expiry,
         l2_write: impl FnOnce(Vec<(&str, V)>) -> Result<MultiWrite>,
     ) -> Result<MultiWrite> {
-        let copies: Vec<(String, V)> = items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let copies: Vec<(String, V)> = items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         let outcome = l2_write(items);
         for (key, value) in copies {
             let applied = matches!(&outcome, Ok(w) if w.applied.contains(&key));
@@ -170,7 +173,11 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for Tiered<V> {
 
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
         let mut found = self.l1.get_multi(keys)?;
-        let missing: Vec<&str> = keys.iter().copied().filter(|k| !found.contains_key(*k)).collect();
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !found.contains_key(*k))
+            .collect();
         if missing.is_empty() {
             return Ok(found);
         }

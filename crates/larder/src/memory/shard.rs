@@ -282,7 +282,8 @@ impl<V> Shard<V> {
     where
         V: Clone,
     {
-        self.get_with_deadline(hash, key, now).map(|(value, _)| value)
+        self.get_with_deadline(hash, key, now)
+            .map(|(value, _)| value)
     }
 
     /// [`get`](Self::get), with the entry's deadline (`NEVER` when it does not expire).
