@@ -92,6 +92,16 @@ pub trait Cache<V>: Send + Sync {
     /// The hits among `keys`, keyed by key; misses are absent from the map.
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>>;
 
+    /// The value under `key` with its remaining life (`Expiry::After(left)`, or
+    /// `Expiry::Never`). Backends that cannot tell return [`Error::Unsupported`](crate::Error)
+    /// (the default); a two-level cache needs it to never keep a copy longer than the original.
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        let _ = key;
+        Err(crate::Error::Unsupported(
+            "this backend does not report remaining time to live".into(),
+        ))
+    }
+
     /// Stores `value` under `key` unconditionally.
     fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()>;
 
@@ -169,6 +179,7 @@ macro_rules! forward_cache {
         impl<V, C: Cache<V> + ?Sized> Cache<V> for $ptr {
             fn get(&self, key: &str) -> Result<Option<V>> { (**self).get(key) }
             fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> { (**self).get_multi(keys) }
+            fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> { (**self).get_with_ttl(key) }
             fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> { (**self).set(key, value, expiry) }
             fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> { (**self).set_multi(items, expiry) }
             fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> { (**self).add(key, value, expiry) }

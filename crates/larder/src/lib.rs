@@ -25,7 +25,10 @@ pub mod memory;
 pub mod namespaces;
 pub mod null;
 pub mod pool;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod testing;
+pub mod tiered;
 pub mod value;
 
 pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};

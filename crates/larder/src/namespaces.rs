@@ -78,6 +78,9 @@ impl<V> Cache<V> for Namespaces<V> {
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
         self.default.get_multi(keys)
     }
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        self.default.get_with_ttl(key)
+    }
     fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
         self.default.set(key, value, expiry)
     }

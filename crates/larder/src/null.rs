@@ -46,6 +46,9 @@ impl<V> Cache<V> for NullCache<V> {
     fn get_multi(&self, _keys: &[&str]) -> Result<HashMap<String, V>> {
         Ok(HashMap::new())
     }
+    fn get_with_ttl(&self, _key: &str) -> Result<Option<(V, Expiry)>> {
+        Ok(None)
+    }
     fn set(&self, _key: &str, _value: V, _expiry: Expiry) -> Result<()> {
         Ok(())
     }

@@ -1,1 +1,3 @@
 //! The memcached client: sans-IO protocol, blocking and async clients, routing, pools.
+
+pub mod ring;

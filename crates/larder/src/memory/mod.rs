@@ -396,6 +396,13 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
         Ok(self.shard(hash).get(hash, key, &mut now))
     }
 
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        let hash = self.hash(key);
+        let mut now = self.now();
+        let found = self.shard(hash).get_with_deadline(hash, key, &mut now);
+        Ok(found.map(|(value, deadline)| (value, now.remaining(deadline))))
+    }
+
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
         let mut out = HashMap::with_capacity(keys.len());
         for &key in keys {

@@ -104,6 +104,17 @@ impl<'a> Now<'a> {
         })
     }
 
+    /// The time left until `deadline`, as an [`Expiry`](crate::Expiry).
+    pub(super) fn remaining(&mut self, deadline: u64) -> crate::Expiry {
+        if deadline == NEVER {
+            crate::Expiry::Never
+        } else {
+            crate::Expiry::After(std::time::Duration::from_nanos(
+                deadline.saturating_sub(self.get()),
+            ))
+        }
+    }
+
     /// The deadline of an entry written now with `expiry`.
     pub(super) fn deadline(&mut self, expiry: crate::Expiry) -> u64 {
         match expiry.ttl() {
@@ -309,6 +320,20 @@ impl<V> Shard<V> {
     where
         V: Clone,
     {
+        self.get_with_deadline(hash, key, now)
+            .map(|(value, _)| value)
+    }
+
+    /// [`get`](Self::get), with the entry's deadline (`NEVER` when it does not expire).
+    pub(super) fn get_with_deadline(
+        &mut self,
+        hash: u64,
+        key: &str,
+        now: &mut Now<'_>,
+    ) -> Option<(V, u64)>
+    where
+        V: Clone,
+    {
         let found = self
             .find_live(hash, key, now)
             .and_then(|slot| self.entry_mut(slot));
@@ -319,7 +344,7 @@ impl<V> Shard<V> {
                 if entry.freq < MAX_FREQ {
                     entry.freq += 1;
                 }
-                let value = entry.value.clone();
+                let value = (entry.value.clone(), entry.deadline);
                 self.counters.hits += 1;
                 Some(value)
             }

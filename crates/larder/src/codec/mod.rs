@@ -14,8 +14,8 @@
 //! | 0x200 | [`PostcardCodec`] | postcard (serde, compact binary) |
 //! | + 0x1000 | [`Compressed`] | lz4 block with its size prepended, over any of the above |
 //!
-//! Python-compatible flags (pickle, zlib) are a separate codec, for clusters shared with
-//! Python clients.
+//! Python-compatible flags (pickle, zlib) are a separate codec, [`pycompat::PyCompat`], for
+//! clusters shared with Python clients.
 
 use std::marker::PhantomData;
 
@@ -23,6 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Error, Result};
+
+pub mod pycompat;
 
 /// Flags of raw bytes.
 pub const FLAG_BYTES: u32 = 0;

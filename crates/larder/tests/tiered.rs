@@ -1,0 +1,322 @@
+//! `Tiered`: the shared contract suite (L2 memory on a manual clock, and L2 Redis), L1
+//! lifetimes bounded by L2's remaining life and the cap, no stale fill racing a write, and
+//! cross-instance invalidation over Redis pub/sub between two instances.
+
+mod support;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use larder::clock::ManualClock;
+use larder::memory::MemoryCache;
+use larder::testing::Fixture;
+use larder::tiered::Tiered;
+use larder::{Cache, Expiry, MultiWrite, Result};
+
+fn memory(clock: &ManualClock) -> MemoryCache<String> {
+    MemoryCache::builder()
+        .max_entries(10_000)
+        .clock(Arc::new(clock.clone()))
+        .build()
+}
+
+fn make_on_memory() -> Fixture {
+    let clock = ManualClock::new();
+    let l2: Arc<dyn Cache<String>> = Arc::new(memory(&clock));
+    let tiered = Tiered::new(memory(&clock), l2, Duration::from_secs(30));
+    let advance = clock.clone();
+    Fixture {
+        cache: Arc::new(tiered),
+        advance: Box::new(move |d| advance.advance(d)),
+        guard: Box::new(()),
+    }
+}
+
+mod contract_on_memory {
+    larder::contract_tests!(super::make_on_memory);
+}
+
+#[test]
+fn l1_never_outlives_l2_entry_nor_the_cap() {
+    let clock = ManualClock::new();
+    let l2 = Arc::new(memory(&clock));
+    let tiered = Tiered::new(memory(&clock), l2.clone(), Duration::from_secs(5));
+
+    l2.set("short", "v".into(), Expiry::secs(10)).unwrap();
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(tiered.get("short").unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        tiered.l1().get("short").unwrap().as_deref(),
+        Some("v"),
+        "L1 filled"
+    );
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(
+        tiered.l1().get("short").unwrap(),
+        None,
+        "L1 copy died with the L2 entry"
+    );
+    assert_eq!(tiered.get("short").unwrap(), None);
+
+    l2.set("forever", "v".into(), Expiry::Never).unwrap();
+    assert_eq!(tiered.get("forever").unwrap().as_deref(), Some("v"));
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        tiered.l1().get("forever").unwrap(),
+        None,
+        "L1 copy capped at 5 s"
+    );
+    assert_eq!(tiered.get("forever").unwrap().as_deref(), Some("v"));
+}
+
+/// An L2 that, in the middle of a read, lets another caller write the same key.
+struct RacingL2 {
+    inner: MemoryCache<String>,
+    during_read: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Cache<String> for RacingL2 {
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(String, Expiry)>> {
+        let read = self.inner.get_with_ttl(key);
+        if let Some(hook) = self.during_read.get() {
+            hook();
+        }
+        read
+    }
+    fn get(&self, key: &str) -> Result<Option<String>> {
+        self.inner.get(key)
+    }
+    fn get_multi(&self, keys: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        self.inner.get_multi(keys)
+    }
+    fn set(&self, key: &str, value: String, expiry: Expiry) -> Result<()> {
+        self.inner.set(key, value, expiry)
+    }
+    fn set_multi(&self, items: Vec<(&str, String)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.inner.set_multi(items, expiry)
+    }
+    fn add(&self, key: &str, value: String, expiry: Expiry) -> Result<bool> {
+        self.inner.add(key, value, expiry)
+    }
+    fn add_multi(&self, items: Vec<(&str, String)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.inner.add_multi(items, expiry)
+    }
+    fn replace(&self, key: &str, value: String, expiry: Expiry) -> Result<bool> {
+        self.inner.replace(key, value, expiry)
+    }
+    fn replace_multi(&self, items: Vec<(&str, String)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.inner.replace_multi(items, expiry)
+    }
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.delete(key)
+    }
+    fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        self.inner.delete_multi(keys)
+    }
+    fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.inner.incr(key, delta)
+    }
+    fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.inner.decr(key, delta)
+    }
+    fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
+        self.inner.touch(key, expiry)
+    }
+    fn clear(&self) -> Result<()> {
+        self.inner.clear()
+    }
+}
+
+#[test]
+fn a_fill_racing_a_write_does_not_resurrect_the_old_value() {
+    let clock = ManualClock::new();
+    let l2 = Arc::new(RacingL2 {
+        inner: memory(&clock),
+        during_read: OnceLock::new(),
+    });
+    let tiered = Arc::new(Tiered::new(
+        memory(&clock),
+        l2.clone(),
+        Duration::from_secs(60),
+    ));
+    tiered.set("k", "old".into(), Expiry::Never).unwrap();
+    tiered.l1().delete("k").unwrap(); // force the next read to go to L2
+    let writer = Arc::downgrade(&tiered);
+    let _ = l2.during_read.set(Box::new(move || {
+        if let Some(t) = writer.upgrade() {
+            // Only once: the hook runs again on later reads.
+            if t.l1().get("done").unwrap().is_none() {
+                t.l1().set("done", "1".into(), Expiry::Never).unwrap();
+                t.set("k", "new".into(), Expiry::Never).unwrap();
+                t.l1().delete("k").unwrap();
+            }
+        }
+    }));
+    assert_eq!(
+        tiered.get("k").unwrap().as_deref(),
+        Some("old"),
+        "the read saw the old value"
+    );
+    assert_eq!(
+        tiered.l1().get("k").unwrap(),
+        None,
+        "but did not put it in L1"
+    );
+    assert_eq!(tiered.get("k").unwrap().as_deref(), Some("new"));
+}
+
+#[cfg(feature = "redis")]
+mod on_redis {
+    use super::*;
+    use larder::codec::TextCodec;
+    use larder::dogpile::{DistributedMutex, KeyedMutex, LockStore, Region};
+    use larder::redis::{RedisCache, RedisConfig, RedisInvalidation, RedisLockStore};
+    use support::redis_server::RedisServer;
+
+    fn config(server: &RedisServer, prefix: &str) -> RedisConfig {
+        RedisConfig::new(server.url())
+            .prefix(prefix)
+            .timeouts(Duration::from_millis(500), Duration::from_millis(500))
+    }
+
+    fn make_on_redis() -> Fixture {
+        let server = RedisServer::start();
+        let l2: Arc<dyn Cache<String>> =
+            Arc::new(RedisCache::new(config(&server, "tiered:"), TextCodec).unwrap());
+        let l1 = MemoryCache::builder().max_entries(10_000).build();
+        Fixture {
+            cache: Arc::new(Tiered::new(l1, l2, Duration::from_secs(30))),
+            advance: Box::new(std::thread::sleep),
+            guard: Box::new(server),
+        }
+    }
+
+    mod contract_on_redis {
+        larder::contract_tests!(super::make_on_redis);
+    }
+
+    fn instance(server: &RedisServer) -> Tiered<String> {
+        let l2: Arc<dyn Cache<String>> =
+            Arc::new(RedisCache::new(config(server, "shared:"), TextCodec).unwrap());
+        let bus = RedisInvalidation::new(config(server, ""), "larder-test-invalidation").unwrap();
+        Tiered::new(MemoryCache::new(1000), l2, Duration::from_secs(600))
+            .with_invalidation(Arc::new(bus))
+            .unwrap()
+    }
+
+    fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}: not within 3 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_write_on_one_instance_evicts_the_others_l1() {
+        let server = RedisServer::start();
+        let (a, b) = (instance(&server), instance(&server));
+        b.set("user:1", "ada".into(), Expiry::Never).unwrap();
+        assert_eq!(a.get("user:1").unwrap().as_deref(), Some("ada"));
+        assert!(
+            a.l1().get("user:1").unwrap().is_some(),
+            "a holds an L1 copy"
+        );
+
+        b.set("user:1", "grace".into(), Expiry::Never).unwrap();
+        eventually("a's L1 copy evicted after b's set", || {
+            a.l1().get("user:1").unwrap().is_none()
+        });
+        assert_eq!(a.get("user:1").unwrap().as_deref(), Some("grace"));
+
+        b.delete("user:1").unwrap();
+        eventually("a misses after b's delete", || {
+            a.get("user:1").unwrap().is_none()
+        });
+
+        a.set("own", "x".into(), Expiry::Never).unwrap();
+        b.set("probe", "p".into(), Expiry::Never).unwrap();
+        eventually("a has seen b's later message", || {
+            a.get("probe").unwrap().is_some()
+        });
+        assert!(
+            a.l1().get("own").unwrap().is_some(),
+            "own writes do not evict own L1"
+        );
+
+        a.get("user:2").unwrap();
+        b.set("user:2", "x".into(), Expiry::Never).unwrap();
+        assert_eq!(a.get("user:2").unwrap().as_deref(), Some("x"));
+        b.clear().unwrap();
+        eventually("a's L1 cleared after b's clear", || {
+            a.l1().get("own").unwrap().is_none()
+        });
+    }
+
+    #[test]
+    fn redis_lock_store_owner_token_and_ttl() {
+        let server = RedisServer::start();
+        let store = RedisLockStore::new(config(&server, "locks:")).unwrap();
+        assert!(store
+            .try_acquire("k", "me", Duration::from_millis(300))
+            .unwrap());
+        assert!(!store
+            .try_acquire("k", "you", Duration::from_secs(5))
+            .unwrap());
+        assert!(
+            !store.release("k", "you").unwrap(),
+            "only the owner releases"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            store
+                .try_acquire("k", "you", Duration::from_secs(5))
+                .unwrap(),
+            "TTL lapsed"
+        );
+        assert!(
+            !store.release("k", "me").unwrap(),
+            "a late holder cannot free the new lock"
+        );
+        assert!(store.release("k", "you").unwrap());
+
+        let mutex = DistributedMutex::new(store, Duration::from_secs(5));
+        let guard = mutex.acquire("job", Duration::from_millis(100)).unwrap();
+        assert!(mutex.try_acquire("job").unwrap().is_none());
+        guard.release().unwrap();
+        assert!(mutex.try_acquire("job").unwrap().is_some());
+    }
+
+    #[test]
+    fn region_with_redis_mutex_runs_one_creator_for_many_threads() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let server = RedisServer::start();
+        let backend = Arc::new(MemoryCache::new(100));
+        let mutex = DistributedMutex::new(
+            RedisLockStore::new(config(&server, "locks:")).unwrap(),
+            Duration::from_secs(5),
+        );
+        let region = Arc::new(
+            Region::<String>::builder("users", backend)
+                .mutex(Arc::new(mutex))
+                .build(),
+        );
+        let calls = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                let (region, calls) = (region.clone(), calls.clone());
+                s.spawn(move || {
+                    let value = region
+                        .get_or_create("hot", move || {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            Ok("made".to_string())
+                        })
+                        .unwrap();
+                    assert_eq!(value, "made");
+                });
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}
