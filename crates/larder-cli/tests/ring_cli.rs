@@ -31,7 +31,10 @@ fn placed(extra: &[&str]) -> Vec<String> {
         .map(|(line, key)| {
             let (k, server) = line.split_once('\t').expect("KEY<TAB>SERVER");
             assert_eq!(k, key);
-            server.trim_start_matches("10.0.0.").trim_end_matches(":11211").to_string()
+            server
+                .trim_start_matches("10.0.0.")
+                .trim_end_matches(":11211")
+                .to_string()
         })
         .collect()
 }
@@ -40,16 +43,32 @@ fn placed(extra: &[&str]) -> Vec<String> {
 fn places_keys_like_the_python_clients() {
     assert_eq!(placed(&[]), ["3", "1", "2", "2", "2"]);
     assert_eq!(placed(&["--hash", "md5"]), ["2", "3", "2", "1", "3"]);
-    assert_eq!(placed(&["--distribution", "ketama-weighted"]), ["2", "2", "1", "2", "1"]);
-    assert_eq!(placed(&["--distribution", "modula"]), ["1", "2", "2", "1", "1"]);
-    assert_eq!(placed(&["--distribution", "modula", "--hash", "crc"]), ["2", "2", "1", "2", "2"]);
+    assert_eq!(
+        placed(&["--distribution", "ketama-weighted"]),
+        ["2", "2", "1", "2", "1"]
+    );
+    assert_eq!(
+        placed(&["--distribution", "modula"]),
+        ["1", "2", "2", "1", "1"]
+    );
+    assert_eq!(
+        placed(&["--distribution", "modula", "--hash", "crc"]),
+        ["2", "2", "1", "2", "2"]
+    );
 }
 
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for args in [
         &["ring", "k", "--servers", "h:notaport"][..],
-        &["ring", "k", "--servers", "h:1", "--distribution", "round-robin"][..],
+        &[
+            "ring",
+            "k",
+            "--servers",
+            "h:1",
+            "--distribution",
+            "round-robin",
+        ][..],
     ] {
         let (code, stdout, stderr) = larder(args);
         assert_eq!(code, 2, "{args:?}");
