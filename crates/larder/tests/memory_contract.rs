@@ -171,6 +171,34 @@ fn expired_entry_is_never_returned_and_counted_once() {
 }
 
 #[test]
+fn multi_writes_report_keys_in_input_order() {
+    let (c, _) = manual(1_000, 8);
+    let keys = ["zeta", "alpha", "mid", "beta", "omega"];
+    let w = c
+        .set_multi(keys.iter().map(|k| (*k, s("v"))).collect(), Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, keys.to_vec());
+    c.delete("mid").unwrap();
+    let w = c
+        .replace_multi(keys.iter().map(|k| (*k, s("r"))).collect(), Expiry::Never)
+        .unwrap();
+    assert_eq!(w.applied, vec!["zeta", "alpha", "beta", "omega"]);
+    assert_eq!(w.not_applied, vec!["mid"]);
+    let w = c.delete_multi(&["omega", "mid", "zeta"]).unwrap();
+    assert_eq!(w.applied, vec!["omega", "zeta"]);
+    assert_eq!(w.not_applied, vec!["mid"]);
+}
+
+#[test]
+fn zero_ttl_is_never_returned() {
+    let (c, _) = manual(100, 1);
+    c.set("z", s("v"), Expiry::After(Duration::ZERO)).unwrap();
+    assert_eq!(c.get("z").unwrap(), None);
+    assert!(c.add("z", s("w"), Expiry::Never).unwrap());
+    assert_eq!(c.get("z").unwrap(), Some(s("w")));
+}
+
+#[test]
 fn counters_keep_remaining_ttl_wrap_and_type() {
     let (c, clock) = manual(100, 1);
     c.set("n", s("5"), Expiry::After(Duration::from_secs(10)))
@@ -246,6 +274,28 @@ fn concurrent_mixed_operations_keep_bounds() {
     let st = c.stats();
     assert!(st.entries <= 500, "{} entries", st.entries);
     assert!(st.evictions > 0);
+}
+
+#[test]
+fn a_scan_of_new_keys_does_not_flush_frequently_read_ones() {
+    let (c, _) = manual(1_000, 1);
+    for i in 0..500 {
+        c.set(&format!("hot{i}"), s("v"), Expiry::Never).unwrap();
+    }
+    for _ in 0..2 {
+        for i in 0..500 {
+            assert!(c.get(&format!("hot{i}")).unwrap().is_some());
+        }
+    }
+    // Ten cache sizes of keys written once and never read again (LRU would keep none of
+    // the hot keys after this).
+    for i in 0..10_000 {
+        c.set(&format!("scan{i}"), s("v"), Expiry::Never).unwrap();
+    }
+    let kept = (0..500)
+        .filter(|i| c.get(&format!("hot{i}")).unwrap().is_some())
+        .count();
+    assert!(kept >= 450, "only {kept} of 500 hot keys survived the scan");
 }
 
 // ---- hit ratio against LRU on Zipf traces -------------------------------------------

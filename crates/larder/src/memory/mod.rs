@@ -7,17 +7,25 @@
 //! - **Expiry:** an expired entry is never returned (checked on every read); expired entries
 //!   are reclaimed a few at a time by writes to their shard, so memory does not hold dead
 //!   entries for long on a cache that is written to.
-//! - **Concurrency:** keys are hashed once (std's keyed SipHash) to pick one of several
-//!   shards, each behind its own mutex; every operation on a key (including `add`,
+//! - **Concurrency:** keys are hashed once to pick one of several shards, each behind its
+//!   own mutex; every operation on a key (including `add`,
 //!   `replace`, `incr`, `decr`, `touch`) runs under that one lock, so it is atomic. The
 //!   entry/weight budget is split exactly across shards, so the total never exceeds it.
+//! - **Hashing:** `foldhash`'s fast hasher with a per-cache random seed (measured ~20%
+//!   faster per operation than std's SipHash on a Zipf get/set mix). It resists casual
+//!   collision floods but is not cryptographic; even a full collision only lengthens one
+//!   chain of one shard, never breaks correctness.
+//! - Keys up to 22 bytes are stored inside their entry (no allocation); longer ones once,
+//!   in a boxed slice. Per entry: the value, 56 bytes of bookkeeping, 16 bytes in the
+//!   shard's hash index and 4 in a queue.
 //! - Values are stored as they are (no serialization); a read clones the value, so large
 //!   values are best stored as `Arc<T>` or `bytes::Bytes`-like cheap clones.
 
 mod shard;
 
+use foldhash::fast::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -167,12 +175,14 @@ impl<V> MemoryCacheBuilder<V> {
                 )))
             })
             .collect();
+        let shard_max_weight = shards.iter().map(|s| lock(&s.0).max_weight()).collect();
         let base = self.clock.now();
         MemoryCache {
             inner: Arc::new(Inner {
                 shards: shards.into_boxed_slice(),
                 shard_mask: shard_count - 1,
-                hasher: RandomState::new(),
+                shard_max_weight,
+                hasher: RandomState::default(),
                 weigher: self.weigher,
                 clock: self.clock,
                 base,
@@ -189,6 +199,8 @@ struct CachePadded<T>(T);
 struct Inner<V> {
     shards: Box<[CachePadded<Mutex<Shard<V>>>]>,
     shard_mask: usize,
+    /// Each shard's weight budget (the heaviest entry it accepts), readable without a lock.
+    shard_max_weight: Box<[u64]>,
     hasher: RandomState,
     weigher: Option<Weigher<V>>,
     clock: Arc<dyn Clock>,
@@ -202,6 +214,24 @@ struct Inner<V> {
 /// See the [module docs](self) for how it works.
 ///
 /// Keys may be any string (memcached's key rules do not apply here).
+///
+/// ```
+/// use larder::memory::MemoryCache;
+/// use larder::{Cache, Expiry};
+///
+/// // At most 1 MiB of text, weighed by length.
+/// let cache: MemoryCache<String> = MemoryCache::builder()
+///     .max_weight(1 << 20)
+///     .weigher(|key, value: &String| (key.len() + value.len()) as u64)
+///     .build();
+/// let handle = cache.clone(); // same entries
+/// std::thread::spawn(move || handle.set("k", "v".into(), Expiry::secs(60)))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(cache.get("k")?, Some("v".to_string()));
+/// assert_eq!(cache.stats().weight, 2);
+/// # Ok::<(), larder::Error>(())
+/// ```
 pub struct MemoryCache<V> {
     inner: Arc<Inner<V>>,
 }
@@ -262,11 +292,14 @@ impl<V> MemoryCache<V> {
         self.inner.hasher.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<V>> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Bits 32.. pick the shard: the shard's own table uses the low bits for buckets
         // and the top 7 bits as tags, which stay independent of the shard choice.
-        let index = ((hash >> 32) as usize) & self.inner.shard_mask;
-        lock(&self.inner.shards[index].0)
+        ((hash >> 32) as usize) & self.inner.shard_mask
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<V>> {
+        lock(&self.inner.shards[self.shard_index(hash)].0)
     }
 
     fn now(&self) -> Now<'_> {
@@ -289,10 +322,10 @@ impl<V> MemoryCache<V> {
     ) -> Result<T> {
         let weight = self.weigh(key, &value);
         let hash = self.hash(key);
+        let limit = self.inner.shard_max_weight[self.shard_index(hash)];
         let mut shard = self.shard(hash);
         let mut now = self.now();
-        if weight > shard.max_weight() {
-            let limit = shard.max_weight();
+        if weight > limit {
             shard.delete(hash, key, &mut now);
             return Err(Error::ValueTooLarge {
                 size: usize::try_from(weight).unwrap_or(usize::MAX),
@@ -316,8 +349,7 @@ impl<V> MemoryCache<V> {
         for (key, value) in items {
             let weight = self.weigh(key, &value);
             let hash = self.hash(key);
-            let index = ((hash >> 32) as usize) & self.inner.shard_mask;
-            let limit = lock(&self.inner.shards[index].0).max_weight();
+            let limit = self.inner.shard_max_weight[self.shard_index(hash)];
             if weight > limit {
                 return Err(Error::ValueTooLarge {
                     size: usize::try_from(weight).unwrap_or(usize::MAX),

@@ -6,7 +6,7 @@
 //! - `index` maps the key's 64-bit hash (computed once by the cache, hashed no further) to
 //!   the first slot with that hash; the rare entries that share a full hash are chained
 //!   through `Entry::next`, and every lookup compares the key itself, so the key is stored
-//!   once, in its entry;
+//!   once, in its entry (inline when short);
 //! - `small` and `main` are the two FIFO queues of S3-FIFO (Yang et al., SOSP 2023) holding
 //!   slot indices; a removed entry leaves a dead index behind, recycled when its queue pops
 //!   it or when dead indices outnumber live entries (the queues are then compacted);
@@ -116,8 +116,40 @@ impl<'a> Now<'a> {
     }
 }
 
+/// Longest key stored inside its entry rather than in a separate allocation.
+const INLINE_KEY: usize = 22;
+
+/// A key's bytes: short keys live inside the entry (no allocation, no extra cache miss on a
+/// lookup), longer ones in a boxed slice. Only ever compared, never read back as text.
+enum StoredKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl StoredKey {
+    fn new(key: &str) -> Self {
+        let key = key.as_bytes();
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            // Fits: `key.len() <= INLINE_KEY < 256`.
+            let len = key.len() as u8;
+            StoredKey::Inline { len, bytes }
+        } else {
+            StoredKey::Heap(key.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            StoredKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            StoredKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
 struct Entry<V> {
-    key: Box<str>,
+    key: StoredKey,
     value: V,
     hash: u64,
     deadline: u64,
@@ -226,6 +258,12 @@ impl<V> Shard<V> {
         self.small.len() + self.main.len()
     }
 
+    /// Bytes of bookkeeping a slot adds to its value.
+    #[cfg(test)]
+    pub(super) fn slot_overhead() -> usize {
+        std::mem::size_of::<Option<Entry<V>>>() - std::mem::size_of::<V>()
+    }
+
     /// The heaviest entry this shard can hold.
     pub(super) fn max_weight(&self) -> u64 {
         self.max_weight
@@ -244,7 +282,7 @@ impl<V> Shard<V> {
         let mut slot = *self.index.get(&hash)?;
         loop {
             let entry = self.entry(slot)?;
-            if &*entry.key == key {
+            if entry.key.as_bytes() == key.as_bytes() {
                 return Some(slot);
             }
             if entry.next == NO_SLOT {
@@ -276,7 +314,11 @@ impl<V> Shard<V> {
             .and_then(|slot| self.entry_mut(slot));
         match found {
             Some(entry) => {
-                entry.freq = (entry.freq + 1).min(MAX_FREQ);
+                // Skip the store once saturated: hot entries' cache lines stay clean and
+                // shared between cores.
+                if entry.freq < MAX_FREQ {
+                    entry.freq += 1;
+                }
                 let value = entry.value.clone();
                 self.counters.hits += 1;
                 Some(value)
@@ -424,7 +466,7 @@ impl<V> Shard<V> {
         let to_main = self.ghost.take(hash);
         let next = self.index.get(&hash).copied().unwrap_or(NO_SLOT);
         let entry = Entry {
-            key: key.into(),
+            key: StoredKey::new(key),
             value,
             hash,
             deadline,
@@ -470,7 +512,8 @@ impl<V> Shard<V> {
             return;
         };
         let old_weight = std::mem::replace(&mut entry.weight, weight);
-        entry.value = value;
+        // Dropped at the end, so that a panicking `Drop` leaves the books balanced.
+        let _old_value = std::mem::replace(&mut entry.value, value);
         let in_main = entry.in_main;
         self.weight = self
             .weight

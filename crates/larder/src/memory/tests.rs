@@ -99,3 +99,24 @@ fn expired_entries_are_swept_by_writes_in_bounded_steps() {
     assert_eq!(stats.expirations, 100);
     assert_eq!(stats.entries, 1);
 }
+
+#[test]
+fn short_and_long_keys_are_told_apart() {
+    let clock = clock();
+    let base = clock.now();
+    let mut now = Now::new(&clock, base);
+    let mut shard: Shard<usize> = Shard::new(100, UNBOUNDED);
+    // Around the inline/boxed boundary, all on one hash so only the bytes tell them apart.
+    let keys: Vec<String> = (0..40).map(|n| "k".repeat(n)).collect();
+    for (i, key) in keys.iter().enumerate() {
+        shard.set(1, key, i, 1, NEVER, &mut now);
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(shard.get(1, key, &mut now), Some(i), "key of {i} bytes");
+    }
+    assert_eq!(shard.get(1, &"k".repeat(40), &mut now), None);
+    assert!(
+        Shard::<u64>::slot_overhead() <= 56,
+        "per-entry bookkeeping stays small"
+    );
+}
