@@ -244,6 +244,7 @@ fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
 
     say("")?;
     say(&render_table(&[&uncached, &cached]))?;
+    say("")?;
     say(&cache.describe(args.capacity))?;
     say(&summary(&uncached, &cached))?;
     Ok(())
