@@ -1,6 +1,14 @@
 //! The `larder` command: the demo (the main job, on the embedded memory cache) and the
 //! operator tools for memcached and Redis.
+//!
+//! Every subcommand returns `Result<(), String>`; `main` turns an error — a bad flag or a
+//! failed run — into one line `larder: error: ...` on stderr and exit status 2.
 
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,13 +24,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the simulated service with and without a cache and prints a table.
-    Demo,
+    /// Runs a simulated service without and with a cache and prints what the cache changed.
+    Demo(demo::DemoArgs),
 }
 
-fn main() {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => println!("demo: not built yet"),
+/// The exit status of every error: bad usage and failed runs alike.
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    let outcome = match &cli.command {
+        Command::Demo(args) => demo::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
     }
+}
+
+/// Prints `--help`/`--version` as clap does; any other parse error becomes one line.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Printing help can only fail on a closed stdout; there is nothing left to say.
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            fail("a subcommand is required (see `larder --help`)")
+        }
+        _ => fail(&first_line(&err.render().to_string())),
+    }
+}
+
+/// The first non-empty line of clap's rendered error, without its own `error: ` prefix.
+fn first_line(rendered: &str) -> String {
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid command line");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    format!("{line} (see `larder --help`)")
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("larder: error: {message}");
+    ExitCode::from(EXIT_ERROR)
 }

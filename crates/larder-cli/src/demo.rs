@@ -1,0 +1,642 @@
+//! `larder demo`: runs a simulated service twice — once calling its slow lookup on every
+//! request, once with a cache in front of it — and prints what the cache changed
+//! (requests served, hit ratio, lookups made, throughput, p50/p99 latency).
+//!
+//! The service: `--threads` workers request keys drawn from a Zipf distribution over
+//! `--keys` keys; a lookup sleeps `--lookup-ms`. The cached run reads the cache first and
+//! on a miss does the lookup and stores the result with a `--ttl`. Scenes other than the
+//! service (the dogpile stampede) and backends other than the embedded memory cache plug
+//! in at [`run`].
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use larder::memory::MemoryCache;
+use larder::{Cache, Expiry};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Zipf;
+
+/// The options of `larder demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The scene to run.
+    #[arg(long, value_enum, default_value_t = Scene::Service)]
+    pub scene: Scene,
+    /// The cache of the cached run (only `memory` is built so far).
+    #[arg(long, value_name = "NAME", default_value = "memory")]
+    pub backend: String,
+    /// Worker threads sending requests.
+    #[arg(long, value_name = "N", default_value = "8", value_parser = at_least_one)]
+    pub threads: usize,
+    /// Distinct keys the workers request.
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = at_least_one_u64)]
+    pub keys: u64,
+    /// Zipf exponent of the key popularity (0 = uniform; higher = more skewed).
+    #[arg(long, value_name = "S", default_value = "0.99", value_parser = zipf_exponent)]
+    pub exponent: f64,
+    /// Length of each run, in seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = positive_secs)]
+    pub duration: Duration,
+    /// How long one slow lookup takes, in milliseconds (fractions allowed; 0 = instant).
+    #[arg(long, value_name = "MS", default_value = "2", value_parser = lookup_millis)]
+    pub lookup_ms: Duration,
+    /// Entries the cache may hold.
+    #[arg(long, value_name = "N", default_value = "2000", value_parser = at_least_one)]
+    pub capacity: usize,
+    /// Time to live of a cached lookup result, in seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = positive_secs)]
+    pub ttl: Duration,
+}
+
+/// What `larder demo` shows.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scene {
+    /// A service behind a slow lookup, without and with a cache.
+    Service,
+    /// Many workers regenerating one expired value, without and with dogpile protection.
+    Stampede,
+}
+
+/// Runs the demo `args` describe; the error is a one-line message for the user.
+pub fn run(args: &DemoArgs) -> Result<(), String> {
+    match args.scene {
+        Scene::Service => {
+            let backend = Backend::from_name(&args.backend)?;
+            service(args, backend)
+        }
+        // ==== INTEGRATION POINT: stampede scene ====
+        // Replace with `crate::stampede::run(args.threads, args.duration)` once
+        // crates/larder-cli/src/stampede.rs is in this build (and declare `mod stampede;`).
+        Scene::Stampede => Err("scene stampede: not available in this build".to_string()),
+    }
+}
+
+/// The caches the service scene can put in front of its lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// The embedded [`MemoryCache`].
+    Memory,
+}
+
+impl Backend {
+    /// Backends a later release adds; naming one gets "not built yet" rather than "unknown".
+    const PLANNED: [&'static str; 3] = ["memcached", "redis", "tiered"];
+
+    fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "memory" => Ok(Backend::Memory),
+            planned if Self::PLANNED.contains(&planned) => Err(format!(
+                "backend {planned} is not built yet (available: memory)"
+            )),
+            other => Err(format!(
+                "unknown backend '{other}' (available: memory; planned: {})",
+                Self::PLANNED.join(", ")
+            )),
+        }
+    }
+}
+
+/// What a lookup returns and the cache stores: cheap to clone, as a cached value should be.
+type Record = Arc<str>;
+
+/// The slow dependency of the simulated service; counts the lookups made.
+struct SlowSource {
+    delay: Duration,
+    lookups: AtomicU64,
+}
+
+impl SlowSource {
+    fn new(delay: Duration) -> Self {
+        Self {
+            delay,
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    fn lookup(&self, key: &str) -> Record {
+        if !self.delay.is_zero() {
+            thread::sleep(self.delay);
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        Arc::from(format!("record for {key}"))
+    }
+
+    fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+}
+
+/// A cache built for the cached run, kept concrete so its own counters can be reported.
+enum DemoCache {
+    Memory(MemoryCache<Record>),
+}
+
+impl DemoCache {
+    fn build(backend: Backend, capacity: usize) -> Self {
+        match backend {
+            Backend::Memory => DemoCache::Memory(MemoryCache::new(capacity)),
+        }
+    }
+
+    fn as_cache(&self) -> &dyn Cache<Record> {
+        match self {
+            DemoCache::Memory(cache) => cache,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            DemoCache::Memory(_) => "memory cache",
+        }
+    }
+
+    /// One line on the cache's state after the run.
+    fn describe(&self, capacity: usize) -> String {
+        match self {
+            DemoCache::Memory(cache) => {
+                let s = cache.stats();
+                format!(
+                    "memory cache after its run: {} of {capacity} entries, {} inserts, {} evictions, {} expirations",
+                    s.entries, s.inserts, s.evictions, s.expirations
+                )
+            }
+        }
+    }
+}
+
+/// The counts of one run, over all workers.
+struct RunReport {
+    mode: &'static str,
+    requests: u64,
+    hits: u64,
+    lookups: u64,
+    elapsed: Duration,
+    latency: LatencyHistogram,
+}
+
+impl RunReport {
+    fn hit_ratio(&self) -> f64 {
+        ratio(self.hits, self.requests)
+    }
+
+    fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.requests as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One worker's counts.
+#[derive(Default)]
+struct WorkerTally {
+    requests: u64,
+    hits: u64,
+    latency: LatencyHistogram,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// The service scene: one run without a cache, one with, then the table.
+fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
+    let keys = Arc::new(KeySpace::new(args.keys, args.exponent)?);
+    let mut out = std::io::stdout().lock();
+    let mut say = |text: &str| -> Result<(), String> {
+        writeln!(out, "{text}")
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write to stdout: {e}"))
+    };
+
+    say(&format!(
+        "service scene: {} workers, {} keys (Zipf s={}), lookup {} ms, {:.1} s per run",
+        args.threads,
+        args.keys,
+        args.exponent,
+        args.lookup_ms.as_secs_f64() * 1000.0,
+        args.duration.as_secs_f64()
+    ))?;
+
+    say("running without a cache ...")?;
+    let uncached = run_once("no cache", args, &keys, None)?;
+
+    let cache = DemoCache::build(backend, args.capacity);
+    say(&format!(
+        "running with the {} (capacity {}, ttl {} s) ...",
+        cache.label(),
+        args.capacity,
+        args.ttl.as_secs_f64()
+    ))?;
+    let cached = run_once(cache.label(), args, &keys, Some(cache.as_cache()))?;
+
+    say("")?;
+    say(&render_table(&[&uncached, &cached]))?;
+    say("")?;
+    say(&cache.describe(args.capacity))?;
+    say(&summary(&uncached, &cached))?;
+    Ok(())
+}
+
+/// The keys of the service and how often each is requested.
+struct KeySpace {
+    names: Vec<String>,
+    popularity: Zipf<f64>,
+}
+
+impl KeySpace {
+    /// Keys whose names are made up front for key spaces up to this size (larger ones are
+    /// named per request).
+    const PRENAMED: u64 = 1 << 20;
+
+    fn new(count: u64, exponent: f64) -> Result<Self, String> {
+        let popularity = Zipf::new(count, exponent)
+            .map_err(|e| format!("cannot draw {count} keys with Zipf exponent {exponent}: {e}"))?;
+        let names = if count <= Self::PRENAMED {
+            (0..count).map(key_name).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Self { names, popularity })
+    }
+
+    /// The name of a key drawn by popularity.
+    fn draw(&self, rng: &mut StdRng) -> std::borrow::Cow<'_, str> {
+        // Zipf draws a rank in 1..=count as a float.
+        let rank = (rng.sample(self.popularity) as u64).saturating_sub(1);
+        match usize::try_from(rank).ok().and_then(|i| self.names.get(i)) {
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => std::borrow::Cow::Owned(key_name(rank)),
+        }
+    }
+}
+
+fn key_name(rank: u64) -> String {
+    format!("item:{rank}")
+}
+
+/// Runs `args.threads` workers for `args.duration`, through `cache` when there is one.
+fn run_once(
+    mode: &'static str,
+    args: &DemoArgs,
+    keys: &KeySpace,
+    cache: Option<&dyn Cache<Record>>,
+) -> Result<RunReport, String> {
+    let source = SlowSource::new(args.lookup_ms);
+    let expiry = Expiry::After(args.ttl);
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let tallies: Vec<Result<WorkerTally, String>> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.threads)
+            .map(|worker| {
+                let source = &source;
+                scope.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(0x1a2d_e400 + worker as u64);
+                    work(&mut rng, keys, source, cache, expiry, deadline)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a worker thread panicked".to_string()))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+
+    let mut report = RunReport {
+        mode,
+        requests: 0,
+        hits: 0,
+        lookups: source.lookups(),
+        elapsed,
+        latency: LatencyHistogram::default(),
+    };
+    for tally in tallies {
+        let tally = tally?;
+        report.requests += tally.requests;
+        report.hits += tally.hits;
+        report.latency.merge(&tally.latency);
+    }
+    Ok(report)
+}
+
+/// One worker: requests keys until `deadline`, timing each request.
+fn work(
+    rng: &mut StdRng,
+    keys: &KeySpace,
+    source: &SlowSource,
+    cache: Option<&dyn Cache<Record>>,
+    expiry: Expiry,
+    deadline: Instant,
+) -> Result<WorkerTally, String> {
+    let mut tally = WorkerTally::default();
+    loop {
+        let began = Instant::now();
+        if began >= deadline {
+            return Ok(tally);
+        }
+        let key = keys.draw(rng);
+        let record = match cache {
+            None => source.lookup(&key),
+            Some(cache) => {
+                let cached = cache
+                    .get(&key)
+                    .map_err(|e| format!("cache read of {key} failed: {e}"))?;
+                match cached {
+                    Some(record) => {
+                        tally.hits += 1;
+                        record
+                    }
+                    None => {
+                        let record = source.lookup(&key);
+                        cache
+                            .set(&key, Arc::clone(&record), expiry)
+                            .map_err(|e| format!("cache write of {key} failed: {e}"))?;
+                        record
+                    }
+                }
+            }
+        };
+        std::hint::black_box(record);
+        tally.requests += 1;
+        tally.latency.record(began.elapsed());
+    }
+}
+
+/// The results as an aligned table, one row per run.
+fn render_table(runs: &[&RunReport]) -> String {
+    let header = [
+        "mode",
+        "requests",
+        "hit ratio",
+        "lookups",
+        "throughput (req/s)",
+        "p50 (µs)",
+        "p99 (µs)",
+    ];
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.mode.to_string(),
+                r.requests.to_string(),
+                format!("{:.1}%", r.hit_ratio() * 100.0),
+                r.lookups.to_string(),
+                format!("{:.0}", r.throughput()),
+                micros(r.latency.quantile(0.50)),
+                micros(r.latency.quantile(0.99)),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut table = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let pad = width.saturating_sub(cell.chars().count());
+            if i == 0 {
+                // The mode column is text: left-aligned. The rest are numbers.
+                let _ = write!(text, "{cell}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(text, "  {}{cell}", " ".repeat(pad));
+            }
+        }
+        table.push_str(text.trim_end());
+        table.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    table.trim_end().to_string()
+}
+
+fn micros(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 10.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.0}")
+    }
+}
+
+/// One line on what the cache changed.
+fn summary(uncached: &RunReport, cached: &RunReport) -> String {
+    let speedup = if uncached.throughput() > 0.0 {
+        cached.throughput() / uncached.throughput()
+    } else {
+        0.0
+    };
+    let per_request = |r: &RunReport| ratio(r.lookups, r.requests);
+    let fewer = if per_request(uncached) > 0.0 {
+        (1.0 - per_request(cached) / per_request(uncached)) * 100.0
+    } else {
+        0.0
+    };
+    format!(
+        "with the {}: {speedup:.1}x the throughput, {fewer:.0}% fewer lookups per request, p50 {} µs -> {} µs",
+        cached.mode,
+        micros(uncached.latency.quantile(0.50)),
+        micros(cached.latency.quantile(0.50)),
+    )
+}
+
+/// Request latencies in log-linear buckets of nanoseconds: exact below 16 ns, then 16
+/// buckets per power of two, so a reported quantile is within 1/32 of the true value.
+/// Bounded memory however many requests are recorded.
+#[derive(Debug, Clone)]
+struct LatencyHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    /// log2 of the buckets per power of two.
+    const SUB_BITS: u32 = 4;
+    const SUB: u64 = 1 << Self::SUB_BITS;
+    /// Buckets covering every `u64` nanosecond count.
+    const BUCKETS: usize = ((64 - Self::SUB_BITS as usize) + 1) * Self::SUB as usize;
+
+    fn bucket(nanos: u64) -> usize {
+        if nanos < Self::SUB {
+            return nanos as usize;
+        }
+        let exponent = 63 - nanos.leading_zeros(); // >= SUB_BITS
+        let shift = exponent - Self::SUB_BITS;
+        let sub = (nanos >> shift) & (Self::SUB - 1);
+        ((shift as u64 + 1) * Self::SUB + sub) as usize
+    }
+
+    /// The middle of bucket `index`'s range of nanoseconds.
+    fn midpoint(index: usize) -> u64 {
+        let (group, sub) = (index as u64 / Self::SUB, index as u64 % Self::SUB);
+        if group == 0 {
+            return sub;
+        }
+        let shift = group - 1;
+        let low = (Self::SUB + sub) << shift;
+        low + ((1u64 << shift) - 1) / 2
+    }
+
+    fn record(&mut self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.counts[Self::bucket(nanos)] += 1;
+        self.total += 1;
+    }
+
+    fn merge(&mut self, other: &Self) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+    }
+
+    /// The latency below which a fraction `q` of the recorded ones fall (zero when empty).
+    fn quantile(&self, q: f64) -> Duration {
+        if self.total == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Duration::from_nanos(Self::midpoint(index));
+            }
+        }
+        Duration::from_nanos(u64::MAX)
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; Self::BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn at_least_one_u64(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn zipf_exponent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        Ok(_) => Err("must be a finite number >= 0".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn positive_secs(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 => Duration::try_from_secs_f64(secs).map_err(|e| e.to_string()),
+        Ok(_) => Err("must be more than 0 seconds".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn lookup_millis(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms >= 0.0 => Duration::try_from_secs_f64(ms / 1000.0).map_err(|e| e.to_string()),
+        Ok(_) => Err("must be 0 ms or more".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_within_a_bucket_of_the_truth() {
+        let mut h = LatencyHistogram::default();
+        for us in 1..=1000u64 {
+            h.record(Duration::from_micros(us));
+        }
+        for (q, truth_us) in [(0.5, 500.0), (0.99, 990.0), (1.0, 1000.0)] {
+            let got = h.quantile(q).as_secs_f64() * 1e6;
+            assert!(
+                (got - truth_us).abs() <= truth_us / 32.0 + 0.001,
+                "q={q}: got {got} µs, want about {truth_us} µs"
+            );
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_ordered_and_cover_u64() {
+        let mut last = 0;
+        for nanos in (0..5000u64).chain([u64::MAX / 2, u64::MAX]) {
+            let b = LatencyHistogram::bucket(nanos);
+            assert!(b >= last && b < LatencyHistogram::BUCKETS, "nanos {nanos}");
+            last = b;
+        }
+        assert_eq!(LatencyHistogram::midpoint(LatencyHistogram::bucket(7)), 7);
+    }
+
+    #[test]
+    fn merged_histograms_count_both() {
+        let (mut a, mut b) = (LatencyHistogram::default(), LatencyHistogram::default());
+        a.record(Duration::from_micros(1));
+        b.record(Duration::from_millis(2));
+        b.record(Duration::from_millis(2));
+        a.merge(&b);
+        assert_eq!(a.total, 3);
+        assert!(a.quantile(0.5) > Duration::from_millis(1));
+        assert!(a.quantile(0.3) < Duration::from_micros(2));
+    }
+
+    #[test]
+    fn backends_not_built_yet_are_named_as_such() {
+        assert_eq!(Backend::from_name("memory"), Ok(Backend::Memory));
+        let err = Backend::from_name("redis").unwrap_err();
+        assert!(err.contains("backend redis is not built yet"), "{err}");
+        let err = Backend::from_name("floppy").unwrap_err();
+        assert!(err.contains("unknown backend 'floppy'"), "{err}");
+    }
+
+    #[test]
+    fn flag_parsers_reject_nonsense() {
+        assert!(positive_secs("0").is_err());
+        assert!(positive_secs("-1").is_err());
+        assert!(positive_secs("NaN").is_err());
+        assert_eq!(positive_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert!(lookup_millis("-0.5").is_err());
+        assert_eq!(lookup_millis("0"), Ok(Duration::ZERO));
+        assert!(at_least_one("0").is_err());
+        assert!(zipf_exponent("inf").is_err());
+    }
+}
