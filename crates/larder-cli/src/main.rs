@@ -5,6 +5,7 @@
 //! failed run — into one line `larder: error: ...` on stderr and exit status 2.
 
 mod demo;
+mod ring_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Runs a simulated service without and with a cache and prints what the cache changed.
     Demo(demo::DemoArgs),
+    /// Prints the memcached server each key maps to, placed as pylibmc/pymemcache/python-memcached do (no network).
+    Ring(ring_cmd::RingArgs),
 }
 
 /// The exit status of every error: bad usage and failed runs alike.
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     };
     let outcome = match &cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Ring(args) => ring_cmd::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,8 +23,8 @@ pub struct RingArgs {
 
 /// Prints `KEY<TAB>SERVER` for each key.
 pub fn run(args: &RingArgs) -> Result<(), String> {
-    let ring = Ring::from_specs(&args.servers, args.distribution, args.hash)
-        .map_err(|e| e.to_string())?;
+    let ring =
+        Ring::from_specs(&args.servers, args.distribution, args.hash).map_err(|e| e.to_string())?;
     let mut out = String::new();
     for key in &args.keys {
         let index = ring
