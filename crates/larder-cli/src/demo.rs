@@ -16,7 +16,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use larder::codec::{Codec, Encoded, TextCodec};
 use larder::memory::MemoryCache;
+use larder::redis::{RedisCache, RedisConfig};
+use larder::tiered::Tiered;
 use larder::{Cache, Expiry};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,9 +31,12 @@ pub struct DemoArgs {
     /// The scene to run.
     #[arg(long, value_enum, default_value_t = Scene::Service)]
     pub scene: Scene,
-    /// The cache of the cached run (only `memory` is built so far).
+    /// The cache of the cached run: memory | redis | tiered (memory in front of --redis).
     #[arg(long, value_name = "NAME", default_value = "memory")]
     pub backend: String,
+    /// The Redis server for `--backend redis|tiered`, as redis://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Worker threads sending requests.
     #[arg(long, value_name = "N", default_value = "8", value_parser = at_least_one)]
     pub threads: usize,
@@ -67,7 +73,7 @@ pub enum Scene {
 pub fn run(args: &DemoArgs) -> Result<(), String> {
     match args.scene {
         Scene::Service => {
-            let backend = Backend::from_name(&args.backend)?;
+            let backend = Backend::from_args(args)?;
             service(args, backend)
         }
         // ==== INTEGRATION POINT: stampede scene ====
@@ -78,24 +84,39 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
 }
 
 /// The caches the service scene can put in front of its lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Backend {
     /// The embedded [`MemoryCache`].
     Memory,
+    /// A Redis server.
+    Redis(String),
+    /// A memory L1 in front of a Redis L2.
+    Tiered(String),
 }
 
 impl Backend {
     /// Backends a later release adds; naming one gets "not built yet" rather than "unknown".
-    const PLANNED: [&'static str; 3] = ["memcached", "redis", "tiered"];
+    const PLANNED: [&'static str; 1] = ["memcached"];
 
-    fn from_name(name: &str) -> Result<Self, String> {
-        match name {
+    fn from_args(args: &DemoArgs) -> Result<Self, String> {
+        let redis = || {
+            args.redis.clone().ok_or_else(|| {
+                format!(
+                    "--backend {} needs a server: pass --redis redis://127.0.0.1:6379 \
+                     (start one with `redis-server --port 6379`)",
+                    args.backend
+                )
+            })
+        };
+        match args.backend.as_str() {
             "memory" => Ok(Backend::Memory),
+            "redis" => Ok(Backend::Redis(redis()?)),
+            "tiered" => Ok(Backend::Tiered(redis()?)),
             planned if Self::PLANNED.contains(&planned) => Err(format!(
-                "backend {planned} is not built yet (available: memory)"
+                "backend {planned} is not built yet (available: memory, redis, tiered)"
             )),
             other => Err(format!(
-                "unknown backend '{other}' (available: memory; planned: {})",
+                "unknown backend '{other}' (available: memory, redis, tiered; planned: {})",
                 Self::PLANNED.join(", ")
             )),
         }
@@ -132,40 +153,83 @@ impl SlowSource {
     }
 }
 
+/// Stores a [`Record`] as UTF-8 text, for the server backends.
+struct RecordCodec;
+
+impl Codec<Record> for RecordCodec {
+    fn encode(&self, value: &Record) -> larder::Result<Encoded> {
+        TextCodec.encode(&value.to_string())
+    }
+    fn decode(&self, data: &[u8], flags: u32) -> larder::Result<Record> {
+        TextCodec.decode(data, flags).map(Arc::from)
+    }
+}
+
 /// A cache built for the cached run, kept concrete so its own counters can be reported.
 enum DemoCache {
     Memory(MemoryCache<Record>),
+    Redis(RedisCache<Record, RecordCodec>),
+    Tiered(Tiered<Record>),
 }
 
 impl DemoCache {
-    fn build(backend: Backend, capacity: usize) -> Self {
-        match backend {
+    fn build(backend: &Backend, capacity: usize) -> Result<Self, String> {
+        let redis = |url: &str| -> Result<RedisCache<Record, RecordCodec>, String> {
+            let config = RedisConfig::new(url).prefix("larder-demo:");
+            let cache = RedisCache::new(config, RecordCodec).map_err(|e| e.to_string())?;
+            // Fail now, in one line, rather than in every worker.
+            cache.clear().map_err(|e| {
+                format!(
+                    "no Redis server reachable at {url} ({e}); start one with \
+                     `redis-server --port 6379` or pass --redis redis://HOST:PORT"
+                )
+            })?;
+            Ok(cache)
+        };
+        Ok(match backend {
             Backend::Memory => DemoCache::Memory(MemoryCache::new(capacity)),
-        }
+            Backend::Redis(url) => DemoCache::Redis(redis(url)?),
+            Backend::Tiered(url) => DemoCache::Tiered(Tiered::new(
+                MemoryCache::new(capacity),
+                Arc::new(redis(url)?),
+                Duration::from_secs(5),
+            )),
+        })
     }
 
     fn as_cache(&self) -> &dyn Cache<Record> {
         match self {
             DemoCache::Memory(cache) => cache,
+            DemoCache::Redis(cache) => cache,
+            DemoCache::Tiered(cache) => cache,
         }
     }
 
     fn label(&self) -> &'static str {
         match self {
             DemoCache::Memory(_) => "memory cache",
+            DemoCache::Redis(_) => "redis cache",
+            DemoCache::Tiered(_) => "tiered cache",
         }
     }
 
     /// One line on the cache's state after the run.
     fn describe(&self, capacity: usize) -> String {
+        let memory = |label: &str, cache: &MemoryCache<Record>| {
+            let s = cache.stats();
+            format!(
+                "{label} after its run: {} of {capacity} entries, {} inserts, {} evictions, {} expirations",
+                s.entries, s.inserts, s.evictions, s.expirations
+            )
+        };
         match self {
-            DemoCache::Memory(cache) => {
-                let s = cache.stats();
-                format!(
-                    "memory cache after its run: {} of {capacity} entries, {} inserts, {} evictions, {} expirations",
-                    s.entries, s.inserts, s.evictions, s.expirations
-                )
-            }
+            DemoCache::Memory(cache) => memory("memory cache", cache),
+            DemoCache::Redis(cache) => format!(
+                "redis cache at {} (keys under {:?})",
+                cache.config().url,
+                cache.config().prefix
+            ),
+            DemoCache::Tiered(cache) => memory("tiered cache's L1", cache.l1()),
         }
     }
 }
@@ -230,10 +294,12 @@ fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
         args.duration.as_secs_f64()
     ))?;
 
+    // Built (and a server checked) before anything runs, so a missing server costs nothing.
+    let cache = DemoCache::build(&backend, args.capacity)?;
+
     say("running without a cache ...")?;
     let uncached = run_once("no cache", args, &keys, None)?;
 
-    let cache = DemoCache::build(backend, args.capacity);
     say(&format!(
         "running with the {} (capacity {}, ttl {} s) ...",
         cache.label(),
@@ -620,11 +686,29 @@ mod tests {
     }
 
     #[test]
-    fn backends_not_built_yet_are_named_as_such() {
-        assert_eq!(Backend::from_name("memory"), Ok(Backend::Memory));
-        let err = Backend::from_name("redis").unwrap_err();
-        assert!(err.contains("backend redis is not built yet"), "{err}");
-        let err = Backend::from_name("floppy").unwrap_err();
+    fn backends_are_chosen_by_name_and_need_their_server() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            demo: DemoArgs,
+        }
+        let parse = |args: &[&str]| Backend::from_args(&Cli::parse_from(args).demo);
+        assert_eq!(parse(&["x"]), Ok(Backend::Memory));
+        let url = "redis://127.0.0.1:7000";
+        assert_eq!(
+            parse(&["x", "--backend", "redis", "--redis", url]),
+            Ok(Backend::Redis(url.into()))
+        );
+        assert_eq!(
+            parse(&["x", "--backend", "tiered", "--redis", url]),
+            Ok(Backend::Tiered(url.into()))
+        );
+        let err = parse(&["x", "--backend", "redis"]).unwrap_err();
+        assert!(err.contains("redis-server --port"), "{err}");
+        let err = parse(&["x", "--backend", "memcached"]).unwrap_err();
+        assert!(err.contains("backend memcached is not built yet"), "{err}");
+        let err = parse(&["x", "--backend", "floppy"]).unwrap_err();
         assert!(err.contains("unknown backend 'floppy'"), "{err}");
     }
 
