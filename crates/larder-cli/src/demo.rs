@@ -168,7 +168,7 @@ impl Codec<Record> for RecordCodec {
 /// A cache built for the cached run, kept concrete so its own counters can be reported.
 enum DemoCache {
     Memory(MemoryCache<Record>),
-    Redis(RedisCache<Record, RecordCodec>),
+    Redis(Box<RedisCache<Record, RecordCodec>>),
     Tiered(Tiered<Record>),
 }
 
@@ -188,7 +188,7 @@ impl DemoCache {
         };
         Ok(match backend {
             Backend::Memory => DemoCache::Memory(MemoryCache::new(capacity)),
-            Backend::Redis(url) => DemoCache::Redis(redis(url)?),
+            Backend::Redis(url) => DemoCache::Redis(Box::new(redis(url)?)),
             Backend::Tiered(url) => DemoCache::Tiered(Tiered::new(
                 MemoryCache::new(capacity),
                 Arc::new(redis(url)?),
@@ -200,7 +200,7 @@ impl DemoCache {
     fn as_cache(&self) -> &dyn Cache<Record> {
         match self {
             DemoCache::Memory(cache) => cache,
-            DemoCache::Redis(cache) => cache,
+            DemoCache::Redis(cache) => &**cache,
             DemoCache::Tiered(cache) => cache,
         }
     }
