@@ -343,10 +343,13 @@ impl<M: Manager> Inner<M> {
                         bump(&self.counters.waits);
                     }
                     match deadline {
+                        Some(deadline) if tokio::time::Instant::now() >= deadline => {
+                            return Err(self.timed_out(start.elapsed()));
+                        }
+                        // Woken or timed out, look at the slots once more before deciding:
+                        // an object returned just as the wait ended is still taken.
                         Some(deadline) => {
-                            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                                return Err(self.timed_out(start.elapsed()));
-                            }
+                            let _ = tokio::time::timeout_at(deadline, notified).await;
                         }
                         None => notified.await,
                     }
