@@ -40,6 +40,7 @@ pub struct Pooled<'a, M: Manager> {
 }
 
 impl<'a, M: Manager> Pooled<'a, M> {
+    #[inline]
     pub(crate) fn new(pool: PoolRef<'a, M>, held: Held<M::Object>) -> Self {
         let since = pool.inner().hold_start();
         Self {
@@ -50,6 +51,7 @@ impl<'a, M: Manager> Pooled<'a, M> {
         }
     }
 
+    #[inline]
     fn held(&self) -> &Held<M::Object> {
         match &self.held {
             Some(held) => held,
@@ -92,6 +94,7 @@ impl<'a, M: Manager> Pooled<'a, M> {
 impl<M: Manager> Deref for Pooled<'_, M> {
     type Target = M::Object;
 
+    #[inline]
     fn deref(&self) -> &M::Object {
         match self.held() {
             Held::Shared(slot) => slot.object(),
@@ -101,6 +104,7 @@ impl<M: Manager> Deref for Pooled<'_, M> {
 }
 
 impl<M: Manager> Drop for Pooled<'_, M> {
+    #[inline]
     fn drop(&mut self) {
         let inner = self.pool.inner();
         inner.check_hold(self.since);

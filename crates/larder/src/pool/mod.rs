@@ -313,6 +313,7 @@ impl<M: Manager> Pool<M> {
     /// Errors: [`Error::PoolTimeout`] when a `Queue` stays exhausted for `wait_timeout`,
     /// [`Error::PoolCreate`] when the manager fails to create an object (the slot it would
     /// have filled is freed), [`Error::Unavailable`] after [`close`](Pool::close).
+    #[inline]
     pub fn get(&self) -> Result<Pooled<'_, M>> {
         self.inner
             .checkout()
@@ -404,6 +405,7 @@ impl<M: Manager> Inner<M> {
         Error::Unavailable(format!("pool {:?} is closed", self.config.name))
     }
 
+    #[inline]
     fn checkout(&self) -> Result<Held<M::Object>> {
         if self.closed.load(Ordering::Relaxed) {
             if let Backend::PerThread(_) = self.backend {
@@ -418,13 +420,20 @@ impl<M: Manager> Inner<M> {
         }
     }
 
+    #[inline]
     fn checkout_shared(
         &self,
         s: &SharedState<M::Object>,
     ) -> Result<Arc<dyn SharedSlot<M::Object>>> {
-        if let Some(slot) = s.slot.get() {
-            return Ok(Arc::clone(slot));
+        match s.slot.get() {
+            Some(slot) => Ok(Arc::clone(slot)),
+            None => self.create_shared(s),
         }
+    }
+
+    /// First checkout of a `Shared` pool: creates the object (once, under a lock).
+    #[cold]
+    fn create_shared(&self, s: &SharedState<M::Object>) -> Result<Arc<dyn SharedSlot<M::Object>>> {
         let _init = s.init.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = s.slot.get() {
             return Ok(Arc::clone(slot));
@@ -487,11 +496,13 @@ impl<M: Manager> Inner<M> {
     }
 
     /// The instant a checkout starts, when leak detection needs it.
+    #[inline]
     pub(crate) fn hold_start(&self) -> Option<Instant> {
         self.config.max_hold.map(|_| self.config.clock.now())
     }
 
     /// Counts and logs a checkout held longer than `max_hold`.
+    #[inline]
     pub(crate) fn check_hold(&self, since: Option<Instant>) {
         if let (Some(since), Some(max)) = (since, self.config.max_hold) {
             let held = self.config.clock.now().saturating_duration_since(since);

@@ -18,21 +18,25 @@ use super::queue::ObjectState;
 use super::{Inner, Manager};
 use crate::Result;
 
-/// One thread's slot of one pool, type-erased for the thread-local table.
-trait LocalSlot: Any {
-    fn pool_alive(&self) -> bool;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
+/// One thread's slot of one pool (a `ThreadSlot<M>`), type-erased for the thread-local
+/// table, with a function telling whether its pool still exists.
 struct LocalEntry {
     pool_id: u64,
-    slot: Box<dyn LocalSlot>,
+    slot: Box<dyn Any>,
+    pool_alive: fn(&dyn Any) -> bool,
+}
+
+fn pool_alive<M: Manager>(slot: &dyn Any) -> bool {
+    slot.downcast_ref::<ThreadSlot<M>>()
+        .is_some_and(|slot| slot.pool.strong_count() > 0)
 }
 
 thread_local! {
     static LOCAL: RefCell<Vec<LocalEntry>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Written only by the thread that owns the slot (plain load + store, no locked
+/// read-modify-write on the fast path); read by `Pool::stats` from any thread.
 #[derive(Default)]
 struct ThreadCounters {
     reused: AtomicU64,
@@ -44,15 +48,6 @@ struct ThreadSlot<M: Manager> {
     pool: Weak<Inner<M>>,
     obj: Option<ObjectState<M::Object>>,
     counters: Arc<ThreadCounters>,
-}
-
-impl<M: Manager> LocalSlot for ThreadSlot<M> {
-    fn pool_alive(&self) -> bool {
-        self.pool.strong_count() > 0
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 impl<M: Manager> Drop for ThreadSlot<M> {
@@ -125,7 +120,7 @@ impl<M: Manager> Inner<M> {
             .try_with(|local| {
                 let mut local = local.try_borrow_mut().ok()?;
                 let entry = local.iter_mut().find(|e| e.pool_id == self.id)?;
-                let slot = entry.slot.as_any_mut().downcast_mut::<ThreadSlot<M>>()?;
+                let slot = entry.slot.downcast_mut::<ThreadSlot<M>>()?;
                 Some(f(slot))
             })
             .ok()
@@ -135,8 +130,10 @@ impl<M: Manager> Inner<M> {
     pub(crate) fn checkout_local(&self) -> Result<ObjectState<M::Object>> {
         let parked = self.with_local_slot(|slot| {
             let state = slot.obj.take()?;
-            slot.counters.idle.store(0, Ordering::Relaxed);
-            slot.counters.reused.fetch_add(1, Ordering::Relaxed);
+            let counters = &slot.counters;
+            counters.idle.store(0, Ordering::Relaxed);
+            let reused = counters.reused.load(Ordering::Relaxed);
+            counters.reused.store(reused + 1, Ordering::Relaxed);
             Some(state)
         });
         if let Some(state) = parked.flatten() {
@@ -147,7 +144,10 @@ impl<M: Manager> Inner<M> {
                 }
                 None => {
                     self.with_local_slot(|slot| {
-                        slot.counters.reused.fetch_sub(1, Ordering::Relaxed)
+                        let reused = slot.counters.reused.load(Ordering::Relaxed);
+                        slot.counters
+                            .reused
+                            .store(reused.saturating_sub(1), Ordering::Relaxed);
                     });
                 }
             }
@@ -166,7 +166,7 @@ impl<M: Manager> Inner<M> {
                 return;
             };
             if let Some(entry) = local.iter_mut().find(|e| e.pool_id == self.id) {
-                if let Some(slot) = entry.slot.as_any_mut().downcast_mut::<ThreadSlot<M>>() {
+                if let Some(slot) = entry.slot.downcast_mut::<ThreadSlot<M>>() {
                     if slot.obj.is_none() {
                         slot.obj = state.take();
                         slot.counters.idle.store(1, Ordering::Relaxed);
@@ -180,7 +180,7 @@ impl<M: Manager> Inner<M> {
             // Slots of pools that are gone are dropped outside the borrow.
             let mut i = 0;
             while i < local.len() {
-                if local[i].slot.pool_alive() {
+                if (local[i].pool_alive)(&*local[i].slot) {
                     i += 1;
                 } else {
                     pruned.push(local.swap_remove(i));
@@ -195,6 +195,7 @@ impl<M: Manager> Inner<M> {
                     obj: state.take(),
                     counters,
                 }),
+                pool_alive: pool_alive::<M>,
             });
         });
         drop(pruned);
