@@ -115,6 +115,28 @@ fn handle_request(pool: &Pool<Probes>) -> larder::Result<u64> {
 }
 
 #[test]
+fn pools_and_owned_guards_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Pool<Probes>>();
+    send::<larder::pool::Pooled<'static, Probes>>();
+    send_sync::<larder::pool::Proxy<Probe>>();
+
+    let pool = Pool::new(
+        Probes::default(),
+        PoolConfig::new("owned", queue(1, Duration::from_secs(1))),
+    )
+    .unwrap();
+    let guard = pool.get_owned().unwrap();
+    drop(pool);
+    let id = thread::spawn(move || guard.id).join().unwrap();
+    assert_eq!(
+        id, 0,
+        "an owned guard outlives the Pool value and moves threads"
+    );
+}
+
+#[test]
 fn one_caller_code_runs_on_every_strategy_from_many_threads() {
     for strategy in all_strategies() {
         let probes = Probes::default();
@@ -654,6 +676,37 @@ mod async_checkout {
             ));
         }
         assert_eq!(pool.get_async().await.unwrap().id, 0);
+    }
+
+    /// A manager whose `create` takes a while (a slow connect).
+    struct Slow;
+    impl Manager for Slow {
+        type Object = u32;
+        type Error = std::io::Error;
+        fn create(&self) -> Result<u32, std::io::Error> {
+            thread::sleep(Duration::from_millis(300));
+            Ok(1)
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelled_checkouts_free_their_slot() {
+        let pool = Pool::new(
+            Slow,
+            PoolConfig::new("async-cancel", queue(1, Duration::from_secs(30))),
+        )
+        .unwrap();
+        // Cancelled while the object is being created (on a blocking thread).
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), pool.get_async()).await;
+        assert!(cancelled.is_err());
+        assert_eq!(pool.stats().in_use, 0, "the reserved slot was given back");
+        // Cancelled while waiting for a free object.
+        let held = pool.get_async().await.unwrap();
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), pool.get_async()).await;
+        assert!(cancelled.is_err());
+        drop(held);
+        assert_eq!(*pool.get_async().await.unwrap(), 1);
+        assert_eq!(pool.stats().in_use, 0);
     }
 
     #[tokio::test]
