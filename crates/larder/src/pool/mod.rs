@@ -33,6 +33,21 @@
 //! [`PoolConfig::max_hold`] — are detected when the object comes back (no background
 //! thread): a `leaks` count in [`PoolStats`] and a `log::warn!` naming the pool.
 //!
+//! Choosing a strategy (the seed's two Python variants, plus the thread-safe client):
+//! - `Shared` when the object is itself thread-safe (a client with its own internal pool):
+//!   a checkout is an `Arc` clone, nothing is ever exclusive.
+//! - `Queue` for exclusive objects such as connections: bounded, LIFO (warm objects are
+//!   reused, cold ones age out via `idle_timeout`), `max_uses` retirement, and a bounded
+//!   wait that ends in [`Error::PoolTimeout`] — never a hang.
+//! - `PerThread` for thread-per-request servers: no lock and no shared write on the hot
+//!   path; the object dies with its thread.
+//!
+//! Async (feature `tokio`): [`Pool::get_async`] serves `Shared` and `Queue` without blocking
+//! a runtime thread — waiters park on a `tokio::sync::Notify`, share the same capacity as
+//! blocking callers, and [`Manager::create`] runs under `spawn_blocking` rather than
+//! through a second `AsyncManager` trait, so one manager serves both worlds. `PerThread`
+//! answers [`Error::Unsupported`]: tasks hop between worker threads.
+//!
 //! The pool knows nothing about what it pools; the memcached client pools its connections
 //! with it.
 
