@@ -6,7 +6,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Held, Inner, Manager};
+use super::queue::ObjectState;
+use super::{Held, Inner, Manager, SharedSlot};
 use crate::{Error, Result};
 
 /// How a guard reaches its pool: borrowed from a `Pool` ([`Pool::get`]) or owning a handle
@@ -33,8 +34,11 @@ impl<M: Manager> PoolRef<'_, M> {
 /// when the manager finds it broken.
 pub struct Pooled<'a, M: Manager> {
     pool: PoolRef<'a, M>,
-    /// `None` only inside `Drop`, after the object was taken out.
-    held: Option<Held<M::Object>>,
+    /// Exactly one of `shared` and `exclusive` is set, until `Drop` takes it. (Two
+    /// options rather than one enum: the niche-optimised `Arc` moves as a bare pointer,
+    /// which keeps the `Shared` checkout close to an `Arc` clone.)
+    shared: Option<Arc<dyn SharedSlot<M::Object>>>,
+    exclusive: Option<ObjectState<M::Object>>,
     since: Option<Instant>,
     discard: bool,
 }
@@ -43,29 +47,25 @@ impl<'a, M: Manager> Pooled<'a, M> {
     #[inline]
     pub(crate) fn new(pool: PoolRef<'a, M>, held: Held<M::Object>) -> Self {
         let since = pool.inner().hold_start();
+        let (shared, exclusive) = match held {
+            Held::Shared(slot) => (Some(slot), None),
+            Held::Exclusive(state) => (None, Some(state)),
+        };
         Self {
             pool,
-            held: Some(held),
+            shared,
+            exclusive,
             since,
             discard: false,
-        }
-    }
-
-    #[inline]
-    fn held(&self) -> &Held<M::Object> {
-        match &self.held {
-            Some(held) => held,
-            // `held` is emptied only by `Drop::drop`, after which no method can run.
-            None => unreachable!("a pool guard was used after being dropped"),
         }
     }
 
     /// `&mut` to the object under the exclusive strategies (`Queue`, `PerThread`);
     /// [`Error::Unsupported`] under `Shared`, where every caller holds the same object.
     pub fn get_mut(&mut self) -> Result<&mut M::Object> {
-        match &mut self.held {
-            Some(Held::Exclusive(state)) => Ok(&mut state.obj),
-            _ => Err(Error::Unsupported(format!(
+        match &mut self.exclusive {
+            Some(state) => Ok(&mut state.obj),
+            None => Err(Error::Unsupported(format!(
                 "pool {:?} uses Strategy::Shared: its one object is shared by every caller, \
                  so there is no &mut; use interior mutability or an exclusive strategy",
                 self.pool.inner().name()
@@ -75,7 +75,7 @@ impl<'a, M: Manager> Pooled<'a, M> {
 
     /// Whether the object is shared with other callers (`Strategy::Shared`).
     pub fn is_shared(&self) -> bool {
-        matches!(self.held(), Held::Shared(_))
+        self.shared.is_some()
     }
 
     /// Drops the object instead of returning it (e.g. a connection that saw an I/O error);
@@ -96,9 +96,13 @@ impl<M: Manager> Deref for Pooled<'_, M> {
 
     #[inline]
     fn deref(&self) -> &M::Object {
-        match self.held() {
-            Held::Shared(slot) => slot.object(),
-            Held::Exclusive(state) => &state.obj,
+        if let Some(slot) = &self.shared {
+            return slot.object();
+        }
+        match &self.exclusive {
+            Some(state) => &state.obj,
+            // Both are emptied only by `Drop::drop`, after which no method can run.
+            None => unreachable!("a pool guard was used after being dropped"),
         }
     }
 }
@@ -108,10 +112,8 @@ impl<M: Manager> Drop for Pooled<'_, M> {
     fn drop(&mut self) {
         let inner = self.pool.inner();
         inner.check_hold(self.since);
-        match self.held.take() {
-            Some(Held::Exclusive(state)) => inner.give_back(state, self.discard),
-            Some(Held::Shared(slot)) => drop(slot),
-            None => {}
+        if let Some(state) = self.exclusive.take() {
+            inner.give_back(state, self.discard);
         }
     }
 }

@@ -330,6 +330,13 @@ impl<M: Manager> Pool<M> {
     /// have filled is freed), [`Error::Unavailable`] after [`close`](Pool::close).
     #[inline]
     pub fn get(&self) -> Result<Pooled<'_, M>> {
+        // `Shared` after its first checkout: the whole checkout is an `Arc` clone.
+        if let Backend::Shared(s) = &self.inner.backend {
+            if let (Some(slot), false) = (s.slot.get(), self.is_closed()) {
+                let held = Held::Shared(Arc::clone(slot));
+                return Ok(Pooled::new(guard::PoolRef::Borrowed(&self.inner), held));
+            }
+        }
         self.inner
             .checkout()
             .map(|held| Pooled::new(guard::PoolRef::Borrowed(&self.inner), held))
