@@ -545,7 +545,7 @@ fn closed_pools_refuse_checkouts_and_wake_waiters() {
         let pool = pool.clone();
         thread::spawn(move || pool.get().map(|p| p.id))
     };
-    while pool.stats().waits == 0 {
+    while pool.stats().waits == 0 && !waiter.is_finished() {
         thread::yield_now();
     }
     pool.close();

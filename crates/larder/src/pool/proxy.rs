@@ -73,7 +73,8 @@ impl<T> Clone for Target<T> {
 /// unsets it. A guard taken before a swap keeps the object it got; later uses see the new
 /// one. A plain object is shared by every user (`&T` only); a pool-backed proxy checks an
 /// object out per use ([`get`](Proxy::get) or [`with`](Proxy::with)) and returns it when the
-/// use ends, so its guard gives `&mut` under exclusive strategies. A proxy in a `static`
+/// use ends, so its guard gives `&mut` under exclusive strategies (the pool's guard is
+/// boxed behind the object type, one small allocation per use). A proxy in a `static`
 /// needs `T: Send + Sync`.
 pub struct Proxy<T> {
     name: &'static str,
