@@ -157,10 +157,16 @@ impl Error {
     /// protocol, dead server) rather than from the request itself; such errors count towards
     /// marking a server dead and drop the connection they happened on.
     pub fn is_transport(&self) -> bool {
-        matches!(
-            self,
-            Error::Io(_) | Error::Timeout { .. } | Error::Protocol(_) | Error::ServerDead(_)
-        )
+        match self {
+            Error::Io(_) | Error::Timeout { .. } | Error::Protocol(_) | Error::ServerDead(_) => {
+                true
+            }
+            // A pool that could not connect: transport when the manager's error was.
+            Error::PoolCreate { source, .. } => source
+                .downcast_ref::<Error>()
+                .is_some_and(Error::is_transport),
+            _ => false,
+        }
     }
 
     /// Wraps any error from user code (a creator, a weigher) as [`Error::User`].

@@ -11,8 +11,8 @@
 //! encoded bytes, so a reader with the wrong codec gets [`Error::Codec`] instead of a wrong
 //! value. Keys are `prefix + key`.
 //!
-//! Connections: the blocking side keeps a small stack of idle `redis::Connection`s (a
-//! connection that saw any error is dropped, never reused); the async side uses the crate's
+//! Connections: the blocking side keeps `redis::Connection`s in a [`crate::pool`] queue (a
+//! connection that saw an I/O error or timeout is discarded, never reused); the async side uses the crate's
 //! `ConnectionManager`, a multiplexed connection that reconnects by itself, as the crate
 //! recommends. Both set connect and response timeouts, so a down server gives typed errors
 //! within the bound, and a server that comes back is used again without a restart.
@@ -20,12 +20,13 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{Cmd, Pipeline, Script};
 
 use crate::codec::{Codec, Encoded};
+use crate::pool::{Manager, Pool, PoolConfig, Strategy};
 use crate::tiered::{Invalidation, InvalidationBus};
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
@@ -40,19 +41,23 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// Bound on waiting for a reply.
     pub response_timeout: Duration,
-    /// Idle blocking connections kept for reuse.
-    pub max_idle: usize,
+    /// Most blocking connections open at once (the async side multiplexes one).
+    pub max_connections: usize,
+    /// How long a blocking call waits for a free connection when all are busy.
+    pub pool_wait: Duration,
 }
 
 impl RedisConfig {
-    /// Defaults: prefix `larder:`, 1 s connect and response timeouts, 16 idle connections.
+    /// Defaults: prefix `larder:`, 1 s connect and response timeouts, at most 16 blocking
+    /// connections, waiting up to 1 s for a free one.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: "larder:".into(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
-            max_idle: 16,
+            max_connections: 16,
+            pool_wait: Duration::from_secs(1),
         }
     }
 
@@ -70,29 +75,13 @@ impl RedisConfig {
     }
 }
 
-/// Blocking connections to one server: a stack of idle connections, each with read and
-/// write timeouts; a connection that saw an I/O error or timeout is dropped, never reused.
-struct Connections {
+/// Makes blocking connections to one server, each with read and write timeouts.
+struct RedisManager {
     client: redis::Client,
     config: RedisConfig,
-    idle: Mutex<Vec<redis::Connection>>,
 }
 
-impl Connections {
-    fn new(config: RedisConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
-        Ok(Self {
-            client,
-            config,
-            idle: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn err(&self, context: &str, e: redis::RedisError) -> Error {
-        map_err(context, self.config.response_timeout, e)
-    }
-
+impl RedisManager {
     fn open(&self) -> Result<redis::Connection> {
         let con = self
             .client
@@ -105,6 +94,55 @@ impl Connections {
         Ok(con)
     }
 
+    fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        map_err(context, self.config.response_timeout, e)
+    }
+}
+
+impl Manager for RedisManager {
+    type Object = redis::Connection;
+    type Error = Error;
+
+    fn create(&self) -> Result<redis::Connection> {
+        self.open()
+    }
+}
+
+/// Blocking connections to one server, in a [`larder::pool`](crate::pool) queue: a
+/// connection that saw an I/O error or timeout is discarded, never reused.
+struct Connections {
+    pool: Pool<RedisManager>,
+}
+
+impl Connections {
+    fn new(config: RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
+        let strategy = Strategy::Queue {
+            min_size: 0,
+            max_size: config.max_connections.max(1),
+            wait_timeout: config.pool_wait,
+            max_uses: None,
+            idle_timeout: Some(Duration::from_secs(300)),
+            eager: false,
+        };
+        let pool_config = PoolConfig::new(format!("redis {}", config.url), strategy);
+        let pool = Pool::new_unsync(RedisManager { client, config }, pool_config)?;
+        Ok(Self { pool })
+    }
+
+    fn config(&self) -> &RedisConfig {
+        &self.pool.manager().config
+    }
+
+    fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        self.pool.manager().err(context, e)
+    }
+
+    fn open(&self) -> Result<redis::Connection> {
+        self.pool.manager().open()
+    }
+
     /// Runs `f` on a pooled connection; the connection goes back only when `f` succeeded or
     /// failed with a server reply (never after an I/O error or timeout).
     fn with<T>(
@@ -112,29 +150,15 @@ impl Connections {
         context: &str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        let pooled = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut con = match pooled {
-            Some(con) => con,
-            None => self.open()?,
-        };
-        let result = f(&mut con);
-        let healthy = match &result {
-            Ok(_) => true,
-            Err(e) => {
-                !(e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error())
-            }
-        };
-        if healthy {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < self.config.max_idle {
-                idle.push(con);
+        let mut guard = self.pool.get()?;
+        let result = f(guard.get_mut()?);
+        if let Err(e) = &result {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+            {
+                guard.discard();
             }
         }
         result.map_err(|e| self.err(context, e))
@@ -410,7 +434,11 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
             .get_or_try_init(|| async {
                 match tokio::time::timeout(
                     bound,
-                    self.cons.client.get_connection_manager_with_config(config),
+                    self.cons
+                        .pool
+                        .manager()
+                        .client
+                        .get_connection_manager_with_config(config),
                 )
                 .await
                 {
@@ -766,7 +794,7 @@ pub struct RedisLockStore {
 impl std::fmt::Debug for RedisLockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLockStore")
-            .field("url", &self.cons.config.url)
+            .field("url", &self.cons.config().url)
             .finish()
     }
 }
@@ -780,7 +808,7 @@ impl RedisLockStore {
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.cons.config.prefix)
+        format!("{}{key}", self.cons.config().prefix)
     }
 }
 
@@ -873,7 +901,7 @@ impl InvalidationBus for RedisInvalidation {
 
     fn subscribe(&self, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) -> Result<()> {
         let subscriber = Subscriber {
-            cons: Connections::new(self.cons.config.clone())?,
+            cons: Connections::new(self.cons.config().clone())?,
             channel: self.channel.clone(),
             id: self.id.clone(),
             stop: Arc::clone(&self.stop),
@@ -885,7 +913,7 @@ impl InvalidationBus for RedisInvalidation {
             .name(format!("larder-invalidation-{}", self.channel))
             .spawn(move || subscriber.run(ready_tx, on_remote))
             .map_err(Error::Io)?;
-        let bound = self.cons.config.connect_timeout + self.cons.config.response_timeout;
+        let bound = self.cons.config().connect_timeout + self.cons.config().response_timeout;
         match ready_rx.recv_timeout(bound) {
             Ok(result) => result,
             Err(_) => {
