@@ -1,0 +1,512 @@
+//! The blocking memcached [`Client`]: std sockets (TCP or Unix), timeouts, a few idle
+//! connections per server, and the operations of [`super::ops`] driven over them.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::conn_pool::IdleStack;
+use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
+use super::proto::{self, ReplyParser, SetMode};
+use super::{ClientConfig, ServerAddr};
+use crate::{Error, Expiry, Result};
+
+/// Keys per pipelined `mg … q` / `mn` chunk of a multi-get.
+pub(crate) const MULTI_GET_CHUNK: usize = 256;
+
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.write_all(buf),
+        }
+    }
+}
+
+/// One connection to one server.
+pub(crate) struct Conn {
+    stream: Stream,
+    buf: ReadBuf,
+    label: String,
+    read_timeout: Duration,
+    write_timeout: Duration,
+}
+
+fn timeout_error(err: io::Error, what: String, after: Duration) -> Error {
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout { what, after },
+        _ => Error::Io(err),
+    }
+}
+
+impl Conn {
+    fn connect(addr: &ServerAddr, cfg: &ClientConfig, parser: ReplyParser) -> Result<Self> {
+        let label = addr.to_string();
+        let stream = match addr {
+            ServerAddr::Tcp(hostport) => {
+                let mut last = None;
+                let mut found = None;
+                for sa in hostport.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&sa, cfg.connect_timeout) {
+                        Ok(s) => {
+                            found = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let s = match (found, last) {
+                    (Some(s), _) => s,
+                    (None, Some(e)) => {
+                        return Err(timeout_error(
+                            e,
+                            format!("connect to {label}"),
+                            cfg.connect_timeout,
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(Error::Config(format!("{label} resolves to no address")))
+                    }
+                };
+                s.set_nodelay(cfg.nodelay)?;
+                s.set_read_timeout(Some(cfg.read_timeout))?;
+                s.set_write_timeout(Some(cfg.write_timeout))?;
+                Stream::Tcp(s)
+            }
+            #[cfg(unix)]
+            ServerAddr::Unix(path) => {
+                let s = UnixStream::connect(path)?;
+                s.set_read_timeout(Some(cfg.read_timeout))?;
+                s.set_write_timeout(Some(cfg.write_timeout))?;
+                Stream::Unix(s)
+            }
+            #[cfg(not(unix))]
+            ServerAddr::Unix(_) => {
+                return Err(Error::Config(
+                    "Unix sockets are not available on this platform".into(),
+                ))
+            }
+        };
+        Ok(Conn {
+            stream,
+            buf: ReadBuf::new(parser),
+            label,
+            read_timeout: cfg.read_timeout,
+            write_timeout: cfg.write_timeout,
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| timeout_error(e, format!("write to {}", self.label), self.write_timeout))
+    }
+
+    fn read_reply(&mut self) -> Result<proto::Reply> {
+        loop {
+            if let Some(reply) = self.buf.next_reply()? {
+                return Ok(reply);
+            }
+            let n = self.stream.read(self.buf.spare()).map_err(|e| {
+                timeout_error(e, format!("read from {}", self.label), self.read_timeout)
+            })?;
+            if n == 0 {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} closed the connection", self.label),
+                )));
+            }
+            self.buf.filled(n);
+        }
+    }
+
+    fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
+        loop {
+            let reply = self.read_reply()?;
+            if let Some(out) = (op.handler)(reply)? {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Sends `op` and reads its replies.
+    fn run<T>(&mut self, op: Op<T>) -> Result<T> {
+        self.send(&op.request)?;
+        self.finish(op)
+    }
+
+    /// Runs `ops` pipelined: op `i + 1` is sent before the replies of op `i` are read.
+    fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut pending: Option<Op<T>> = None;
+        for op in ops {
+            self.send(&op.request)?;
+            if let Some(prev) = pending.replace(op) {
+                out.push(self.finish(prev)?);
+            }
+        }
+        if let Some(last) = pending {
+            out.push(self.finish(last)?);
+        }
+        Ok(out)
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    parser: ReplyParser,
+    idle: Vec<IdleStack<Conn>>,
+}
+
+/// A blocking memcached client: `Send + Sync`, cheap to clone (clones share connections).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("servers", &self.inner.config.servers)
+            .finish()
+    }
+}
+
+/// The current Unix time in seconds (for exptimes over 30 days).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Groups `keys` by server, keeping each key's position.
+pub(crate) fn group_by_server(config: &ClientConfig, keys: &[&[u8]]) -> Vec<(usize, Vec<Vec<u8>>)> {
+    let mut groups: Vec<Vec<Vec<u8>>> = vec![Vec::new(); config.servers.len()];
+    for key in keys {
+        let s = config.router.route(key, config.servers.len());
+        groups[s].push(key.to_vec());
+    }
+    groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, g)| !g.is_empty())
+        .collect()
+}
+
+/// Splits one server's keys into pipelined multi-get chunks.
+pub(crate) fn multi_get_ops(keys: Vec<Vec<u8>>) -> Result<Vec<Op<ops::Hits>>> {
+    let mut ops = Vec::new();
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let chunk: Vec<Vec<u8>> = keys.by_ref().take(MULTI_GET_CHUNK).collect();
+        ops.push(ops::get_multi(chunk)?);
+    }
+    Ok(ops)
+}
+
+impl Client {
+    /// A client for `config`; connects lazily.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        config.validate()?;
+        let parser = ReplyParser::new(config.max_value_size);
+        let idle = config
+            .servers
+            .iter()
+            .map(|_| IdleStack::new(config.max_idle_per_server))
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                parser,
+                idle,
+            }),
+        })
+    }
+
+    /// A client with default settings for a comma-separated server list
+    /// (`host:port` or Unix socket paths).
+    pub fn connect(servers: &str) -> Result<Self> {
+        Self::new(ClientConfig::new(ServerAddr::parse_list(servers)?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn server_for(&self, key: &[u8]) -> usize {
+        let c = &self.inner.config;
+        c.router.route(key, c.servers.len())
+    }
+
+    fn exptime(expiry: Expiry) -> u32 {
+        proto::exptime(expiry, unix_now())
+    }
+
+    /// Runs `f` on a pooled (or new) connection to `server`; the connection goes back to the
+    /// pool only when `f` left it in step with the server.
+    fn with_conn<T>(&self, server: usize, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let inner = &*self.inner;
+        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
+            (Some(a), Some(i)) => (a, i),
+            _ => return Err(Error::NoServers(format!("no server #{server}"))),
+        };
+        let mut conn = match idle.take() {
+            Some(c) => c,
+            None => Conn::connect(addr, &inner.config, inner.parser)?,
+        };
+        let result = f(&mut conn);
+        match &result {
+            Ok(_) => idle.put(conn),
+            Err(e) if keeps_connection(e) => idle.put(conn),
+            Err(_) => drop(conn),
+        }
+        result
+    }
+
+    fn run<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
+        self.with_conn(self.server_for(key), |c| c.run(op))
+    }
+
+    /// The value and client flags of `key`, `None` on a miss.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<(Vec<u8>, u32)>> {
+        let key = key.as_ref();
+        Ok(self
+            .run(key, ops::get(key, false, None)?)?
+            .map(|i| (i.data, i.flags)))
+    }
+
+    /// Value, flags and CAS of `key`, `None` on a miss.
+    pub fn gets(&self, key: impl AsRef<[u8]>) -> Result<Option<GetsItem>> {
+        let key = key.as_ref();
+        self.run(key, ops::get(key, true, None)?)
+    }
+
+    /// Get-and-touch: the value, flags and CAS of `key`, resetting its expiry.
+    pub fn gat(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<Option<GetsItem>> {
+        let key = key.as_ref();
+        self.run(key, ops::get(key, true, Some(Self::exptime(expiry)))?)
+    }
+
+    /// The hits among `keys` (value, flags, CAS 0), pipelined: one batch of quiet `mg`s per
+    /// server, ended by `mn`.
+    pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<HashMap<Vec<u8>, GetsItem>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        for (server, group) in group_by_server(&self.inner.config, &keys) {
+            let ops = multi_get_ops(group)?;
+            for part in self.with_conn(server, |c| c.run_pipelined(ops))? {
+                out.extend(part);
+            }
+        }
+        Ok(out)
+    }
+
+    fn store(
+        &self,
+        mode: SetMode,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: Option<u64>,
+    ) -> Result<bool> {
+        let op = ops::store(
+            key,
+            value,
+            flags,
+            Self::exptime(expiry),
+            mode,
+            cas,
+            self.inner.config.item_size_limit,
+        )?;
+        self.run(key, op)
+    }
+
+    /// Stores `value` with client `flags` unconditionally.
+    pub fn set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<()> {
+        let key = key.as_ref();
+        match self.store(SetMode::Set, key, value, flags, expiry, None)? {
+            true => Ok(()),
+            false => Err(Error::Server(format!(
+                "set of {:?} was not stored",
+                String::from_utf8_lossy(key)
+            ))),
+        }
+    }
+
+    /// Stores only when absent; `true` when stored.
+    pub fn add(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<bool> {
+        self.store(SetMode::Add, key.as_ref(), value, flags, expiry, None)
+    }
+
+    /// Stores only when present; `true` when stored.
+    pub fn replace(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<bool> {
+        self.store(SetMode::Replace, key.as_ref(), value, flags, expiry, None)
+    }
+
+    /// Appends to an existing value; `true` when the key existed.
+    pub fn append(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
+        self.store(SetMode::Append, key.as_ref(), value, 0, Expiry::Never, None)
+    }
+
+    /// Prepends to an existing value; `true` when the key existed.
+    pub fn prepend(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
+        self.store(
+            SetMode::Prepend,
+            key.as_ref(),
+            value,
+            0,
+            Expiry::Never,
+            None,
+        )
+    }
+
+    /// Stores only when the item's CAS is still `cas`; `false` when it changed or vanished.
+    pub fn cas(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+    ) -> Result<bool> {
+        self.store(SetMode::Set, key.as_ref(), value, flags, expiry, Some(cas))
+    }
+
+    /// Deletes `key`; `true` when it was present.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        self.run(key, ops::delete(key, None)?)
+    }
+
+    /// Adds `delta`; the new value, `None` when the key is missing.
+    pub fn incr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
+        let key = key.as_ref();
+        self.run(key, ops::arith(key, false, delta)?)
+    }
+
+    /// Subtracts `delta` (stopping at 0); the new value, `None` when the key is missing.
+    pub fn decr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
+        let key = key.as_ref();
+        self.run(key, ops::arith(key, true, delta)?)
+    }
+
+    /// Gives `key` a new expiry; `true` when it exists.
+    pub fn touch(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<bool> {
+        let key = key.as_ref();
+        self.run(key, ops::touch(key, Self::exptime(expiry))?)
+    }
+
+    /// `flush_all` on every server: invalidates every item on them, not only ours.
+    pub fn flush_all(&self) -> Result<()> {
+        for server in 0..self.inner.config.servers.len() {
+            self.with_conn(server, |c| c.run(ops::flush_all(None)))?;
+        }
+        Ok(())
+    }
+
+    /// `stats` of every server, keyed by server address.
+    pub fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>> {
+        self.stats_group(None)
+    }
+
+    /// `stats <group>` (e.g. `"slabs"`, `"settings"`) of every server.
+    pub fn stats_group(
+        &self,
+        group: Option<&str>,
+    ) -> Result<HashMap<String, HashMap<String, String>>> {
+        let mut out = HashMap::new();
+        for (server, addr) in self.inner.config.servers.iter().enumerate() {
+            let op = ops::stats(group)?;
+            out.insert(addr.to_string(), self.with_conn(server, |c| c.run(op))?);
+        }
+        Ok(out)
+    }
+
+    /// The version string of every server, keyed by server address.
+    pub fn version(&self) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for (server, addr) in self.inner.config.servers.iter().enumerate() {
+            out.insert(
+                addr.to_string(),
+                self.with_conn(server, |c| c.run(ops::version()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The stale-while-revalidate read (`mg` with `N`/`R`): value, CAS, remaining TTL, and
+    /// whether this caller won the right to recreate the value.
+    pub fn meta_get(&self, key: impl AsRef<[u8]>, opts: MetaGetOptions) -> Result<MetaGetResult> {
+        let key = key.as_ref();
+        self.run(key, ops::meta_get(key, opts)?)
+    }
+
+    /// Marks `key` stale (`md … I`), giving it `ttl` more life; the next `meta_get` gets the
+    /// old value with `won`. `true` when the key existed.
+    pub fn meta_invalidate(&self, key: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool> {
+        let key = key.as_ref();
+        let exptime = match ttl {
+            Expiry::Never => 0,
+            e => Self::exptime(e),
+        };
+        self.run(key, ops::delete(key, Some(exptime))?)
+    }
+
+    /// Stores `value` only when the item's CAS is still `cas` (the winner's recache);
+    /// `false` when it was invalidated or changed meanwhile.
+    pub fn meta_set_cas(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+    ) -> Result<bool> {
+        self.cas(key, value, flags, expiry, cas)
+    }
+
+    /// Drops every idle connection (they are reopened on demand).
+    pub fn close_idle(&self) {
+        for idle in &self.inner.idle {
+            idle.clear();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! A small stack of idle connections per server, shared by the blocking and async clients.
+//!
+//! Connections are taken out for one exchange and put back only when they are known to be in
+//! step with the server; the stack keeps at most `max_idle` of them and drops the rest.
+//! (Kept deliberately small and isolated: it is to be replaced by `larder::pool` with the
+//! queue strategy once that lands.)
+
+use std::sync::{Mutex, PoisonError};
+
+/// Idle connections of one server.
+#[derive(Debug)]
+pub(crate) struct IdleStack<T> {
+    items: Mutex<Vec<T>>,
+    max_idle: usize,
+}
+
+impl<T> IdleStack<T> {
+    /// An empty stack keeping at most `max_idle` connections.
+    pub(crate) fn new(max_idle: usize) -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// The most recently returned idle connection, if any.
+    pub(crate) fn take(&self) -> Option<T> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    /// Returns a healthy connection; dropped when the stack is full.
+    pub(crate) fn put(&self, conn: T) {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if items.len() < self.max_idle {
+            items.push(conn);
+        }
+    }
+
+    /// Drops every idle connection.
+    pub(crate) fn clear(&self) {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
