@@ -54,18 +54,21 @@ impl MemcachedServer {
                     "0",
                     "-m",
                     "64",
+                    "-u",
+                    "root",
                 ])
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()?;
-            let server = MemcachedServer {
+            let mut server = MemcachedServer {
                 child,
                 addr,
                 socket: None,
             };
-            match server.wait_ready(|| TcpStream::connect(&server.addr).map(drop)) {
+            let target = server.addr.clone();
+            match server.wait_ready(|| TcpStream::connect(&target).map(drop)) {
                 Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
             }
@@ -79,12 +82,12 @@ impl MemcachedServer {
         let _ = std::fs::remove_file(&path);
         let path_text = path.to_string_lossy().into_owned();
         let child = Command::new(memcached_bin())
-            .args(["-s", &path_text, "-U", "0", "-m", "64"])
+            .args(["-s", &path_text, "-U", "0", "-m", "64", "-u", "root"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
-        let server = MemcachedServer {
+        let mut server = MemcachedServer {
             child,
             addr: path_text,
             socket: Some(path.clone()),
@@ -94,11 +97,22 @@ impl MemcachedServer {
         Ok(server)
     }
 
-    fn wait_ready(&self, try_connect: impl Fn() -> std::io::Result<()>) -> Result<()> {
+    fn wait_ready(&mut self, try_connect: impl Fn() -> std::io::Result<()>) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if try_connect().is_ok() {
                 return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return Err(Error::Unavailable(format!(
+                    "memcached for {} exited ({status}): {}",
+                    self.addr,
+                    stderr.trim()
+                )));
             }
             if Instant::now() > deadline {
                 return Err(Error::Unavailable(format!(
