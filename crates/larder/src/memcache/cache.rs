@@ -14,6 +14,8 @@ use crate::{Cache, Codec, Error, Expiry, MultiWrite, Result};
 /// A [`Cache`] stored in memcached.
 pub struct MemcachedCache<V, C> {
     client: Client,
+    #[cfg(feature = "tokio")]
+    async_client: super::AsyncClient,
     codec: C,
     prefix: String,
     _value: PhantomData<fn(V) -> V>,
@@ -30,8 +32,13 @@ impl<V, C> std::fmt::Debug for MemcachedCache<V, C> {
 
 impl<V, C: Codec<V>> MemcachedCache<V, C> {
     /// A cache over `client` encoding values with `codec`.
+    ///
+    /// With feature `tokio` the cache also implements [`AsyncCache`](crate::AsyncCache), over
+    /// an [`AsyncClient`](super::AsyncClient) built from the same configuration.
     pub fn new(client: Client, codec: C) -> Self {
         Self {
+            #[cfg(feature = "tokio")]
+            async_client: super::AsyncClient::from_validated(client.config().clone()),
             client,
             codec,
             prefix: String::new(),
@@ -190,5 +197,163 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
     /// `flush_all` on every server: clears the whole servers, not only this cache's keys.
     fn clear(&self) -> Result<()> {
         self.client.flush_all()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<V, C> MemcachedCache<V, C> {
+    /// The async client used by the [`AsyncCache`](crate::AsyncCache) implementation.
+    pub fn async_client(&self) -> &super::AsyncClient {
+        &self.async_client
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[async_trait::async_trait]
+impl<V: Send + 'static, C: Codec<V>> crate::AsyncCache<V> for MemcachedCache<V, C> {
+    async fn get(&self, key: &str) -> Result<Option<V>> {
+        match self
+            .async_client
+            .get(self.key(key))
+            .await
+            .map_err(|e| self.name_key(key, e))?
+        {
+            Some((data, flags)) => Ok(Some(self.codec.decode(&data, flags)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let mut found = self.async_client.get_multi(&wire).await?;
+        let mut out = HashMap::with_capacity(found.len());
+        for (key, w) in keys.iter().zip(&wire) {
+            if let Some(item) = found.remove(w) {
+                out.insert(
+                    (*key).to_owned(),
+                    self.codec.decode(&item.data, item.flags)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
+        self.async_write(super::SetMode::Set, key, self.codec.encode(&value)?, expiry)
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.async_write_multi(super::SetMode::Set, items, expiry)
+            .await
+    }
+
+    async fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
+        self.async_write(super::SetMode::Add, key, self.codec.encode(&value)?, expiry)
+            .await
+    }
+
+    async fn add_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.async_write_multi(super::SetMode::Add, items, expiry)
+            .await
+    }
+
+    async fn replace(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
+        self.async_write(
+            super::SetMode::Replace,
+            key,
+            self.codec.encode(&value)?,
+            expiry,
+        )
+        .await
+    }
+
+    async fn replace_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
+        self.async_write_multi(super::SetMode::Replace, items, expiry)
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.async_client
+            .delete(self.key(key))
+            .await
+            .map_err(|e| self.name_key(key, e))
+    }
+
+    async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let mut out = MultiWrite::default();
+        for key in keys {
+            let applied = crate::AsyncCache::delete(self, key).await?;
+            out.record(*key, applied);
+        }
+        Ok(out)
+    }
+
+    async fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.async_client
+            .incr(self.key(key), delta)
+            .await
+            .map_err(|e| self.name_key(key, e))
+    }
+
+    async fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
+        self.async_client
+            .decr(self.key(key), delta)
+            .await
+            .map_err(|e| self.name_key(key, e))
+    }
+
+    async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
+        self.async_client
+            .touch(self.key(key), expiry)
+            .await
+            .map_err(|e| self.name_key(key, e))
+    }
+
+    /// `flush_all` on every server: clears the whole servers, not only this cache's keys.
+    async fn clear(&self) -> Result<()> {
+        self.async_client.flush_all().await
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<V: Send + 'static, C: Codec<V>> MemcachedCache<V, C> {
+    async fn async_write(
+        &self,
+        mode: super::SetMode,
+        key: &str,
+        enc: crate::Encoded,
+        expiry: Expiry,
+    ) -> Result<bool> {
+        let k = self.key(key);
+        let c = &self.async_client;
+        let res = match mode {
+            super::SetMode::Add => c.add(&k, &enc.data, enc.flags, expiry).await,
+            super::SetMode::Replace => c.replace(&k, &enc.data, enc.flags, expiry).await,
+            _ => c.set(&k, &enc.data, enc.flags, expiry).await.map(|()| true),
+        };
+        res.map_err(|e| self.name_key(key, e))
+    }
+
+    async fn async_write_multi(
+        &self,
+        mode: super::SetMode,
+        items: Vec<(&str, V)>,
+        expiry: Expiry,
+    ) -> Result<MultiWrite> {
+        let mut out = MultiWrite::default();
+        let encoded = items
+            .into_iter()
+            .map(|(key, value)| Ok((key, self.codec.encode(&value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        for (key, enc) in encoded {
+            let applied = self.async_write(mode, key, enc, expiry).await?;
+            out.record(key, applied);
+        }
+        Ok(out)
     }
 }

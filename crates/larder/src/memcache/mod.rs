@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
+#[cfg(feature = "tokio")]
+mod async_client;
 mod cache;
 mod client;
 mod conn_pool;
 mod ops;
 pub mod proto;
 
+#[cfg(feature = "tokio")]
+pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;
 pub use client::Client;
 pub use ops::{GetsItem, MetaGetOptions, MetaGetResult};
