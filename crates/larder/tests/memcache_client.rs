@@ -338,6 +338,8 @@ fn bad_replies_give_typed_errors_and_drop_the_connection() {
         assert!(is_expected(&err), "{action:?} gave {err:?}");
         assert_eq!(c.get("k").unwrap(), None, "next call after {action:?}");
         assert_eq!(fake.connections(), 2, "a new connection after {action:?}");
+        let stats = c.pool_stats()[0];
+        assert_eq!((stats.created, stats.closed), (2, 1), "{action:?}: {stats:?}");
     }
 }
 
@@ -358,6 +360,7 @@ fn server_errors_keep_the_connection() {
     }
     assert_eq!(c.get("k").unwrap(), None);
     assert_eq!(fake.connections(), 1);
+    assert_eq!(c.pool_stats()[0].closed, 0);
 }
 
 #[test]

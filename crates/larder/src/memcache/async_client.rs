@@ -205,7 +205,7 @@ impl AsyncClient {
         let idle = config
             .servers
             .iter()
-            .map(|_| IdleStack::new(config.max_idle_per_server))
+            .map(|_| IdleStack::new(config.max_connections_per_server))
             .collect();
         Self {
             inner: Arc::new(Inner {

@@ -1,5 +1,5 @@
-//! The blocking memcached [`Client`]: std sockets (TCP or Unix), timeouts, a few idle
-//! connections per server, and the operations of [`super::ops`] driven over them.
+//! The blocking memcached [`Client`]: std sockets (TCP or Unix), timeouts, one
+//! [`Pool`] (queue strategy) of connections per server, and the operations of [`super::ops`] driven over them.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -9,10 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::conn_pool::IdleStack;
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
+use crate::pool::{Manager, Pool, PoolConfig, Strategy};
 use crate::{Error, Expiry, Result};
 
 /// Keys per pipelined `mg … q` / `mn` chunk of a multi-get.
@@ -170,10 +170,36 @@ impl Conn {
     }
 }
 
-struct Inner {
+/// Makes the connections of one server's pool.
+struct ConnManager {
+    addr: ServerAddr,
     config: ClientConfig,
     parser: ReplyParser,
-    idle: Vec<IdleStack<Conn>>,
+}
+
+impl Manager for ConnManager {
+    type Object = Conn;
+    type Error = Error;
+
+    fn create(&self) -> Result<Conn> {
+        Conn::connect(&self.addr, &self.config, self.parser)
+    }
+}
+
+/// A pool's creation error carries our own typed error (timeout, I/O): hand that back.
+fn unwrap_create_error(err: Error) -> Error {
+    match err {
+        Error::PoolCreate { pool, source } => match source.downcast::<Error>() {
+            Ok(inner) => *inner,
+            Err(source) => Error::PoolCreate { pool, source },
+        },
+        other => other,
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    pools: Vec<Pool<ConnManager>>,
 }
 
 /// A blocking memcached client: `Send + Sync`, cheap to clone (clones share connections).
@@ -227,17 +253,31 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
         config.validate()?;
         let parser = ReplyParser::new(config.max_value_size);
-        let idle = config
+        let pools = config
             .servers
             .iter()
-            .map(|_| IdleStack::new(config.max_idle_per_server))
-            .collect();
+            .map(|addr| {
+                let strategy = Strategy::Queue {
+                    min_size: 0,
+                    max_size: config.max_connections_per_server,
+                    wait_timeout: config.pool_wait_timeout,
+                    max_uses: None,
+                    idle_timeout: Some(Duration::from_secs(300)),
+                    eager: false,
+                };
+                let manager = ConnManager {
+                    addr: addr.clone(),
+                    config: config.clone(),
+                    parser,
+                };
+                Pool::new_unsync(
+                    manager,
+                    PoolConfig::new(format!("memcached {addr}"), strategy),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                config,
-                parser,
-                idle,
-            }),
+            inner: Arc::new(Inner { config, pools }),
         })
     }
 
@@ -264,20 +304,18 @@ impl Client {
     /// Runs `f` on a pooled (or new) connection to `server`; the connection goes back to the
     /// pool only when `f` left it in step with the server.
     fn with_conn<T>(&self, server: usize, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
-        let inner = &*self.inner;
-        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
-            (Some(a), Some(i)) => (a, i),
-            _ => return Err(Error::NoServers(format!("no server #{server}"))),
-        };
-        let mut conn = match idle.take() {
-            Some(c) => c,
-            None => Conn::connect(addr, &inner.config, inner.parser)?,
-        };
-        let result = f(&mut conn);
+        let pool = self
+            .inner
+            .pools
+            .get(server)
+            .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
+        let mut conn = pool.get().map_err(unwrap_create_error)?;
+        let result = f(conn.get_mut()?);
         match &result {
-            Ok(_) => idle.put(conn),
-            Err(e) if keeps_connection(e) => idle.put(conn),
-            Err(_) => drop(conn),
+            Ok(_) => {}
+            Err(e) if keeps_connection(e) => {}
+            // Out of step with the server (or broken): never reused.
+            Err(_) => conn.discard(),
         }
         result
     }
@@ -503,10 +541,8 @@ impl Client {
         self.cas(key, value, flags, expiry, cas)
     }
 
-    /// Drops every idle connection (they are reopened on demand).
-    pub fn close_idle(&self) {
-        for idle in &self.inner.idle {
-            idle.clear();
-        }
+    /// Counters of each server's connection pool, in server order.
+    pub fn pool_stats(&self) -> Vec<crate::pool::PoolStats> {
+        self.inner.pools.iter().map(Pool::stats).collect()
     }
 }

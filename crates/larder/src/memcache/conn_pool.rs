@@ -1,9 +1,11 @@
-//! A small stack of idle connections per server, shared by the blocking and async clients.
+//! A small stack of idle connections per server, used by the async client.
 //!
 //! Connections are taken out for one exchange and put back only when they are known to be in
 //! step with the server; the stack keeps at most `max_idle` of them and drops the rest.
-//! (Kept deliberately small and isolated: it is to be replaced by `larder::pool` with the
-//! queue strategy once that lands.)
+//! The blocking client uses [`crate::pool::Pool`] (queue strategy). The async client keeps
+//! this stack for now: `Pool::get_async` creates objects through the blocking
+//! `Manager::create` on tokio's blocking threads, while async connections are made with
+//! tokio's own async connect; moving it onto the pool is a follow-up.
 
 use std::sync::{Mutex, PoisonError};
 

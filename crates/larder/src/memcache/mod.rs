@@ -116,8 +116,11 @@ pub struct ClientConfig {
     pub write_timeout: Duration,
     /// Set `TCP_NODELAY` on TCP connections.
     pub nodelay: bool,
-    /// Idle connections kept per server.
-    pub max_idle_per_server: usize,
+    /// Most connections per server: the blocking client's pool size (a caller beyond it
+    /// waits up to `pool_wait_timeout`), and the async client's idle connections kept.
+    pub max_connections_per_server: usize,
+    /// How long a blocking caller waits for a free pooled connection.
+    pub pool_wait_timeout: Duration,
     /// The server's item size limit (`-I`); larger values fail before being sent.
     pub item_size_limit: usize,
     /// The largest value the reply parser accepts.
@@ -126,7 +129,7 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with defaults for `servers`: 1 s connect, 2 s read/write timeouts,
-    /// `TCP_NODELAY`, 32 idle connections per server, 1 MiB item limit.
+    /// `TCP_NODELAY`, 64 connections per server (5 s pool wait), 1 MiB item limit.
     pub fn new(servers: Vec<ServerAddr>) -> Self {
         Self {
             servers,
@@ -135,7 +138,8 @@ impl ClientConfig {
             read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(2),
             nodelay: true,
-            max_idle_per_server: 32,
+            max_connections_per_server: 64,
+            pool_wait_timeout: Duration::from_secs(5),
             item_size_limit: proto::DEFAULT_ITEM_SIZE_LIMIT,
             max_value_size: proto::DEFAULT_MAX_VALUE_SIZE,
         }
@@ -156,6 +160,11 @@ impl ClientConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_connections_per_server == 0 {
+            return Err(Error::Config(
+                "max_connections_per_server must be at least 1".into(),
+            ));
+        }
         if self.servers.is_empty() {
             return Err(Error::Config("no memcached servers configured".into()));
         }
