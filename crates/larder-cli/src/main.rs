@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod mc;
+
 #[derive(Parser)]
 #[command(
     name = "larder",
@@ -18,11 +20,14 @@ struct Cli {
 enum Command {
     /// Runs the simulated service with and without a cache and prints a table.
     Demo,
+    #[command(flatten)]
+    Mc(mc::McCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => println!("demo: not built yet"),
+        Command::Mc(cmd) => std::process::exit(mc::run(cmd)),
     }
 }

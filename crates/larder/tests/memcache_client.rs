@@ -339,7 +339,11 @@ fn bad_replies_give_typed_errors_and_drop_the_connection() {
         assert_eq!(c.get("k").unwrap(), None, "next call after {action:?}");
         assert_eq!(fake.connections(), 2, "a new connection after {action:?}");
         let stats = c.pool_stats()[0];
-        assert_eq!((stats.created, stats.closed), (2, 1), "{action:?}: {stats:?}");
+        assert_eq!(
+            (stats.created, stats.closed),
+            (2, 1),
+            "{action:?}: {stats:?}"
+        );
     }
 }
 

@@ -70,14 +70,14 @@ impl<'a> WireKey<'a> {
                 token: Cow::Borrowed(key),
                 base64: false,
             }),
-            Err(KeyRule::Empty) => Err(key_error(key, KeyRule::Empty)),
-            Err(_) if key.len() > MAX_BINARY_KEY_LEN => Err(key_error(
+            Err(KeyRule::ForbiddenByte { .. }) if key.len() > MAX_BINARY_KEY_LEN => Err(key_error(
                 key,
                 KeyRule::TooLong {
                     len: key.len(),
                     limit: MAX_BINARY_KEY_LEN,
                 },
             )),
+            Err(rule @ (KeyRule::Empty | KeyRule::TooLong { .. })) => Err(key_error(key, rule)),
             Err(_) => Ok(WireKey {
                 token: Cow::Owned(
                     base64::engine::general_purpose::STANDARD
@@ -976,6 +976,8 @@ mod tests {
         assert!(WireKey::meta(&[0u8; 186]).is_ok());
         assert!(WireKey::meta(&[0u8; 187]).is_err());
         assert!(WireKey::meta(b"").is_err());
+        let long = WireKey::meta(&[b'k'; 251]).unwrap_err().to_string();
+        assert!(long.contains("251 bytes, limit 250"), "{long}");
         assert!(WireKey::text(b"has space").is_err());
         assert_eq!(
             decode_echoed_key(b"aGFzIHNwYWNl", true).unwrap(),
