@@ -391,3 +391,39 @@ fn routing_spreads_keys_over_servers() {
         .collect();
     assert_eq!(used.len(), 3, "every server holds some keys");
 }
+
+#[test]
+fn multi_get_mixes_text_and_binary_chunks() {
+    let server = MemcachedServer::start().unwrap();
+    let c = client(&server);
+    // 600 keys: text-protocol chunks for valid keys, meta base64 chunks where a key is binary.
+    let mut keys: Vec<Vec<u8>> = (0..600).map(|i| format!("x{i}").into_bytes()).collect();
+    keys[300] = b"with space".to_vec();
+    keys.push(b"x1".to_vec()); // a repeated key
+    for k in keys.iter().step_by(3) {
+        c.set(k, k, 9, Expiry::Never).unwrap();
+    }
+    let got = c.get_multi(&keys).unwrap();
+    // Every third of the 600 keys, plus "x1" stored through its repeat at index 600.
+    assert_eq!(got.len(), 201);
+    assert!(got.contains_key(&b"with space"[..]) && got.contains_key(&b"x1"[..]));
+    for (k, item) in &got {
+        assert_eq!((&item.data, item.flags), (k, 9));
+    }
+}
+
+#[test]
+fn text_multi_get_rejects_values_for_keys_not_asked() {
+    let fake = FakeServer::start(|conn, req| {
+        if conn == 0 && req.starts_with(b"get ") {
+            FakeAction::Reply(b"VALUE zzz 0 1\r\na\r\nEND\r\n".to_vec())
+        } else {
+            FakeAction::Reply(b"END\r\n".to_vec())
+        }
+    })
+    .unwrap();
+    let c = fake_client(&fake, Duration::from_secs(2));
+    assert!(matches!(c.get_multi(&["a", "b"]), Err(Error::Protocol(_))));
+    assert!(c.get_multi(&["a", "b"]).unwrap().is_empty());
+    assert_eq!(fake.connections(), 2);
+}

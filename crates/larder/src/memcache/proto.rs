@@ -798,8 +798,17 @@ impl ReplyParser {
                 Ok(Some((Reply::Meta(meta), header_len)))
             }
             b"VALUE" => {
-                let toks: Vec<&[u8]> = rest.split(|&b| b == b' ').collect();
-                if toks.len() != 3 && toks.len() != 4 {
+                let mut toks: [&[u8]; 4] = [&[]; 4];
+                let mut count = 0;
+                for tok in rest.split(|&b| b == b' ') {
+                    if count == toks.len() {
+                        count += 1;
+                        break;
+                    }
+                    toks[count] = tok;
+                    count += 1;
+                }
+                if count != 3 && count != 4 {
                     return Err(protocol(format!(
                         "malformed VALUE line: {:?}",
                         lossy_prefix(line)
@@ -810,9 +819,9 @@ impl ReplyParser {
                 }
                 let client_flags = parse_u32(toks[1], "VALUE flags")?;
                 let len = self.check_len(parse_u64(toks[2], "VALUE length")?)?;
-                let cas = match toks.get(3) {
-                    Some(t) => Some(parse_u64(t, "VALUE cas")?),
-                    None => None,
+                let cas = match count {
+                    4 => Some(parse_u64(toks[3], "VALUE cas")?),
+                    _ => None,
                 };
                 match self.data(buf, header_len, len)? {
                     None => Ok(None),
@@ -1166,6 +1175,8 @@ CLIENT_ERROR bad\r\nSERVER_ERROR out of memory\r\n",
             b"VA 3\r\nabcd\r\n",
             b"VA 3\r\nabXY",
             b"VALUE k 0 2\r\nabc\r\nEND\r\n",
+            b"VALUE k 0 1 2 3\r\na\r\n",
+            b"VALUE k 0\r\n",
             b"VALUE k 4294967296 1\r\na\r\n",
             b"HD\n",
             b"\r\n",
