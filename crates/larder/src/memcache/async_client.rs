@@ -152,6 +152,10 @@ struct Inner {
 }
 
 /// An async memcached client for tokio: `Send + Sync`, cheap to clone.
+///
+/// Its idle connections are registered with the runtime that opened them: use one client
+/// per runtime (a connection whose runtime has shut down fails with an I/O error and is
+/// dropped, so only that one call fails).
 #[derive(Clone)]
 pub struct AsyncClient {
     inner: Arc<Inner>,
