@@ -427,3 +427,28 @@ fn text_multi_get_rejects_values_for_keys_not_asked() {
     assert!(c.get_multi(&["a", "b"]).unwrap().is_empty());
     assert_eq!(fake.connections(), 2);
 }
+
+#[test]
+fn idle_connection_closed_by_the_server_is_replaced_before_use() {
+    let fake = FakeServer::start(|conn, _| {
+        if conn == 0 {
+            FakeAction::ReplyAndClose(b"EN\r\n".to_vec())
+        } else {
+            FakeAction::Reply(b"EN\r\n".to_vec())
+        }
+    })
+    .unwrap();
+    let mut config = ClientConfig::new(vec![ServerAddr::parse(fake.addr()).unwrap()]);
+    config.idle_check_after = Duration::ZERO;
+    let c = Client::new(config).unwrap();
+    assert_eq!(c.get("k").unwrap(), None);
+    // Give the fake a moment to finish closing its side after the reply.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        c.get("k").unwrap(),
+        None,
+        "the dead idle connection was not used"
+    );
+    assert_eq!(fake.connections(), 2);
+    assert_eq!(c.pool_stats()[0].recycle_failures, 1);
+}

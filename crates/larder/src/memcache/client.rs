@@ -7,7 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, ReplyParser, SetMode};
@@ -34,6 +34,13 @@ impl Stream {
             Stream::Unix(s) => s.read(buf),
         }
     }
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(buf),
@@ -50,6 +57,7 @@ pub(crate) struct Conn {
     label: String,
     read_timeout: Duration,
     write_timeout: Duration,
+    last_used: Instant,
 }
 
 fn timeout_error(err: io::Error, what: String, after: Duration) -> Error {
@@ -113,7 +121,22 @@ impl Conn {
             label,
             read_timeout: cfg.read_timeout,
             write_timeout: cfg.write_timeout,
+            last_used: Instant::now(),
         })
+    }
+
+    /// True when the idle connection is still open and holds no unread bytes (checked with
+    /// a non-blocking read; anything read means the connection is out of step anyway).
+    fn is_healthy(&mut self) -> bool {
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        let alive = matches!(
+            self.stream.read(&mut probe),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        alive && self.stream.set_nonblocking(false).is_ok()
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
@@ -185,6 +208,19 @@ impl Manager for ConnManager {
 
     fn create(&self) -> Result<Conn> {
         Conn::connect(&self.addr, &self.config, self.parser)
+    }
+
+    fn recycle(&self, conn: &mut Conn) -> Result<()> {
+        if conn.last_used.elapsed() >= self.config.idle_check_after && !conn.is_healthy() {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!(
+                    "idle connection to {} was closed or out of step",
+                    conn.label
+                ),
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -338,7 +374,9 @@ impl Client {
             .get(server)
             .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
         let mut conn = pool.get().map_err(unwrap_create_error)?;
-        let result = f(conn.get_mut()?);
+        let conn_mut = conn.get_mut()?;
+        let result = f(conn_mut);
+        conn_mut.last_used = Instant::now();
         match &result {
             Ok(_) => {}
             Err(e) if keeps_connection(e) => {}

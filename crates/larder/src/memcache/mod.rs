@@ -121,6 +121,9 @@ pub struct ClientConfig {
     pub max_connections_per_server: usize,
     /// How long a blocking caller waits for a free pooled connection.
     pub pool_wait_timeout: Duration,
+    /// A pooled connection idle at least this long is checked before reuse (a non-blocking
+    /// read: closed by the server or holding stray bytes → replaced by a fresh one).
+    pub idle_check_after: Duration,
     /// The server's item size limit (`-I`); larger values fail before being sent.
     pub item_size_limit: usize,
     /// The largest value the reply parser accepts.
@@ -140,6 +143,7 @@ impl ClientConfig {
             nodelay: true,
             max_connections_per_server: 64,
             pool_wait_timeout: Duration::from_secs(5),
+            idle_check_after: Duration::from_secs(1),
             item_size_limit: proto::DEFAULT_ITEM_SIZE_LIMIT,
             max_value_size: proto::DEFAULT_MAX_VALUE_SIZE,
         }
