@@ -277,7 +277,7 @@ impl AsyncClient {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
         let mut out: Option<ops::Hits> = None;
         for (server, group) in group_by_server(&self.inner.config, &keys) {
-            let ops = multi_get_ops(group)?;
+            let ops = multi_get_ops(&group)?;
             let parts = self.run_pipelined_on(server, ops).await?;
             for part in parts {
                 merge_hits(&mut out, part);

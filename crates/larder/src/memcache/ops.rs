@@ -344,24 +344,26 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
     })
 }
 
-/// A text `get k1 k2 …` for valid keys; replies are matched to keys by the echoed key.
-pub(crate) fn get_multi_text(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
-    let wire = keys
-        .iter()
-        .map(|k| WireKey::text(k))
-        .collect::<Result<Vec<_>>>()?;
+/// A text `get k1 k2 …` for keys already checked to be valid; replies are matched to the
+/// requested keys in order (memcached answers in request order, skipping misses).
+pub(crate) fn get_multi_text(keys: &[&[u8]]) -> Op<Hits> {
     let mut req = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum::<usize>() + 6);
-    proto::encode_get(&mut req, false, &wire);
+    let mut spans = Vec::with_capacity(keys.len());
+    req.extend_from_slice(b"get");
+    for k in keys {
+        req.push(b' ');
+        spans.push((req.len(), req.len() + k.len()));
+        req.extend_from_slice(k);
+    }
+    req.extend_from_slice(b"\r\n");
+    let key_bytes = req.clone();
     let mut out = HashMap::with_capacity(keys.len());
-    // memcached answers in request order, skipping misses: match with a forward cursor.
     let mut cursor = 0;
     let handler = move |reply: Reply| -> Result<Option<Hits>> {
         match reply {
             Reply::Value(v) => {
-                match keys[cursor.min(keys.len())..]
-                    .iter()
-                    .position(|k| *k == v.key)
-                {
+                let rest = &spans[cursor.min(spans.len())..];
+                match rest.iter().position(|&(a, b)| key_bytes[a..b] == v.key[..]) {
                     Some(i) => cursor += i + 1,
                     None => {
                         return Err(Error::Protocol(format!(
@@ -384,10 +386,10 @@ pub(crate) fn get_multi_text(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
             other => Err(other.into_error("VALUE or END", b"", 0, 0)),
         }
     };
-    Ok(Op {
+    Op {
         request: req,
         handler: Box::new(handler),
-    })
+    }
 }
 
 /// `flush_all`.
