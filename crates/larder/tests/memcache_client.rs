@@ -452,3 +452,11 @@ fn idle_connection_closed_by_the_server_is_replaced_before_use() {
     assert_eq!(fake.connections(), 2);
     assert_eq!(c.pool_stats()[0].recycle_failures, 1);
 }
+
+#[test]
+fn clients_are_send_sync_and_clone() {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<Client>();
+    #[cfg(feature = "tokio")]
+    check::<larder::memcache::AsyncClient>();
+}
