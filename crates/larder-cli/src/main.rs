@@ -5,6 +5,7 @@
 //! failed run — into one line `larder: error: ...` on stderr and exit status 2.
 
 mod demo;
+mod mc;
 mod ring_cmd;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Prints the memcached server each key maps to, placed as pylibmc/pymemcache/python-memcached do (no network).
     Ring(ring_cmd::RingArgs),
+    #[command(flatten)]
+    Mc(mc::McCommand),
 }
 
 /// The exit status of every error: bad usage and failed runs alike.
@@ -39,9 +42,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
-    let outcome = match &cli.command {
-        Command::Demo(args) => demo::run(args),
-        Command::Ring(args) => ring_cmd::run(args),
+    let outcome = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Ring(args) => ring_cmd::run(&args),
+        // The memcached tools print their own errors and choose their exit status
+        // (1: a key missed, 2: an error).
+        Command::Mc(cmd) => {
+            return ExitCode::from(u8::try_from(mc::run(cmd)).unwrap_or(EXIT_ERROR))
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
