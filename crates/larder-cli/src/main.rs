@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod stampede;
+
 #[derive(Parser)]
 #[command(
     name = "larder",
@@ -18,11 +20,20 @@ struct Cli {
 enum Command {
     /// Runs the simulated service with and without a cache and prints a table.
     Demo,
+    /// The dogpile stampede scene (temporary; to be wired as `demo --scene stampede`).
+    #[command(hide = true)]
+    Stampede,
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => println!("demo: not built yet"),
+        Command::Stampede => {
+            if let Err(err) = stampede::run(64, std::time::Duration::from_secs(5)) {
+                eprintln!("stampede: {err}");
+                std::process::exit(1);
+            }
+        }
     }
 }
