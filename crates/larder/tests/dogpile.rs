@@ -530,9 +530,10 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock() {
     let region = Region::builder("bg", backend())
         .expiration(Some(Duration::from_secs(10)))
         .clock(Arc::new(clock.clone()))
-        .background_regeneration(2)
+        .background_regeneration(1)
         .build();
     region.set("k", "old".into()).unwrap();
+    region.set("k2", "old2".into()).unwrap();
     clock.advance(Duration::from_secs(11));
 
     let calls = Arc::new(AtomicUsize::new(0));
@@ -552,6 +553,11 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock() {
         .get_or_create("k", || panic!("second creator"))
         .unwrap();
     assert_eq!(other, "old");
+    // The one worker is busy: the winner on another key regenerates inline (and still
+    // serves the stale value).
+    let got = region.get_or_create("k2", || Ok("new2".into())).unwrap();
+    assert_eq!(got, "old2");
+    assert_eq!(region.get("k2").unwrap().as_deref(), Some("new2"));
     release_tx.send(()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while region.get("k").unwrap().as_deref() != Some("new") && Instant::now() < deadline {

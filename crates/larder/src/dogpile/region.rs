@@ -305,7 +305,8 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V> {
 
     /// Background regeneration: the caller that wins the lock on an expired value returns
     /// the stale value at once and the creator runs on a new thread, at most `max_threads`
-    /// at a time (when all are busy the winner regenerates inline). The lock is held until
+    /// at a time (when all are busy the winner regenerates inline, then returns the stale
+    /// value; a creator error is then only logged). The lock is held until
     /// the background creator finishes. 0 turns it off (the default).
     pub fn background_regeneration(mut self, max_threads: usize) -> Self {
         self.background_threads = max_threads;
@@ -456,33 +457,35 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
                 .freshness
                 .judge(self.inner.backend.get(&mangled)?, expiration))
         };
-        let permit = self.inner.background.as_ref().and_then(Background::reserve);
-        match permit {
-            None => lock.get(&mangled, || self.create(&mangled, creator), retriever),
-            Some(permit) => {
-                // The creator moves either into the background job or the inline path.
-                let slot = Arc::new(std::sync::Mutex::new(Some(creator)));
-                let inline = Arc::clone(&slot);
-                let take = |s: &std::sync::Mutex<Option<F>>| {
-                    s.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .take()
-                };
-                lock.get_or_spawn(
-                    &mangled,
-                    || match take(&inline) {
-                        Some(creator) => self.create(&mangled, creator),
-                        None => Err(Error::Unavailable("creator already used".into())),
-                    },
-                    retriever,
-                    |guard| {
-                        if let Some(creator) = take(&slot) {
-                            self.spawn_regeneration(mangled.clone(), creator, guard, permit);
+        let Some(background) = &self.inner.background else {
+            return lock.get(&mangled, || self.create(&mangled, creator), retriever);
+        };
+        // The creator moves into exactly one of the inline path or the background job.
+        let slot = std::cell::RefCell::new(Some(creator));
+        let take = || slot.borrow_mut().take();
+        lock.get_or_spawn(
+            &mangled,
+            || match take() {
+                Some(creator) => self.create(&mangled, creator),
+                None => Err(Error::Unavailable("creator already used".into())),
+            },
+            retriever,
+            |guard| {
+                let Some(creator) = take() else { return };
+                match background.reserve() {
+                    Some(permit) => {
+                        self.spawn_regeneration(mangled.clone(), creator, guard, permit)
+                    }
+                    // Every worker is busy: regenerate inline, still serving the stale value.
+                    None => {
+                        if let Err(err) = self.create(&mangled, creator) {
+                            log::warn!("regeneration of {mangled:?} failed: {err}");
                         }
-                    },
-                )
-            }
-        }
+                        drop(guard);
+                    }
+                }
+            },
+        )
     }
 
     fn spawn_regeneration<F>(&self, mangled: String, creator: F, guard: LockGuard, permit: Permit)
