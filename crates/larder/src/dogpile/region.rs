@@ -211,6 +211,29 @@ impl Freshness {
 
 /// A cache region: `get_or_create` with dogpile protection over a [`Cache`] backend, plus
 /// invalidation, cached functions and background regeneration. Cloning is cheap (shared).
+///
+/// Values are stored as [`CachedValue`] (value, wall-clock creation time, creation duration,
+/// format version; serde, so remote backends store it through any serde codec). Expiration
+/// is judged by the region from the creation time, not by the backend's TTL: an expired
+/// value stays readable so it can be served while one caller regenerates it (the backend
+/// TTL, [`RegionBuilder::backend_expiry`], is only a garbage-collection bound and should be
+/// longer than the expiration).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use larder::dogpile::{CachedValue, Region};
+/// use larder::memory::MemoryCache;
+/// use larder::Cache;
+///
+/// let backend: Arc<dyn Cache<CachedValue<String>>> = Arc::new(MemoryCache::new(1000));
+/// let region = Region::builder("reports", backend)
+///     .expiration(Some(Duration::from_secs(60)))
+///     .build();
+/// let report = region.get_or_create("daily", || Ok("expensive".to_string()))?;
+/// assert_eq!(report, "expensive");
+/// # Ok::<(), larder::Error>(())
+/// ```
 pub struct Region<V> {
     inner: Arc<Inner<V>>,
 }
