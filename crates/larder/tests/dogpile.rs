@@ -621,6 +621,10 @@ fn early_expiration_refreshes_before_expiry_but_not_long_before() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // 100 ms before expiry, P(refresh) = e^-0.1 ≈ 0.9 per call: refreshed early.
     clock.advance(Duration::from_millis(7_900));
+    // Plain reads never draw early expiration: the value is still fresh.
+    for _ in 0..50 {
+        assert_eq!(region.get("k").unwrap().as_deref(), Some("v"));
+    }
     for _ in 0..10 {
         region.get_or_create("k", creator(&clock, &calls)).unwrap();
     }

@@ -155,6 +155,30 @@ impl Freshness {
         entry: Option<CachedValue<V>>,
         expiration: Option<Duration>,
     ) -> Retrieval<V> {
+        self.judge_with(entry, expiration, true)
+    }
+
+    /// The entry's value if it is valid and not expired, never drawing early expiration
+    /// (for plain reads, which regenerate nothing).
+    pub(crate) fn peek<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+    ) -> Option<V> {
+        match self.judge_with(entry, expiration, false) {
+            Retrieval::Value { value, created_at } => {
+                self.is_fresh(created_at, expiration).then_some(value)
+            }
+            Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
+        }
+    }
+
+    fn judge_with<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+        early_refresh: bool,
+    ) -> Retrieval<V> {
         let Some(entry) = entry else {
             return Retrieval::NeedRegeneration;
         };
@@ -166,7 +190,7 @@ impl Freshness {
         if entry.created_at_ms <= self.soft_invalidated_ms.load(Ordering::Acquire) {
             return Retrieval::Stale(entry.value);
         }
-        if let (Some(early), Some(exp)) = (&self.early, expiration) {
+        if let (Some(early), Some(exp), true) = (&self.early, expiration, early_refresh) {
             let expires_at = entry.created_at_ms.saturating_add(millis(exp));
             if early.should_refresh(self.now_ms(), expires_at, entry.creation_ms) {
                 return Retrieval::Stale(entry.value);
@@ -433,16 +457,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let mangled = self.mangle(key)?;
         let entry = self.inner.backend.get(&mangled)?;
-        Ok(
-            match self.inner.freshness.judge(entry, self.inner.expiration) {
-                Retrieval::Value { value, created_at } => self
-                    .inner
-                    .freshness
-                    .is_fresh(created_at, self.inner.expiration)
-                    .then_some(value),
-                Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
-            },
-        )
+        Ok(self.inner.freshness.peek(entry, self.inner.expiration))
     }
 
     /// The value under `key`, created by `creator` when missing or expired, with dogpile
