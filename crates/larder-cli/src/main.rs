@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod mc;
 mod stampede;
 
 #[derive(Parser)]
@@ -23,6 +24,8 @@ enum Command {
     /// The dogpile stampede scene (temporary; to be wired as `demo --scene stampede`).
     #[command(hide = true)]
     Stampede,
+    #[command(flatten)]
+    Mc(mc::McCommand),
 }
 
 fn main() {
@@ -35,5 +38,6 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Mc(cmd) => std::process::exit(mc::run(cmd)),
     }
 }

@@ -1,1 +1,695 @@
-//! Pools: one API whose strategy (shared, queue, per-thread) is configuration, and `Proxy`.
+//! Pools: one API whose strategy is configuration, and [`Proxy`].
+//!
+//! A [`Pool`] hands out objects made by a [`Manager`]. How it hands them out is a value in
+//! its [`PoolConfig`] — [`Strategy::Shared`] (one thread-safe object for every caller),
+//! [`Strategy::Queue`] (a bounded set of exclusive objects) or [`Strategy::PerThread`] (one
+//! object per thread) — and the caller's code is the same for all three:
+//!
+//! ```
+//! use larder::pool::{Manager, Pool, PoolConfig, Strategy};
+//!
+//! struct Counter;
+//! impl Manager for Counter {
+//!     type Object = Vec<u8>;
+//!     type Error = std::io::Error;
+//!     fn create(&self) -> Result<Vec<u8>, std::io::Error> { Ok(vec![1, 2, 3]) }
+//! }
+//!
+//! for strategy in [Strategy::Shared, Strategy::queue(4), Strategy::PerThread] {
+//!     let pool = Pool::new(Counter, PoolConfig::new("demo", strategy))?;
+//!     let obj = pool.get()?;          // checkout
+//!     assert_eq!(obj.len(), 3);       // the guard derefs to the object
+//! }                                   // dropping the guard returns the object
+//! # Ok::<(), larder::Error>(())
+//! ```
+//!
+//! Mutation: `DerefMut` cannot exist under `Shared` (every caller holds the same object), so
+//! the guard offers [`Pooled::get_mut`], which gives `&mut` under the exclusive strategies and
+//! [`Error::Unsupported`] under `Shared`. Code that mutates therefore states it needs an
+//! exclusive strategy, and shared objects use interior mutability as they must anyway.
+//!
+//! An object whose holder panics is dropped, not returned; [`Pooled::discard`] drops one on
+//! purpose (a connection that saw an I/O error). Leaks — checkouts held longer than
+//! [`PoolConfig::max_hold`] — are detected when the object comes back (no background
+//! thread): a `leaks` count in [`PoolStats`] and a `log::warn!` naming the pool.
+//!
+//! Choosing a strategy (the seed's two Python variants, plus the thread-safe client):
+//! - `Shared` when the object is itself thread-safe (a client with its own internal pool):
+//!   a checkout is an `Arc` clone, nothing is ever exclusive.
+//! - `Queue` for exclusive objects such as connections: bounded, LIFO (warm objects are
+//!   reused, cold ones age out via `idle_timeout`), `max_uses` retirement, and a bounded
+//!   wait that ends in [`Error::PoolTimeout`] — never a hang.
+//! - `PerThread` for thread-per-request servers: no lock and no shared write on the hot
+//!   path; the object dies with its thread.
+//!
+//! Async (feature `tokio`): [`Pool::get_async`] serves `Shared` and `Queue` without blocking
+//! a runtime thread — waiters park on a `tokio::sync::Notify`, share the same capacity as
+//! blocking callers, and [`Manager::create`] runs under `spawn_blocking` rather than
+//! through a second `AsyncManager` trait, so one manager serves both worlds. `PerThread`
+//! answers [`Error::Unsupported`]: tasks hop between worker threads.
+//!
+//! The pool knows nothing about what it pools; the memcached client pools its connections
+//! with it.
+
+mod config;
+mod guard;
+mod per_thread;
+mod proxy;
+mod queue;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+pub use config::{Hook, Hooks, PoolConfig, Strategy};
+pub use guard::Pooled;
+pub use proxy::{Proxy, ProxyGuard};
+
+use crate::{BoxError, Error, Result};
+use per_thread::PerThreadState;
+use queue::{ObjectState, QueueState};
+
+/// Makes, checks and judges the objects of a pool.
+pub trait Manager: Send + Sync + 'static {
+    /// What the pool hands out.
+    type Object: Send + 'static;
+    /// What `create` and `recycle` fail with.
+    type Error: Into<BoxError>;
+
+    /// Makes a new object (blocking; under async it runs on tokio's blocking threads).
+    fn create(&self) -> Result<Self::Object, Self::Error>;
+
+    /// Health check before an idle object is reused; an error drops the object and a fresh
+    /// one is created in its place. The default accepts every object.
+    fn recycle(&self, obj: &mut Self::Object) -> Result<(), Self::Error> {
+        let _ = obj;
+        Ok(())
+    }
+
+    /// Cheap check when an object comes back; `true` drops it instead of keeping it.
+    fn is_broken(&self, obj: &mut Self::Object) -> bool {
+        let _ = obj;
+        false
+    }
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Objects created (including replacements).
+    pub created: u64,
+    /// Checkouts served by an existing object (not counted under `Shared`, whose checkout
+    /// is a bare `Arc` clone).
+    pub reused: u64,
+    /// Objects whose `recycle` failed (each was dropped and replaced).
+    pub recycle_failures: u64,
+    /// Checkouts that gave up with [`Error::PoolTimeout`].
+    pub timeouts: u64,
+    /// Checkouts that had to wait for an object.
+    pub waits: u64,
+    /// Objects alive and not checked out now.
+    pub idle: u64,
+    /// Objects (or, under `Shared`, guards) checked out now.
+    pub in_use: u64,
+    /// Checkouts held longer than `max_hold`.
+    pub leaks: u64,
+    /// Objects the pool dropped (retired, broken, expired, discarded, panicked, closed).
+    pub closed: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) created: AtomicU64,
+    pub(crate) reused: AtomicU64,
+    pub(crate) recycle_failures: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) waits: AtomicU64,
+    pub(crate) leaks: AtomicU64,
+    pub(crate) closed: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The shared object behind a type-erased, always `Send + Sync` handle. Only a
+/// `T: Send + Sync` can be put behind it, which is how `Pool<M>` stays `Sync` for objects
+/// that are not (those pools simply cannot use `Strategy::Shared`).
+pub(crate) trait SharedSlot<T>: Send + Sync {
+    fn object(&self) -> &T;
+    fn object_mut(&mut self) -> &mut T;
+}
+
+struct SyncObject<T>(T);
+
+impl<T: Send + Sync> SharedSlot<T> for SyncObject<T> {
+    fn object(&self) -> &T {
+        &self.0
+    }
+    fn object_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+fn wrap_shared<T: Send + Sync + 'static>(obj: T) -> Arc<dyn SharedSlot<T>> {
+    Arc::new(SyncObject(obj))
+}
+
+/// Puts an object behind a [`SharedSlot`]; exists only where `T: Sync` was proven.
+type WrapShared<T> = fn(T) -> Arc<dyn SharedSlot<T>>;
+
+pub(crate) struct SharedState<T> {
+    slot: OnceLock<Arc<dyn SharedSlot<T>>>,
+    init: Mutex<()>,
+    wrap: WrapShared<T>,
+}
+
+pub(crate) enum Backend<T> {
+    Shared(SharedState<T>),
+    Queue(QueueState<T>),
+    PerThread(PerThreadState),
+}
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Inner<M: Manager> {
+    pub(crate) id: u64,
+    pub(crate) me: Weak<Inner<M>>,
+    pub(crate) manager: M,
+    pub(crate) config: PoolConfig,
+    pub(crate) hooks: Hooks<M::Object>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) backend: Backend<M::Object>,
+}
+
+/// A pool of objects made by a [`Manager`]; cheap to clone (clones share the pool).
+pub struct Pool<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.inner.config.name)
+            .field("strategy", &self.inner.config.strategy)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// Builds a [`Pool`] with hooks.
+pub struct PoolBuilder<M: Manager> {
+    manager: M,
+    config: PoolConfig,
+    hooks: Hooks<M::Object>,
+}
+
+impl<M: Manager> PoolBuilder<M> {
+    /// Sets the configuration (default: a `Queue` of 8 named `"pool"`).
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the hooks.
+    pub fn hooks(mut self, hooks: Hooks<M::Object>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Builds a pool usable with every strategy.
+    pub fn build(self) -> Result<Pool<M>>
+    where
+        M::Object: Sync,
+    {
+        Pool::assemble(self, Some(wrap_shared::<M::Object>))
+    }
+
+    /// Builds a pool of objects that are not `Sync`; [`Strategy::Shared`] is refused with
+    /// [`Error::Config`] since such an object cannot be used by two threads at once.
+    pub fn build_unsync(self) -> Result<Pool<M>> {
+        Pool::assemble(self, None)
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// A pool of `manager`'s objects configured by `config`, with every strategy available.
+    ///
+    /// `Strategy::Shared` hands one object to many threads, which needs `M::Object: Sync`;
+    /// that proof is asked for here, once, so the guard and `get` stay the same for every
+    /// strategy. Objects that are not `Sync` use [`Pool::new_unsync`].
+    pub fn new(manager: M, config: PoolConfig) -> Result<Self>
+    where
+        M::Object: Sync,
+    {
+        Self::builder(manager).config(config).build()
+    }
+
+    /// A pool of objects that are not `Sync` (`Queue` and `PerThread` only).
+    pub fn new_unsync(manager: M, config: PoolConfig) -> Result<Self> {
+        Self::builder(manager).config(config).build_unsync()
+    }
+
+    /// A builder, for pools with [`Hooks`].
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder {
+            manager,
+            config: PoolConfig::new("pool", Strategy::queue(8)),
+            hooks: Hooks::new(),
+        }
+    }
+
+    fn assemble(builder: PoolBuilder<M>, wrap: Option<WrapShared<M::Object>>) -> Result<Self> {
+        let PoolBuilder {
+            manager,
+            config,
+            hooks,
+        } = builder;
+        config.validate()?;
+        let backend = match &config.strategy {
+            Strategy::Shared => match wrap {
+                Some(wrap) => Backend::Shared(SharedState {
+                    slot: OnceLock::new(),
+                    init: Mutex::new(()),
+                    wrap,
+                }),
+                None => {
+                    return Err(Error::Config(format!(
+                        "pool {:?}: Strategy::Shared needs a Sync object; build it with \
+                         Pool::new, or pick Queue or PerThread",
+                        config.name
+                    )))
+                }
+            },
+            Strategy::Queue { .. } => Backend::Queue(QueueState::new()),
+            Strategy::PerThread => Backend::PerThread(PerThreadState::new()),
+        };
+        let inner = Arc::new_cyclic(|me| Inner {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
+            manager,
+            config,
+            hooks,
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            backend,
+        });
+        inner.fill_eagerly()?;
+        Ok(Self { inner })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The pool's strategy.
+    pub fn strategy(&self) -> &Strategy {
+        &self.inner.config.strategy
+    }
+
+    /// The manager that makes the pool's objects.
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Checks out an object; dropping the guard returns it.
+    ///
+    /// Errors: [`Error::PoolTimeout`] when a `Queue` stays exhausted for `wait_timeout`,
+    /// [`Error::PoolCreate`] when the manager fails to create an object (the slot it would
+    /// have filled is freed), [`Error::Unavailable`] after [`close`](Pool::close).
+    #[inline]
+    pub fn get(&self) -> Result<Pooled<'_, M>> {
+        // `Shared` after its first checkout: the whole checkout is an `Arc` clone.
+        if let Backend::Shared(s) = &self.inner.backend {
+            if let (Some(slot), false) = (s.slot.get(), self.is_closed()) {
+                let held = Held::Shared(Arc::clone(slot));
+                return Ok(Pooled::new(guard::PoolRef::Borrowed(&self.inner), held));
+            }
+        }
+        self.inner
+            .checkout()
+            .map(|held| Pooled::new(guard::PoolRef::Borrowed(&self.inner), held))
+    }
+
+    /// Like [`get`](Pool::get), but the guard owns a handle to the pool, so it can outlive
+    /// this `Pool` value (moved into a spawned thread or task, kept in a struct).
+    pub fn get_owned(&self) -> Result<Pooled<'static, M>> {
+        self.inner
+            .checkout()
+            .map(|held| Pooled::new(guard::PoolRef::Owned(Arc::clone(&self.inner)), held))
+    }
+
+    /// Closes the pool: later checkouts fail with [`Error::Unavailable`], waiters wake up
+    /// and fail, idle objects are dropped now and checked-out ones when they come back.
+    /// A `Shared` object is dropped with the last clone of the pool; per-thread objects of
+    /// other threads at those threads' next checkout or exit.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        match &self.inner.backend {
+            Backend::Shared(_) => {}
+            Backend::Queue(q) => self.inner.close_queue(q),
+            Backend::PerThread(_) => self.inner.drop_local_object(),
+        }
+    }
+
+    /// Whether [`close`](Pool::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn stats(&self) -> PoolStats {
+        let inner = &self.inner;
+        let c = &inner.counters;
+        let mut stats = PoolStats {
+            created: c.created.load(Ordering::Relaxed),
+            reused: c.reused.load(Ordering::Relaxed),
+            recycle_failures: c.recycle_failures.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            waits: c.waits.load(Ordering::Relaxed),
+            idle: 0,
+            in_use: 0,
+            leaks: c.leaks.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+        };
+        match &inner.backend {
+            Backend::Shared(s) => {
+                if let Some(slot) = s.slot.get() {
+                    // The pool holds one reference; every other one is a guard.
+                    stats.in_use = (Arc::strong_count(slot) as u64).saturating_sub(1);
+                }
+            }
+            Backend::Queue(q) => {
+                let (idle, in_use) = q.occupancy();
+                stats.idle = idle;
+                stats.in_use = in_use;
+            }
+            Backend::PerThread(p) => {
+                let (reused, idle) = p.totals();
+                stats.reused += reused;
+                stats.idle = idle;
+                let alive = stats.created.saturating_sub(stats.closed);
+                stats.in_use = alive.saturating_sub(idle);
+            }
+        }
+        stats
+    }
+
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+}
+
+/// What a checkout holds: the shared object or an exclusive one.
+pub(crate) enum Held<T> {
+    Shared(Arc<dyn SharedSlot<T>>),
+    Exclusive(ObjectState<T>),
+}
+
+impl<M: Manager> Inner<M> {
+    pub(crate) fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub(crate) fn closed_error(&self) -> Error {
+        Error::Unavailable(format!("pool {:?} is closed", self.config.name))
+    }
+
+    #[inline]
+    fn checkout(&self) -> Result<Held<M::Object>> {
+        if self.closed.load(Ordering::Relaxed) {
+            if let Backend::PerThread(_) = self.backend {
+                self.drop_local_object();
+            }
+            return Err(self.closed_error());
+        }
+        match &self.backend {
+            Backend::Shared(s) => self.checkout_shared(s).map(Held::Shared),
+            Backend::Queue(q) => self.checkout_queue(q).map(Held::Exclusive),
+            Backend::PerThread(_) => self.checkout_local().map(Held::Exclusive),
+        }
+    }
+
+    #[inline]
+    fn checkout_shared(
+        &self,
+        s: &SharedState<M::Object>,
+    ) -> Result<Arc<dyn SharedSlot<M::Object>>> {
+        match s.slot.get() {
+            Some(slot) => Ok(Arc::clone(slot)),
+            None => self.create_shared(s),
+        }
+    }
+
+    /// First checkout of a `Shared` pool: creates the object (once, under a lock).
+    #[cold]
+    fn create_shared(&self, s: &SharedState<M::Object>) -> Result<Arc<dyn SharedSlot<M::Object>>> {
+        let _init = s.init.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = s.slot.get() {
+            return Ok(Arc::clone(slot));
+        }
+        let obj = self.create_object()?;
+        let slot = s.slot.get_or_init(|| (s.wrap)(obj));
+        Ok(Arc::clone(slot))
+    }
+
+    /// Calls the manager and `on_create`; counts the object.
+    pub(crate) fn create_object(&self) -> Result<M::Object> {
+        let mut obj = self.manager.create().map_err(|e| Error::PoolCreate {
+            pool: self.config.name.clone(),
+            source: e.into(),
+        })?;
+        bump(&self.counters.created);
+        if let Some(hook) = &self.hooks.on_create {
+            hook(&mut obj);
+        }
+        Ok(obj)
+    }
+
+    /// Drops an object the pool will not keep, running `on_close` unless a panic is
+    /// unwinding.
+    pub(crate) fn close_object(&self, mut obj: M::Object) {
+        bump(&self.counters.closed);
+        if !std::thread::panicking() {
+            if let Some(hook) = &self.hooks.on_close {
+                hook(&mut obj);
+            }
+        }
+        drop(obj);
+    }
+
+    /// Runs `recycle` on an object about to be reused; on failure drops it and counts it.
+    pub(crate) fn recycle_object(
+        &self,
+        mut state: ObjectState<M::Object>,
+    ) -> Option<ObjectState<M::Object>> {
+        match self.manager.recycle(&mut state.obj) {
+            Ok(()) => Some(state),
+            Err(e) => {
+                let e: BoxError = e.into();
+                bump(&self.counters.recycle_failures);
+                log::debug!(
+                    "pool {:?}: recycle failed, replacing the object: {e}",
+                    self.name()
+                );
+                self.close_object(state.obj);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn on_checkout(&self, state: &mut ObjectState<M::Object>) {
+        state.uses += 1;
+        if let Some(hook) = &self.hooks.on_checkout {
+            hook(&mut state.obj);
+        }
+    }
+
+    /// The instant a checkout starts, when leak detection needs it.
+    #[inline]
+    pub(crate) fn hold_start(&self) -> Option<Instant> {
+        self.config.max_hold.map(|_| self.config.clock.now())
+    }
+
+    /// Counts and logs a checkout held longer than `max_hold`.
+    #[inline]
+    pub(crate) fn check_hold(&self, since: Option<Instant>) {
+        if let (Some(since), Some(max)) = (since, self.config.max_hold) {
+            let held = self.config.clock.now().saturating_duration_since(since);
+            if held > max {
+                bump(&self.counters.leaks);
+                log::warn!(
+                    "pool {:?}: an object was held for {held:?}, longer than max_hold {max:?} \
+                     (leak?)",
+                    self.name()
+                );
+            }
+        }
+    }
+
+    /// Gives an exclusive object back after use (or drops it when broken, retired, closed).
+    pub(crate) fn give_back(&self, mut state: ObjectState<M::Object>, discard: bool) {
+        let panicking = std::thread::panicking();
+        if !discard && !panicking {
+            if let Some(hook) = &self.hooks.on_return {
+                hook(&mut state.obj);
+            }
+        }
+        let keep = !discard
+            && !panicking
+            && !self.closed.load(Ordering::Relaxed)
+            && !self.retired(&state)
+            && !self.manager.is_broken(&mut state.obj);
+        match &self.backend {
+            Backend::Queue(q) => self.return_queue(q, state, keep),
+            Backend::PerThread(_) => {
+                if keep {
+                    self.return_local(state);
+                } else {
+                    self.close_object(state.obj);
+                }
+            }
+            // A Shared pool never holds exclusive objects.
+            Backend::Shared(_) => self.close_object(state.obj),
+        }
+    }
+
+    fn retired(&self, state: &ObjectState<M::Object>) -> bool {
+        match self.config.strategy {
+            Strategy::Queue {
+                max_uses: Some(max),
+                ..
+            } => state.uses >= max,
+            _ => false,
+        }
+    }
+
+    fn fill_eagerly(&self) -> Result<()> {
+        if let (
+            Backend::Queue(q),
+            Strategy::Queue {
+                min_size,
+                eager: true,
+                ..
+            },
+        ) = (&self.backend, &self.config.strategy)
+        {
+            for _ in 0..*min_size {
+                let obj = self.create_object()?;
+                self.park_new(q, obj);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wait_timeout(&self) -> Duration {
+        match self.config.strategy {
+            Strategy::Queue { wait_timeout, .. } => wait_timeout,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        match &mut self.backend {
+            Backend::Shared(s) => {
+                if let Some(mut slot) = s.slot.take() {
+                    bump(&self.counters.closed);
+                    if let (Some(hook), Some(slot)) =
+                        (&self.hooks.on_close, Arc::get_mut(&mut slot))
+                    {
+                        hook(slot.object_mut());
+                    }
+                }
+            }
+            Backend::Queue(q) => {
+                for obj in q.drain() {
+                    bump(&self.counters.closed);
+                    if let Some(hook) = &self.hooks.on_close {
+                        let mut obj = obj;
+                        hook(&mut obj);
+                    }
+                }
+            }
+            Backend::PerThread(_) => {}
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<M: Manager> Pool<M> {
+    /// Checks out an object without blocking the async runtime.
+    ///
+    /// `Shared` and `Queue` only. Waiting for a free `Queue` object parks the task (not the
+    /// thread) and respects `wait_timeout`. [`Manager::create`] is blocking (it usually
+    /// connects somewhere), so it runs on tokio's blocking threads via `spawn_blocking`;
+    /// `recycle`, `is_broken` and the hooks run inline and should stay cheap. If the
+    /// future is dropped while an object is being created, the reserved slot is freed.
+    ///
+    /// `PerThread` gives [`Error::Unsupported`]: a task moves between worker threads at
+    /// every `.await`, so "the current thread's object" means nothing to it, and a guard
+    /// held across an `.await` would come back to another thread's slot.
+    pub async fn get_async(&self) -> Result<Pooled<'_, M>> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(inner.closed_error());
+        }
+        let held = match &inner.backend {
+            Backend::Shared(s) => match s.slot.get() {
+                Some(slot) => Held::Shared(Arc::clone(slot)),
+                None => {
+                    let owner = Arc::clone(inner);
+                    let task = tokio::task::spawn_blocking(move || {
+                        owner.checkout().map(|held| match held {
+                            Held::Shared(slot) => Ok(slot),
+                            Held::Exclusive(_) => Err(()),
+                        })
+                    });
+                    match task.await {
+                        Ok(Ok(Ok(slot))) => Held::Shared(slot),
+                        Ok(Err(e)) => return Err(e),
+                        Ok(Ok(Err(()))) => {
+                            return Err(Error::Unsupported(format!(
+                                "pool {:?}: shared checkout returned an exclusive object",
+                                inner.name()
+                            )))
+                        }
+                        Err(join) => return Err(inner.join_error(join)),
+                    }
+                }
+            },
+            Backend::Queue(q) => Held::Exclusive(inner.checkout_queue_async(q).await?),
+            Backend::PerThread(_) => {
+                return Err(Error::Unsupported(format!(
+                    "pool {:?}: Strategy::PerThread has no async checkout (tasks move between \
+                     threads at each .await); use Queue or Shared",
+                    inner.name()
+                )))
+            }
+        };
+        Ok(Pooled::new(guard::PoolRef::Borrowed(inner), held))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<M: Manager> Inner<M> {
+    pub(crate) fn join_error(&self, join: tokio::task::JoinError) -> Error {
+        Error::PoolCreate {
+            pool: self.config.name.clone(),
+            source: format!("creating an object failed on a blocking thread: {join}").into(),
+        }
+    }
+}

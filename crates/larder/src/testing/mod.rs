@@ -249,3 +249,5 @@ macro_rules! contract_tests {
         }
     )*};
 }
+
+pub mod memcached;

@@ -1,0 +1,272 @@
+//! memcached client throughput, side by side on one local memcached started for the run:
+//! a bare-socket loop (the limit), larder's blocking `Client`, larder's `AsyncClient`, and the
+//! `memcache` crate — single get and set round trips (ops/s) and 100-key multi-gets (keys/s),
+//! at 1 and 16 concurrent callers. Prints a table. The multi-get limit is a bare text
+//! `get k1 … k100` (faster on the wire than quiet `mg`s + `mn`, also printed).
+//!
+//! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_MS` sets the time per cell).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use larder::memcache::{AsyncClient, Client};
+use larder::testing::memcached::MemcachedServer;
+use larder::Expiry;
+
+const VALUE: &[u8; 100] = &[b'v'; 100];
+const MULTI: usize = 100;
+
+fn cell_time() -> Duration {
+    let ms = std::env::var("MC_BENCH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    Duration::from_millis(ms)
+}
+
+/// Runs `make(caller)()` in `callers` threads for the cell time; units per second.
+fn threads<F: FnMut() -> u64>(callers: usize, make: impl Fn(usize) -> F + Sync) -> f64 {
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..callers {
+            let (stop, total, make) = (&stop, &total, &make);
+            s.spawn(move || {
+                let mut op = make(c);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += op();
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        std::thread::sleep(cell_time());
+        stop.store(true, Ordering::Relaxed);
+    });
+    total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs `op` in `callers` tokio tasks (2 worker threads) for the cell time; units per second.
+/// One runtime for every async cell: an `AsyncClient`'s connections belong to the runtime
+/// that opened them.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn tasks<Fut>(callers: usize, op: impl Fn(usize) -> Fut + Send + Sync + 'static) -> f64
+where
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let op = Arc::new(op);
+    rt.block_on(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..callers)
+            .map(|c| {
+                let (stop, op) = (stop.clone(), op.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += op(c).await;
+                    }
+                    n
+                })
+            })
+            .collect();
+        tokio::time::sleep(cell_time()).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        for h in handles {
+            total += h.await.unwrap();
+        }
+        total as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+/// A raw socket that writes a request and reads until the reply is complete.
+struct Bare {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Bare {
+    fn new(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Bare {
+            stream,
+            buf: vec![0; 64 * 1024],
+        }
+    }
+
+    /// Writes `req`, reads until `done(received)` says the reply is complete.
+    fn round_trip(&mut self, req: &[u8], done: impl Fn(&[u8]) -> bool) {
+        self.stream.write_all(req).unwrap();
+        let mut got = 0;
+        loop {
+            got += self.stream.read(&mut self.buf[got..]).unwrap();
+            if done(&self.buf[..got]) {
+                return;
+            }
+        }
+    }
+}
+
+fn row(name: &str, callers: usize, unit: &str, cells: [f64; 4]) {
+    let [bare, larder, larder_async, crate_mc] = cells;
+    println!(
+        "{name:<14} {callers:>3} {unit:<7} {bare:>12.0} {larder:>12.0} {larder_async:>12.0} {crate_mc:>12.0} {:>9.2} {:>9.2}",
+        larder / bare,
+        larder_async / bare,
+    );
+}
+
+fn main() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let addr = server.addr().to_owned();
+    let client = Client::connect(&addr).unwrap();
+    let aclient = AsyncClient::connect(&addr).unwrap();
+    let mc = memcache::Client::builder()
+        .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
+        .unwrap()
+        .with_max_pool_size(32)
+        .build()
+        .unwrap();
+
+    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
+    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
+    for k in &keys {
+        client.set(k, VALUE, 0, Expiry::Never).unwrap();
+    }
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut multi_req = Vec::new();
+    for k in &keys {
+        multi_req.extend_from_slice(format!("mg {k} v q\r\n").as_bytes());
+    }
+    multi_req.extend_from_slice(b"mn\r\n");
+    let get_reply_len = format!("VA {}\r\n", VALUE.len()).len() + VALUE.len() + 2;
+    let mut set_req = format!("ms bench:key {}\r\n", VALUE.len()).into_bytes();
+    set_req.extend_from_slice(VALUE);
+    set_req.extend_from_slice(b"\r\n");
+
+    println!(
+        "{:<14} {:>3} {:<7} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "case",
+        "n",
+        "unit",
+        "bare socket",
+        "larder",
+        "larder async",
+        "memcache",
+        "larder/b",
+        "async/b"
+    );
+    for callers in [1, 16] {
+        let bare = threads(callers, |_| {
+            let mut b = Bare::new(&addr);
+            move || {
+                b.round_trip(b"mg bench:key v\r\n", |r| r.len() >= get_reply_len);
+                1
+            }
+        });
+        let lg = threads(callers, |_| {
+            let c = client.clone();
+            move || u64::from(c.get("bench:key").unwrap().is_some())
+        });
+        let ac = aclient.clone();
+        let la = tasks(callers, move |_| {
+            let c = ac.clone();
+            async move { u64::from(c.get("bench:key").await.unwrap().is_some()) }
+        });
+        let cg = threads(callers, |_| {
+            let mc = &mc;
+            move || u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
+        });
+        row("get", callers, "ops/s", [bare, lg, la, cg]);
+
+        let bare = threads(callers, |_| {
+            let mut b = Bare::new(&addr);
+            let req = set_req.clone();
+            move || {
+                b.round_trip(&req, |r| r.len() >= 4);
+                1
+            }
+        });
+        let ls = threads(callers, |_| {
+            let c = client.clone();
+            move || {
+                c.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
+                1
+            }
+        });
+        let ac = aclient.clone();
+        let las = tasks(callers, move |_| {
+            let c = ac.clone();
+            async move {
+                c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
+                1
+            }
+        });
+        let cs = threads(callers, |_| {
+            let mc = &mc;
+            move || {
+                mc.set("bench:key", &VALUE[..], 0).unwrap();
+                1
+            }
+        });
+        row("set", callers, "ops/s", [bare, ls, las, cs]);
+
+        // The limit for multi-get is the faster wire form, text `get k1 … k100`.
+        let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
+        let bare = threads(callers, |_| {
+            let mut b = Bare::new(&addr);
+            let req = text_req.clone();
+            move || {
+                b.round_trip(&req, |r| r.ends_with(b"END\r\n"));
+                MULTI as u64
+            }
+        });
+        let lm = threads(callers, |_| {
+            let c = client.clone();
+            let k = key_refs.clone();
+            move || c.get_multi(&k).unwrap().len() as u64
+        });
+        let ac = aclient.clone();
+        let owned = keys.clone();
+        let lam = tasks(callers, move |_| {
+            let c = ac.clone();
+            let k = owned.clone();
+            async move { c.get_multi(&k).await.unwrap().len() as u64 }
+        });
+        let cm = threads(callers, |_| {
+            let mc = &mc;
+            let k = key_refs.clone();
+            move || mc.gets::<Vec<u8>>(&k).unwrap().len() as u64
+        });
+        row("multi-get 100", callers, "keys/s", [bare, lm, lam, cm]);
+        let bare_meta = threads(callers, |_| {
+            let mut b = Bare::new(&addr);
+            let req = multi_req.clone();
+            move || {
+                b.round_trip(&req, |r| r.ends_with(b"MN\r\n"));
+                MULTI as u64
+            }
+        });
+        println!(
+            "{:<14} {callers:>3} keys/s  bare meta mg q + mn: {bare_meta:.0} (text get: {bare:.0})",
+            "  (wire form)"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The `larder` binary's memcached tools against a memcached started for the test.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use larder::testing::memcached::MemcachedServer;
+
+fn larder(server: &MemcachedServer, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .args(["--servers", server.addr()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn get_set_and_friends() {
+    let server = MemcachedServer::start().unwrap();
+    let out = larder(&server, &["set", "greeting", "hello world"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Exact bytes from stdin, printed as base64 because they are not plain text.
+    let out = larder(&server, &["set", "bin", "--ttl", "60"], Some(b"a\r\n\0b"));
+    assert_eq!(out.status.code(), Some(0));
+    let out = larder(&server, &["set", "n", "41", "--flags", "4"], None);
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = larder(&server, &["get", "greeting", "bin", "n", "missing"], None);
+    assert_eq!(out.status.code(), Some(1), "a key missed");
+    assert_eq!(
+        text(&out.stdout),
+        "greeting\thello world\nbin\tbase64:YQ0KAGI=\nn\t41\n"
+    );
+    assert!(text(&out.stderr).contains("missing"));
+
+    let out = larder(&server, &["incr", "n", "2"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "43\n".into())
+    );
+    let out = larder(&server, &["decr", "n"], None);
+    assert_eq!(text(&out.stdout), "42\n");
+    let out = larder(&server, &["incr", "absent"], None);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = larder(&server, &["add", "greeting", "x"], None);
+    assert_eq!(out.status.code(), Some(1), "already present");
+    let out = larder(&server, &["add", "fresh", "x"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = larder(&server, &["touch", "fresh", "--ttl", "100"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = larder(&server, &["delete", "fresh"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = larder(&server, &["delete", "fresh"], None);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = larder(&server, &["stats"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains(&format!("{}\tcurr_items\t", server.addr())));
+
+    let out = larder(&server, &["flush"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = larder(&server, &["get", "greeting"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_two() {
+    let server = MemcachedServer::start().unwrap();
+    let out = larder(&server, &["get", &"k".repeat(300)], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("larder: error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Nothing listens on a port we just released.
+    let port = larder::testing::memcached::free_port().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["get", "k", "--servers", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("larder: error: "));
+}

@@ -1,0 +1,482 @@
+//! The async memcached [`AsyncClient`] on tokio: the same operations and wire protocol as the
+//! blocking [`Client`](super::Client), driving the same sans-IO [`proto`](super::proto).
+//!
+//! Timeouts use `tokio::time::timeout`. A connection is taken out of the idle stack for one
+//! exchange; when the caller's future is cancelled the connection is dropped with it, never
+//! returned half-read.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
+
+use super::client::{group_by_server, merge_hits, multi_get_ops, unix_now};
+use super::conn_pool::IdleStack;
+use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
+use super::proto::{self, Reply, ReplyParser, SetMode};
+use super::{ClientConfig, ServerAddr};
+use crate::{Error, Expiry, Result};
+
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+async fn bounded<T>(
+    after: Duration,
+    what: impl FnOnce() -> String,
+    fut: impl Future<Output = io::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::Io(e)),
+        Err(_) => Err(Error::Timeout {
+            what: what(),
+            after,
+        }),
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    buf: ReadBuf,
+    label: String,
+    read_timeout: Duration,
+    write_timeout: Duration,
+}
+
+impl Conn {
+    async fn connect(addr: &ServerAddr, cfg: &ClientConfig, parser: ReplyParser) -> Result<Self> {
+        let label = addr.to_string();
+        let what = || format!("connect to {label}");
+        let stream = match addr {
+            ServerAddr::Tcp(hostport) => {
+                let s = bounded(cfg.connect_timeout, what, TcpStream::connect(hostport)).await?;
+                s.set_nodelay(cfg.nodelay)?;
+                Stream::Tcp(s)
+            }
+            #[cfg(unix)]
+            ServerAddr::Unix(path) => {
+                Stream::Unix(bounded(cfg.connect_timeout, what, UnixStream::connect(path)).await?)
+            }
+            #[cfg(not(unix))]
+            ServerAddr::Unix(_) => {
+                return Err(Error::Config(
+                    "Unix sockets are not available on this platform".into(),
+                ))
+            }
+        };
+        Ok(Conn {
+            stream,
+            buf: ReadBuf::new(parser),
+            label,
+            read_timeout: cfg.read_timeout,
+            write_timeout: cfg.write_timeout,
+        })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let label = &self.label;
+        let what = || format!("write to {label}");
+        match &mut self.stream {
+            Stream::Tcp(s) => bounded(self.write_timeout, what, s.write_all(bytes)).await,
+            #[cfg(unix)]
+            Stream::Unix(s) => bounded(self.write_timeout, what, s.write_all(bytes)).await,
+        }
+    }
+
+    async fn read_reply(&mut self) -> Result<Reply> {
+        loop {
+            if let Some(reply) = self.buf.next_reply()? {
+                return Ok(reply);
+            }
+            let label = &self.label;
+            let what = || format!("read from {label}");
+            let spare = self.buf.spare();
+            let n = match &mut self.stream {
+                Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+                #[cfg(unix)]
+                Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+            };
+            if n == 0 {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} closed the connection", self.label),
+                )));
+            }
+            self.buf.filled(n);
+        }
+    }
+
+    async fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
+        loop {
+            let reply = self.read_reply().await?;
+            if let Some(out) = (op.handler)(reply)? {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn run<T>(&mut self, op: Op<T>) -> Result<T> {
+        self.send(&op.request).await?;
+        self.finish(op).await
+    }
+
+    async fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut pending: Option<Op<T>> = None;
+        for op in ops {
+            self.send(&op.request).await?;
+            if let Some(prev) = pending.replace(op) {
+                out.push(self.finish(prev).await?);
+            }
+        }
+        if let Some(last) = pending {
+            out.push(self.finish(last).await?);
+        }
+        Ok(out)
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    parser: ReplyParser,
+    idle: Vec<IdleStack<Conn>>,
+}
+
+/// An async memcached client for tokio: `Send + Sync`, cheap to clone.
+///
+/// Its idle connections are registered with the runtime that opened them: use one client
+/// per runtime (a connection whose runtime has shut down fails with an I/O error and is
+/// dropped, so only that one call fails).
+#[derive(Clone)]
+pub struct AsyncClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AsyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("servers", &self.inner.config.servers)
+            .finish()
+    }
+}
+
+/// Takes a connection, runs `$body` with it bound to `$conn`, and returns it to the idle stack
+/// only when the result leaves it in step (a cancelled future drops it).
+macro_rules! with_conn {
+    ($self:ident, $server:expr, |$conn:ident| $body:expr) => {{
+        let inner = &*$self.inner;
+        let server: usize = $server;
+        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
+            (Some(a), Some(i)) => (a, i),
+            _ => return Err(Error::NoServers(format!("no server #{server}"))),
+        };
+        let mut conn = match idle.take() {
+            Some(c) => c,
+            None => Conn::connect(addr, &inner.config, inner.parser).await?,
+        };
+        let result = {
+            let $conn = &mut conn;
+            $body.await
+        };
+        match &result {
+            Ok(_) => idle.put(conn),
+            Err(e) if keeps_connection(e) => idle.put(conn),
+            Err(_) => drop(conn),
+        }
+        result
+    }};
+}
+
+impl AsyncClient {
+    /// A client for `config`; connects lazily (no runtime needed to build it).
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::from_validated(config))
+    }
+
+    /// A client for a configuration that was already validated.
+    pub(crate) fn from_validated(config: ClientConfig) -> Self {
+        let parser = ReplyParser::new(config.max_value_size);
+        let idle = config
+            .servers
+            .iter()
+            .map(|_| IdleStack::new(config.max_connections_per_server))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                parser,
+                idle,
+            }),
+        }
+    }
+
+    /// A client with default settings for a comma-separated server list.
+    pub fn connect(servers: &str) -> Result<Self> {
+        Self::new(ClientConfig::new(ServerAddr::parse_list(servers)?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn server_for(&self, key: &[u8]) -> usize {
+        let c = &self.inner.config;
+        c.router.route(key, c.servers.len())
+    }
+
+    fn exptime(expiry: Expiry) -> u32 {
+        proto::exptime(expiry, unix_now())
+    }
+
+    async fn run<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
+        with_conn!(self, self.server_for(key), |c| c.run(op))
+    }
+
+    async fn run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
+        with_conn!(self, server, |c| c.run(op))
+    }
+
+    /// See [`Client::get`](super::Client::get).
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<(Vec<u8>, u32)>> {
+        let key = key.as_ref();
+        Ok(self
+            .run(key, ops::get(key, false, None)?)
+            .await?
+            .map(|i| (i.data, i.flags)))
+    }
+
+    /// See [`Client::gets`](super::Client::gets).
+    pub async fn gets(&self, key: impl AsRef<[u8]>) -> Result<Option<GetsItem>> {
+        let key = key.as_ref();
+        self.run(key, ops::get(key, true, None)?).await
+    }
+
+    /// See [`Client::gat`](super::Client::gat).
+    pub async fn gat(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<Option<GetsItem>> {
+        let key = key.as_ref();
+        self.run(key, ops::get(key, true, Some(Self::exptime(expiry)))?)
+            .await
+    }
+
+    /// See [`Client::get_multi`](super::Client::get_multi).
+    pub async fn get_multi<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<HashMap<Vec<u8>, GetsItem>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        let mut out: Option<ops::Hits> = None;
+        for (server, group) in group_by_server(&self.inner.config, &keys) {
+            let ops = multi_get_ops(&group)?;
+            let parts = self.run_pipelined_on(server, ops).await?;
+            for part in parts {
+                merge_hits(&mut out, part);
+            }
+        }
+        Ok(out.unwrap_or_default())
+    }
+
+    async fn run_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        with_conn!(self, server, |c| c.run_pipelined(ops))
+    }
+
+    async fn store(
+        &self,
+        mode: SetMode,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: Option<u64>,
+    ) -> Result<bool> {
+        let op = ops::store(
+            key,
+            value,
+            flags,
+            Self::exptime(expiry),
+            mode,
+            cas,
+            self.inner.config.item_size_limit,
+        )?;
+        self.run(key, op).await
+    }
+
+    /// See [`Client::set`](super::Client::set).
+    pub async fn set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<()> {
+        let key = key.as_ref();
+        match self
+            .store(SetMode::Set, key, value, flags, expiry, None)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(Error::Server(format!(
+                "set of {:?} was not stored",
+                String::from_utf8_lossy(key)
+            ))),
+        }
+    }
+
+    /// See [`Client::add`](super::Client::add).
+    pub async fn add(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<bool> {
+        self.store(SetMode::Add, key.as_ref(), value, flags, expiry, None)
+            .await
+    }
+
+    /// See [`Client::replace`](super::Client::replace).
+    pub async fn replace(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+    ) -> Result<bool> {
+        self.store(SetMode::Replace, key.as_ref(), value, flags, expiry, None)
+            .await
+    }
+
+    /// See [`Client::append`](super::Client::append).
+    pub async fn append(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
+        self.store(SetMode::Append, key.as_ref(), value, 0, Expiry::Never, None)
+            .await
+    }
+
+    /// See [`Client::prepend`](super::Client::prepend).
+    pub async fn prepend(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
+        self.store(
+            SetMode::Prepend,
+            key.as_ref(),
+            value,
+            0,
+            Expiry::Never,
+            None,
+        )
+        .await
+    }
+
+    /// See [`Client::cas`](super::Client::cas).
+    pub async fn cas(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+    ) -> Result<bool> {
+        self.store(SetMode::Set, key.as_ref(), value, flags, expiry, Some(cas))
+            .await
+    }
+
+    /// See [`Client::delete`](super::Client::delete).
+    pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        self.run(key, ops::delete(key, None)?).await
+    }
+
+    /// See [`Client::incr`](super::Client::incr).
+    pub async fn incr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
+        let key = key.as_ref();
+        self.run(key, ops::arith(key, false, delta)?).await
+    }
+
+    /// See [`Client::decr`](super::Client::decr).
+    pub async fn decr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
+        let key = key.as_ref();
+        self.run(key, ops::arith(key, true, delta)?).await
+    }
+
+    /// See [`Client::touch`](super::Client::touch).
+    pub async fn touch(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<bool> {
+        let key = key.as_ref();
+        self.run(key, ops::touch(key, Self::exptime(expiry))?).await
+    }
+
+    /// See [`Client::flush_all`](super::Client::flush_all): clears the whole servers.
+    pub async fn flush_all(&self) -> Result<()> {
+        for server in 0..self.inner.config.servers.len() {
+            self.run_on(server, ops::flush_all(None)).await?;
+        }
+        Ok(())
+    }
+
+    /// See [`Client::stats`](super::Client::stats).
+    pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>> {
+        let mut out = HashMap::new();
+        for (server, addr) in self.inner.config.servers.iter().enumerate() {
+            out.insert(
+                addr.to_string(),
+                self.run_on(server, ops::stats(None)?).await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// See [`Client::version`](super::Client::version).
+    pub async fn version(&self) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for (server, addr) in self.inner.config.servers.iter().enumerate() {
+            out.insert(addr.to_string(), self.run_on(server, ops::version()).await?);
+        }
+        Ok(out)
+    }
+
+    /// See [`Client::meta_get`](super::Client::meta_get).
+    pub async fn meta_get(
+        &self,
+        key: impl AsRef<[u8]>,
+        opts: MetaGetOptions,
+    ) -> Result<MetaGetResult> {
+        let key = key.as_ref();
+        self.run(key, ops::meta_get(key, opts)?).await
+    }
+
+    /// See [`Client::meta_invalidate`](super::Client::meta_invalidate).
+    pub async fn meta_invalidate(&self, key: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool> {
+        let key = key.as_ref();
+        let exptime = match ttl {
+            Expiry::Never => 0,
+            e => Self::exptime(e),
+        };
+        self.run(key, ops::delete(key, Some(exptime))?).await
+    }
+
+    /// See [`Client::meta_set_cas`](super::Client::meta_set_cas).
+    pub async fn meta_set_cas(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+    ) -> Result<bool> {
+        self.cas(key, value, flags, expiry, cas).await
+    }
+
+    /// Drops every idle connection.
+    pub fn close_idle(&self) {
+        for idle in &self.inner.idle {
+            idle.clear();
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! The operations both clients run, sans-IO: each builds its request bytes and a reply
+//! handler that turns [`Reply`]s into the operation's result. The blocking and async
+//! transports only move bytes and feed replies to the handler until it returns a result.
+
+use std::collections::HashMap;
+
+use super::proto::{
+    self, encode_ma, encode_md, encode_mg, encode_mn, encode_ms, MaFlags, MdFlags, MetaReply,
+    MetaStatus, MgFlags, MsFlags, Reply, SetMode, WireKey,
+};
+use crate::{Error, Result};
+
+/// A value read back with its client flags and (when asked for) its CAS value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetsItem {
+    /// The value bytes.
+    pub data: Vec<u8>,
+    /// The client flags stored with it.
+    pub flags: u32,
+    /// The item's CAS value (0 when the server did not send one).
+    pub cas: u64,
+}
+
+/// Options of [`Client::meta_get`](super::Client::meta_get), the stale-while-revalidate read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetaGetOptions {
+    /// On a miss, create a placeholder living this many seconds and hand this caller the
+    /// win token (`N`); later callers see `winner_elsewhere`.
+    pub vivify_ttl: Option<u32>,
+    /// Hand out the win token once when the remaining TTL drops below this (`R`).
+    pub recache_threshold: Option<u32>,
+    /// Also reset the item's exptime to this (`T`).
+    pub touch_exptime: Option<u32>,
+}
+
+/// The answer of a meta get.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaGetResult {
+    /// The value, `None` on a miss (a vivified placeholder has an empty value).
+    pub value: Option<Vec<u8>>,
+    /// The client flags.
+    pub flags: u32,
+    /// The CAS value, for [`Client::meta_set_cas`](super::Client::meta_set_cas).
+    pub cas: u64,
+    /// Remaining TTL in seconds; `None` when the item never expires or was not found.
+    pub ttl_remaining: Option<u64>,
+    /// This caller must (re)create the value (`W`).
+    pub won: bool,
+    /// The value was invalidated and is stale (`X`).
+    pub stale: bool,
+    /// Another caller is already recreating it (`Z`).
+    pub winner_elsewhere: bool,
+}
+
+/// Multi-get hits keyed by key.
+pub(crate) type Hits = HashMap<Vec<u8>, GetsItem>;
+
+/// A reply handler: `Ok(None)` asks for the next reply, `Ok(Some)` ends the exchange.
+pub(crate) type Handler<T> = Box<dyn FnMut(Reply) -> Result<Option<T>> + Send>;
+
+/// A request and the handler of its replies.
+pub(crate) struct Op<T> {
+    pub request: Vec<u8>,
+    pub handler: Handler<T>,
+}
+
+/// Errors after which the connection is still in step with the server.
+pub(crate) fn keeps_connection(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Server(_) | Error::NotANumber { .. } | Error::ValueTooLarge { .. }
+    )
+}
+
+fn unexpected(expected: &str, m: &MetaReply) -> Error {
+    Error::Protocol(format!("expected {expected}, got {:?}", m.status))
+}
+
+fn single<T: 'static>(
+    request: Vec<u8>,
+    expected: &'static str,
+    key: &[u8],
+    value_size: usize,
+    limit: usize,
+    map: impl FnOnce(MetaReply) -> Result<T> + Send + 'static,
+) -> Op<T> {
+    let key = key.to_vec();
+    let mut map = Some(map);
+    Op {
+        request,
+        handler: Box::new(move |reply| match (reply, map.take()) {
+            (Reply::Meta(m), Some(f)) => f(m).map(Some),
+            (other, _) => Err(other.into_error(expected, &key, value_size, limit)),
+        }),
+    }
+}
+
+/// `mg` returning value and flags (plus CAS when `with_cas`), optionally touching.
+pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<Option<GetsItem>>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::with_capacity(wk.token.len() + 16);
+    encode_mg(
+        &mut req,
+        &wk,
+        &MgFlags {
+            value: true,
+            client_flags: true,
+            cas: with_cas,
+            touch,
+            ..MgFlags::default()
+        },
+    );
+    Ok(single(req, "VA or EN", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Va) => Ok(Some(GetsItem {
+            data: m.value.unwrap_or_default(),
+            flags: m.client_flags.unwrap_or(0),
+            cas: m.cas.unwrap_or(0),
+        })),
+        Some(MetaStatus::En) => Ok(None),
+        _ => Err(unexpected("VA or EN", &m)),
+    }))
+}
+
+/// `mg <key> T<exptime>`: touch; `true` when the key exists.
+pub(crate) fn touch(key: &[u8], exptime: u32) -> Result<Op<bool>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_mg(
+        &mut req,
+        &wk,
+        &MgFlags {
+            touch: Some(exptime),
+            ..MgFlags::default()
+        },
+    );
+    Ok(single(req, "HD or EN", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Hd) => Ok(true),
+        Some(MetaStatus::En) => Ok(false),
+        _ => Err(unexpected("HD or EN", &m)),
+    }))
+}
+
+/// `ms` in any mode, with an optional CAS; `true` when stored.
+pub(crate) fn store(
+    key: &[u8],
+    data: &[u8],
+    flags: u32,
+    exptime: u32,
+    mode: SetMode,
+    cas: Option<u64>,
+    item_limit: usize,
+) -> Result<Op<bool>> {
+    if data.len() > item_limit {
+        return Err(Error::ValueTooLarge {
+            size: data.len(),
+            limit: item_limit,
+        });
+    }
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_ms(
+        &mut req,
+        &wk,
+        data,
+        &MsFlags {
+            mode,
+            client_flags: flags,
+            exptime,
+            cas,
+            ..MsFlags::default()
+        },
+    );
+    Ok(single(
+        req,
+        "HD, NS, EX or NF",
+        key,
+        data.len(),
+        item_limit,
+        |m| match m.status {
+            Some(MetaStatus::Hd) => Ok(true),
+            Some(MetaStatus::Ns | MetaStatus::Ex | MetaStatus::Nf) => Ok(false),
+            _ => Err(unexpected("HD, NS, EX or NF", &m)),
+        },
+    ))
+}
+
+/// `md`, optionally invalidating (`I`, with a new exptime) instead of deleting.
+pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_md(
+        &mut req,
+        &wk,
+        &MdFlags {
+            invalidate: invalidate.is_some(),
+            exptime: invalidate.filter(|&t| t != 0),
+            ..MdFlags::default()
+        },
+    );
+    Ok(single(req, "HD or NF", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Hd) => Ok(true),
+        Some(MetaStatus::Nf) => Ok(false),
+        _ => Err(unexpected("HD or NF", &m)),
+    }))
+}
+
+/// `ma` incr/decr returning the new value; `None` when the key is missing.
+pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option<u64>>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_ma(
+        &mut req,
+        &wk,
+        &MaFlags {
+            decrement,
+            delta,
+            value: true,
+            ..MaFlags::default()
+        },
+    );
+    Ok(single(req, "VA or NF", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Va) => {
+            let digits = m.value.unwrap_or_default();
+            crate::value::parse_decimal(digits.trim_ascii())
+                .map(Some)
+                .ok_or_else(|| Error::Protocol("ma returned a non-numeric value".into()))
+        }
+        Some(MetaStatus::Nf) => Ok(None),
+        _ => Err(unexpected("VA or NF", &m)),
+    }))
+}
+
+/// `mg` with the stale-while-revalidate flags.
+pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetResult>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_mg(
+        &mut req,
+        &wk,
+        &MgFlags {
+            value: true,
+            client_flags: true,
+            cas: true,
+            ttl: true,
+            vivify: opts.vivify_ttl,
+            recache: opts.recache_threshold,
+            touch: opts.touch_exptime,
+            ..MgFlags::default()
+        },
+    );
+    Ok(single(req, "VA, HD or EN", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Va | MetaStatus::Hd | MetaStatus::En) => Ok(MetaGetResult {
+            stale: m.stale,
+            won: m.win,
+            winner_elsewhere: m.win_elsewhere,
+            flags: m.client_flags.unwrap_or(0),
+            cas: m.cas.unwrap_or(0),
+            ttl_remaining: m.ttl.and_then(|t| u64::try_from(t).ok()),
+            value: m.value,
+        }),
+        _ => Err(unexpected("VA, HD or EN", &m)),
+    }))
+}
+
+/// One pipelined batch of quiet `mg`s ended by `mn`, for keys on one server. Replies are
+/// matched to keys by opaque index. The batch is always read to its `MN`, so the connection
+/// stays in step even when one key's reply is an error (the first error is returned).
+pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
+    let mut req = Vec::with_capacity(keys.len() * 24 + 4);
+    for (i, key) in keys.iter().enumerate() {
+        let wk = WireKey::meta(key)?;
+        let opaque = u32::try_from(i).map_err(|_| Error::Config("too many keys".into()))?;
+        encode_mg(
+            &mut req,
+            &wk,
+            &MgFlags {
+                value: true,
+                client_flags: true,
+                quiet: true,
+                opaque: Some(opaque),
+                ..MgFlags::default()
+            },
+        );
+    }
+    encode_mn(&mut req);
+    let mut out = HashMap::with_capacity(keys.len());
+    let mut keys: Vec<Option<Vec<u8>>> = keys.into_iter().map(Some).collect();
+    let mut first_error: Option<Error> = None;
+    let handler = move |reply: Reply| -> Result<Option<Hits>> {
+        match reply {
+            Reply::Meta(m) if m.status == Some(MetaStatus::Mn) => {
+                return match first_error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Some(std::mem::take(&mut out))),
+                };
+            }
+            Reply::Meta(m) if m.status == Some(MetaStatus::Va) => {
+                let idx = m
+                    .opaque
+                    .as_deref()
+                    .and_then(|o| std::str::from_utf8(o).ok())
+                    .and_then(|o| o.parse::<usize>().ok());
+                let key = match idx.and_then(|i| keys.get_mut(i)).and_then(Option::take) {
+                    Some(k) => k,
+                    None => {
+                        return Err(Error::Protocol(
+                            "multi-get reply with an unknown or repeated opaque".into(),
+                        ))
+                    }
+                };
+                out.insert(
+                    key,
+                    GetsItem {
+                        data: m.value.unwrap_or_default(),
+                        flags: m.client_flags.unwrap_or(0),
+                        cas: m.cas.unwrap_or(0),
+                    },
+                );
+            }
+            Reply::Meta(MetaReply {
+                status: Some(MetaStatus::En),
+                ..
+            }) => {}
+            Reply::Meta(m) => return Err(unexpected("VA or MN", &m)),
+            other if other.is_error() => {
+                let err = other.into_error("VA", b"", 0, 0);
+                if !keeps_connection(&err) {
+                    return Err(err);
+                }
+                first_error.get_or_insert(err);
+            }
+            other => {
+                return Err(Error::Protocol(format!(
+                    "expected VA or MN, got {}",
+                    other.describe()
+                )))
+            }
+        }
+        Ok(None)
+    };
+    Ok(Op {
+        request: req,
+        handler: Box::new(handler),
+    })
+}
+
+/// A text `get k1 k2 …` for keys already checked to be valid; replies are matched to the
+/// requested keys in order (memcached answers in request order, skipping misses).
+pub(crate) fn get_multi_text(keys: &[&[u8]]) -> Op<Hits> {
+    let mut req = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum::<usize>() + 6);
+    let mut spans = Vec::with_capacity(keys.len());
+    req.extend_from_slice(b"get");
+    for k in keys {
+        req.push(b' ');
+        spans.push((req.len(), req.len() + k.len()));
+        req.extend_from_slice(k);
+    }
+    req.extend_from_slice(b"\r\n");
+    let key_bytes = req.clone();
+    let mut out = HashMap::with_capacity(keys.len());
+    let mut cursor = 0;
+    let handler = move |reply: Reply| -> Result<Option<Hits>> {
+        match reply {
+            Reply::Value(v) => {
+                let rest = &spans[cursor.min(spans.len())..];
+                match rest.iter().position(|&(a, b)| key_bytes[a..b] == v.key[..]) {
+                    Some(i) => cursor += i + 1,
+                    None => {
+                        return Err(Error::Protocol(format!(
+                            "VALUE for a key not asked for (or out of order): {:?}",
+                            String::from_utf8_lossy(&v.key)
+                        )))
+                    }
+                }
+                out.insert(
+                    v.key,
+                    GetsItem {
+                        data: v.data,
+                        flags: v.client_flags,
+                        cas: v.cas.unwrap_or(0),
+                    },
+                );
+                Ok(None)
+            }
+            Reply::End => Ok(Some(std::mem::take(&mut out))),
+            other => Err(other.into_error("VALUE or END", b"", 0, 0)),
+        }
+    };
+    Op {
+        request: req,
+        handler: Box::new(handler),
+    }
+}
+
+/// `flush_all`.
+pub(crate) fn flush_all(delay: Option<u32>) -> Op<()> {
+    let mut req = Vec::new();
+    proto::encode_flush_all(&mut req, delay, false);
+    Op {
+        request: req,
+        handler: Box::new(|reply| match reply {
+            Reply::Ok => Ok(Some(())),
+            other => Err(other.into_error("OK", b"", 0, 0)),
+        }),
+    }
+}
+
+/// `stats [group]`.
+pub(crate) fn stats(group: Option<&str>) -> Result<Op<HashMap<String, String>>> {
+    let mut req = Vec::new();
+    proto::encode_stats(&mut req, group)?;
+    let mut out = HashMap::new();
+    Ok(Op {
+        request: req,
+        handler: Box::new(move |reply| match reply {
+            Reply::Stat(name, value) => {
+                out.insert(name, value);
+                Ok(None)
+            }
+            Reply::End => Ok(Some(std::mem::take(&mut out))),
+            other => Err(other.into_error("STAT or END", b"", 0, 0)),
+        }),
+    })
+}
+
+/// `version`.
+pub(crate) fn version() -> Op<String> {
+    let mut req = Vec::new();
+    proto::encode_version(&mut req);
+    Op {
+        request: req,
+        handler: Box::new(|reply| match reply {
+            Reply::Version(v) => Ok(Some(v)),
+            other => Err(other.into_error("VERSION", b"", 0, 0)),
+        }),
+    }
+}
+
+/// The bytes received on a connection and not yet parsed. Sans-IO: the transport reads into
+/// [`ReadBuf::spare`] and reports how much it read with [`ReadBuf::filled`].
+pub(crate) struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    parser: proto::ReplyParser,
+}
+
+impl ReadBuf {
+    /// An empty buffer parsing with `parser`.
+    pub(crate) fn new(parser: proto::ReplyParser) -> Self {
+        Self {
+            buf: vec![0; 16 * 1024],
+            start: 0,
+            end: 0,
+            parser,
+        }
+    }
+
+    /// The next complete reply, if the buffered bytes hold one.
+    pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>> {
+        match self.parser.parse(&self.buf[self.start..self.end])? {
+            Some((reply, used)) => {
+                self.start += used;
+                if self.start == self.end {
+                    self.start = 0;
+                    self.end = 0;
+                }
+                Ok(Some(reply))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Free space to read into: compacts, or grows up to what the parser's limits need.
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                // The parser errors out before a reply needs more than this, so growth is
+                // bounded by the configured limits.
+                let cap = self.parser.max_value() + proto::DEFAULT_MAX_LINE + 2;
+                let new_len = (self.buf.len() * 2).min(cap.max(self.buf.len() + 1));
+                self.buf.resize(new_len, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were read into the slice [`ReadBuf::spare`] returned.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+}

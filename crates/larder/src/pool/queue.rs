@@ -1,0 +1,413 @@
+//! The `Queue` strategy: a bounded set of exclusive objects behind one mutex, reused
+//! last-in first-out so warm objects stay warm and cold ones expire.
+//!
+//! Capacity is one count (`total`: idle + checked out + being created) under the mutex, so
+//! blocking and async callers share the same bound. Blocking waiters sleep on a `Condvar`,
+//! async waiters on a `tokio::sync::Notify`; a returned object wakes one of each kind that
+//! is waiting. A slot reserved for a creation is always given back if the creation fails
+//! (or, under async, if the waiting future is dropped).
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::{bump, Inner, Manager, Strategy};
+use crate::{Error, Result};
+
+/// An exclusive object with its checkout count.
+pub(crate) struct ObjectState<T> {
+    pub(crate) obj: T,
+    pub(crate) uses: u64,
+}
+
+impl<T> ObjectState<T> {
+    pub(crate) fn new(obj: T) -> Self {
+        Self { obj, uses: 0 }
+    }
+}
+
+struct Idle<T> {
+    state: ObjectState<T>,
+    since: Option<Instant>,
+}
+
+struct Slots<T> {
+    idle: Vec<Idle<T>>,
+    /// Objects alive or being created.
+    total: usize,
+    in_use: usize,
+    sync_waiters: usize,
+    #[cfg(feature = "tokio")]
+    async_waiters: usize,
+}
+
+pub(crate) struct QueueState<T> {
+    slots: Mutex<Slots<T>>,
+    freed: Condvar,
+    #[cfg(feature = "tokio")]
+    freed_async: tokio::sync::Notify,
+}
+
+impl<T> QueueState<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Mutex::new(Slots {
+                idle: Vec::new(),
+                total: 0,
+                in_use: 0,
+                sync_waiters: 0,
+                #[cfg(feature = "tokio")]
+                async_waiters: 0,
+            }),
+            freed: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            freed_async: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots<T>> {
+        // No user code runs under this lock, so a poisoned lock holds consistent data.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// (idle, in use)
+    pub(crate) fn occupancy(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.idle.len() as u64, s.in_use as u64)
+    }
+
+    /// Takes every idle object out (used when the pool is dropped or closed).
+    pub(crate) fn drain(&self) -> Vec<T> {
+        let mut s = self.lock();
+        let objs: Vec<T> = s.idle.drain(..).map(|i| i.state.obj).collect();
+        s.total -= objs.len();
+        objs
+    }
+
+    fn wake(&self, s: &Slots<T>, all: bool) {
+        if s.sync_waiters > 0 {
+            if all {
+                self.freed.notify_all();
+            } else {
+                self.freed.notify_one();
+            }
+        }
+        #[cfg(feature = "tokio")]
+        if s.async_waiters > 0 {
+            if all {
+                self.freed_async.notify_waiters();
+            } else {
+                self.freed_async.notify_one();
+            }
+        }
+    }
+}
+
+/// What one look at the slots found.
+enum Step<T> {
+    /// An idle object to check and hand out.
+    Reuse(Idle<T>),
+    /// A reserved slot to create an object in.
+    Create,
+    /// Nothing free: wait.
+    Wait,
+}
+
+impl<M: Manager> Inner<M> {
+    fn max_size(&self) -> usize {
+        match self.config.strategy {
+            Strategy::Queue { max_size, .. } => max_size,
+            _ => 1,
+        }
+    }
+
+    /// Under the lock: take an idle object, or reserve a slot, or say to wait.
+    fn step(&self, s: &mut Slots<M::Object>) -> Result<Step<M::Object>> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(self.closed_error());
+        }
+        if let Some(idle) = s.idle.pop() {
+            s.in_use += 1;
+            return Ok(Step::Reuse(idle));
+        }
+        if s.total < self.max_size() {
+            s.total += 1;
+            s.in_use += 1;
+            return Ok(Step::Create);
+        }
+        Ok(Step::Wait)
+    }
+
+    /// Outside the lock: check an idle object (expiry, recycle). `None` means it was dropped
+    /// and its slot freed.
+    fn revive(
+        &self,
+        q: &QueueState<M::Object>,
+        idle: Idle<M::Object>,
+    ) -> Option<super::ObjectState<M::Object>> {
+        let expired = match (&self.config.strategy, idle.since) {
+            (
+                Strategy::Queue {
+                    idle_timeout: Some(limit),
+                    ..
+                },
+                Some(since),
+            ) => self.config.clock.now().saturating_duration_since(since) > *limit,
+            _ => false,
+        };
+        let revived = if expired {
+            self.close_object(idle.state.obj);
+            None
+        } else {
+            self.recycle_object(idle.state)
+        };
+        match revived {
+            Some(mut state) => {
+                bump(&self.counters.reused);
+                self.on_checkout(&mut state);
+                Some(state)
+            }
+            None => {
+                self.release_slot(q);
+                None
+            }
+        }
+    }
+
+    /// Frees a slot whose object is gone (dropped, or never created).
+    fn release_slot(&self, q: &QueueState<M::Object>) {
+        let mut s = q.lock();
+        s.total -= 1;
+        s.in_use -= 1;
+        q.wake(&s, false);
+    }
+
+    /// Creates an object in a slot reserved by `step`; frees the slot on failure.
+    fn create_in_slot(&self, q: &QueueState<M::Object>) -> Result<ObjectState<M::Object>> {
+        match self.create_object() {
+            Ok(obj) => Ok(self.fresh(obj)),
+            Err(e) => {
+                self.release_slot(q);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn fresh(&self, obj: M::Object) -> ObjectState<M::Object> {
+        let mut state = ObjectState::new(obj);
+        self.on_checkout(&mut state);
+        state
+    }
+
+    /// Adds an eagerly created object to the idle list.
+    pub(crate) fn park_new(&self, q: &QueueState<M::Object>, obj: M::Object) {
+        let since = self.idle_since();
+        let mut s = q.lock();
+        s.total += 1;
+        s.idle.push(Idle {
+            state: ObjectState::new(obj),
+            since,
+        });
+    }
+
+    fn idle_since(&self) -> Option<Instant> {
+        match self.config.strategy {
+            Strategy::Queue {
+                idle_timeout: Some(_),
+                ..
+            } => Some(self.config.clock.now()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn checkout_queue(
+        &self,
+        q: &QueueState<M::Object>,
+    ) -> Result<ObjectState<M::Object>> {
+        let start = Instant::now();
+        let deadline = start.checked_add(self.wait_timeout());
+        let mut waited = false;
+        let mut s = q.lock();
+        loop {
+            match self.step(&mut s)? {
+                Step::Reuse(idle) => {
+                    drop(s);
+                    if let Some(state) = self.revive(q, idle) {
+                        return Ok(state);
+                    }
+                    s = q.lock();
+                }
+                Step::Create => {
+                    drop(s);
+                    return self.create_in_slot(q);
+                }
+                Step::Wait => {
+                    if !waited {
+                        waited = true;
+                        bump(&self.counters.waits);
+                    }
+                    let now = Instant::now();
+                    let left = match deadline {
+                        Some(deadline) if now >= deadline => {
+                            drop(s);
+                            return Err(self.timed_out(now - start));
+                        }
+                        Some(deadline) => deadline - now,
+                        None => std::time::Duration::from_secs(3600),
+                    };
+                    s.sync_waiters += 1;
+                    let (guard, _) = q
+                        .freed
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    s = guard;
+                    s.sync_waiters -= 1;
+                }
+            }
+        }
+    }
+
+    fn timed_out(&self, waited: std::time::Duration) -> Error {
+        bump(&self.counters.timeouts);
+        Error::PoolTimeout {
+            pool: self.config.name.clone(),
+            waited,
+        }
+    }
+
+    /// Takes back an object after use: parks it (`keep`) or drops it and frees its slot.
+    pub(crate) fn return_queue(
+        &self,
+        q: &QueueState<M::Object>,
+        state: ObjectState<M::Object>,
+        keep: bool,
+    ) {
+        if !keep {
+            self.close_object(state.obj);
+            self.release_slot(q);
+            return;
+        }
+        let since = self.idle_since();
+        let mut s = q.lock();
+        s.in_use -= 1;
+        s.idle.push(Idle { state, since });
+        q.wake(&s, false);
+    }
+
+    /// Drops idle objects and wakes every waiter (they then see the pool closed).
+    pub(crate) fn close_queue(&self, q: &QueueState<M::Object>) {
+        let objs = q.drain();
+        {
+            let s = q.lock();
+            q.wake(&s, true);
+        }
+        for obj in objs {
+            self.close_object(obj);
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<M: Manager> Inner<M> {
+    pub(crate) async fn checkout_queue_async(
+        &self,
+        q: &QueueState<M::Object>,
+    ) -> Result<ObjectState<M::Object>> {
+        let start = tokio::time::Instant::now();
+        let deadline = start.checked_add(self.wait_timeout());
+        let mut waited = false;
+        loop {
+            // Register interest before looking, so a return between the look and the
+            // wait still wakes this task.
+            let notified = q.freed_async.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let step = {
+                let mut s = q.lock();
+                let step = self.step(&mut s)?;
+                if matches!(step, Step::Wait) {
+                    s.async_waiters += 1;
+                }
+                step
+            };
+            match step {
+                Step::Reuse(idle) => {
+                    if let Some(state) = self.revive(q, idle) {
+                        return Ok(state);
+                    }
+                }
+                Step::Create => return self.create_in_slot_async(q).await,
+                Step::Wait => {
+                    let _waiting = AsyncWaiter { q };
+                    if !waited {
+                        waited = true;
+                        bump(&self.counters.waits);
+                    }
+                    match deadline {
+                        Some(deadline) if tokio::time::Instant::now() >= deadline => {
+                            return Err(self.timed_out(start.elapsed()));
+                        }
+                        // Woken or timed out, look at the slots once more before deciding:
+                        // an object returned just as the wait ended is still taken.
+                        Some(deadline) => {
+                            let _ = tokio::time::timeout_at(deadline, notified).await;
+                        }
+                        None => notified.await,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create_in_slot_async(
+        &self,
+        q: &QueueState<M::Object>,
+    ) -> Result<ObjectState<M::Object>> {
+        let mut reservation = Reservation {
+            inner: self,
+            q,
+            armed: true,
+        };
+        let Some(owner) = self.me.upgrade() else {
+            return Err(self.closed_error());
+        };
+        let created = tokio::task::spawn_blocking(move || owner.create_object()).await;
+        match created {
+            Ok(Ok(obj)) => {
+                reservation.armed = false;
+                Ok(self.fresh(obj))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(join) => Err(self.join_error(join)),
+        }
+    }
+}
+
+/// Counts an async waiter for as long as it waits (including when its future is dropped).
+#[cfg(feature = "tokio")]
+struct AsyncWaiter<'a, T> {
+    q: &'a QueueState<T>,
+}
+
+#[cfg(feature = "tokio")]
+impl<T> Drop for AsyncWaiter<'_, T> {
+    fn drop(&mut self) {
+        self.q.lock().async_waiters -= 1;
+    }
+}
+
+/// A slot reserved for an async creation; freed unless the creation succeeded.
+#[cfg(feature = "tokio")]
+struct Reservation<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    q: &'a QueueState<M::Object>,
+    armed: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl<M: Manager> Drop for Reservation<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.release_slot(self.q);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Test servers: [`MemcachedServer`] runs a real `memcached` on a free loopback port (or a
+//! Unix socket) and kills it on drop; [`FakeServer`] is a scripted TCP peer for testing how a
+//! client copes with garbage, truncated, oversized or missing replies.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
+
+/// The memcached binary used (override with the `MEMCACHED_BIN` environment variable).
+pub fn memcached_bin() -> String {
+    std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "memcached".to_owned())
+}
+
+/// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A memcached process started for a test; killed when dropped.
+#[derive(Debug)]
+pub struct MemcachedServer {
+    child: Child,
+    addr: String,
+    socket: Option<PathBuf>,
+}
+
+impl MemcachedServer {
+    /// Starts `memcached -l 127.0.0.1 -p PORT -U 0 -m 64` on a free port.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with extra arguments (e.g. `["-I", "2m"]`).
+    pub fn start_with(args: &[&str]) -> Result<Self> {
+        let mut last_err = None;
+        // The port may be taken between release and bind; try a few.
+        for _ in 0..5 {
+            let port = free_port()?;
+            let addr = format!("127.0.0.1:{port}");
+            let child = Command::new(memcached_bin())
+                .args([
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "0",
+                    "-m",
+                    "64",
+                    "-u",
+                    "root",
+                ])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let mut server = MemcachedServer {
+                child,
+                addr,
+                socket: None,
+            };
+            let target = server.addr.clone();
+            match server.wait_ready(|| TcpStream::connect(&target).map(drop)) {
+                Ok(()) => return Ok(server),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| Error::Unavailable("memcached did not start".into())))
+    }
+
+    /// Starts memcached listening on the Unix socket `path` (no TCP).
+    pub fn start_unix(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let _ = std::fs::remove_file(&path);
+        let path_text = path.to_string_lossy().into_owned();
+        let child = Command::new(memcached_bin())
+            .args(["-s", &path_text, "-U", "0", "-m", "64", "-u", "root"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut server = MemcachedServer {
+            child,
+            addr: path_text,
+            socket: Some(path.clone()),
+        };
+        #[cfg(unix)]
+        server.wait_ready(|| std::os::unix::net::UnixStream::connect(&path).map(drop))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, try_connect: impl Fn() -> std::io::Result<()>) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if try_connect().is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return Err(Error::Unavailable(format!(
+                    "memcached for {} exited ({status}): {}",
+                    self.addr,
+                    stderr.trim()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Unavailable(format!(
+                    "memcached on {} did not accept within 5 s",
+                    self.addr
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The address: `127.0.0.1:PORT`, or the socket path for [`start_unix`](Self::start_unix).
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// What a [`FakeServer`] does with one request it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeAction {
+    /// Write these bytes back.
+    Reply(Vec<u8>),
+    /// Write nothing and keep the connection open.
+    Silent,
+    /// Write these bytes, then close the connection.
+    ReplyAndClose(Vec<u8>),
+}
+
+type Script = dyn Fn(usize, &[u8]) -> FakeAction + Send + Sync;
+
+/// A scripted TCP server on a free loopback port. For every chunk it reads it calls the
+/// script with the connection's number (0, 1, ...) and the bytes, and does what it says.
+pub struct FakeServer {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for FakeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl FakeServer {
+    /// Starts a server answering with `script`.
+    pub fn start(
+        script: impl Fn(usize, &[u8]) -> FakeAction + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let script: Arc<Script> = Arc::new(script);
+        let (stop2, conns2) = (stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let n = conns2.fetch_add(1, Ordering::SeqCst);
+                        let (script, stop) = (script.clone(), stop2.clone());
+                        std::thread::spawn(move || serve(stream, n, &*script, &stop));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            connections,
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// How many connections were accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(mut stream: TcpStream, n: usize, script: &Script, stop: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(len) => match script(n, &buf[..len]) {
+                FakeAction::Reply(bytes) => {
+                    if stream.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+                FakeAction::Silent => {}
+                FakeAction::ReplyAndClose(bytes) => {
+                    let _ = stream.write_all(&bytes);
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,171 @@
+//! The tokio `AsyncClient` and `MemcachedCache` as an `AsyncCache`: operations against a real
+//! memcached, 16 concurrent tasks, timeouts, and cancellation dropping the connection.
+#![cfg(feature = "tokio")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder::codec::TextCodec;
+use larder::memcache::{
+    AsyncClient, Client, ClientConfig, MemcachedCache, MetaGetOptions, ServerAddr,
+};
+use larder::testing::memcached::{FakeAction, FakeServer, MemcachedServer};
+use larder::{AsyncCache, Error, Expiry};
+
+#[tokio::test]
+async fn operations() {
+    let server = MemcachedServer::start().unwrap();
+    let c = AsyncClient::connect(server.addr()).unwrap();
+    assert_eq!(c.get("k").await.unwrap(), None);
+    c.set("k", b"a\r\nb", 5, Expiry::Never).await.unwrap();
+    assert_eq!(c.get("k").await.unwrap(), Some((b"a\r\nb".to_vec(), 5)));
+    let item = c.gets("k").await.unwrap().unwrap();
+    assert!(c.cas("k", b"v2", 0, Expiry::Never, item.cas).await.unwrap());
+    assert!(!c.cas("k", b"v3", 0, Expiry::Never, item.cas).await.unwrap());
+    assert!(!c.add("k", b"x", 0, Expiry::Never).await.unwrap());
+    assert!(c.replace("k", b"r", 0, Expiry::Never).await.unwrap());
+    assert!(c.append("k", b"s").await.unwrap());
+    assert!(c.prepend("k", b"p").await.unwrap());
+    assert_eq!(c.get("k").await.unwrap().unwrap().0, b"prs");
+    assert!(c.touch("k", Expiry::secs(60)).await.unwrap());
+    assert!(c.gat("k", Expiry::Never).await.unwrap().is_some());
+    c.set("n", b"1", 0, Expiry::Never).await.unwrap();
+    assert_eq!(c.incr("n", 9).await.unwrap(), Some(10));
+    assert_eq!(c.decr("n", 3).await.unwrap(), Some(7));
+    assert!(matches!(
+        c.incr("k", 1).await,
+        Err(Error::NotANumber { .. })
+    ));
+    let keys: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
+    for k in keys.iter().step_by(2) {
+        c.set(k, k.as_bytes(), 0, Expiry::Never).await.unwrap();
+    }
+    assert_eq!(c.get_multi(&keys).await.unwrap().len(), 500);
+    let won = c
+        .meta_get(
+            "sw",
+            MetaGetOptions {
+                vivify_ttl: Some(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(won.won);
+    assert!(c
+        .meta_set_cas("sw", b"v", 0, Expiry::Never, won.cas)
+        .await
+        .unwrap());
+    assert!(c.meta_invalidate("sw", Expiry::secs(30)).await.unwrap());
+    assert!(c.stats().await.unwrap()[server.addr()].contains_key("pid"));
+    assert!(c.version().await.unwrap()[server.addr()].starts_with("1."));
+    assert!(c.delete("k").await.unwrap());
+    c.flush_all().await.unwrap();
+    assert_eq!(c.get("n").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_tasks() {
+    let server = MemcachedServer::start().unwrap();
+    let c = AsyncClient::connect(server.addr()).unwrap();
+    c.set("shared", b"0", 0, Expiry::Never).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let k = format!("t{t}:{i}");
+                    c.set(&k, k.as_bytes(), 0, Expiry::Never).await.unwrap();
+                    assert_eq!(c.get(&k).await.unwrap().unwrap().0, k.as_bytes());
+                    c.incr("shared", 1).await.unwrap().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(c.get("shared").await.unwrap().unwrap().0, b"1600");
+}
+
+fn fake_client(fake: &FakeServer, timeout: Duration) -> AsyncClient {
+    AsyncClient::new(
+        ClientConfig::new(vec![ServerAddr::parse(fake.addr()).unwrap()]).io_timeout(timeout),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    let fake = FakeServer::start(|_, _| FakeAction::Silent).unwrap();
+    let c = fake_client(&fake, Duration::from_millis(200));
+    match c.get("k").await {
+        Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cancelled_call_drops_its_connection() {
+    // The first connection never answers; later ones answer every request with a miss.
+    let fake = FakeServer::start(|conn, _| {
+        if conn == 0 {
+            FakeAction::Silent
+        } else {
+            FakeAction::Reply(b"EN\r\n".to_vec())
+        }
+    })
+    .unwrap();
+    let c = fake_client(&fake, Duration::from_secs(30));
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), c.get("k")).await;
+    assert!(cancelled.is_err(), "the call was cancelled");
+    // Had the half-read connection gone back to the pool, this would hang on it.
+    assert_eq!(c.get("k").await.unwrap(), None);
+    assert_eq!(fake.connections(), 2);
+}
+
+#[tokio::test]
+async fn garbage_reply_then_recovery() {
+    let fake = FakeServer::start(|conn, _| {
+        if conn == 0 {
+            FakeAction::Reply(b"VALUE k 0 99999999999\r\n".to_vec())
+        } else {
+            FakeAction::Reply(b"EN\r\n".to_vec())
+        }
+    })
+    .unwrap();
+    let c = fake_client(&fake, Duration::from_secs(2));
+    assert!(matches!(c.get("k").await, Err(Error::Protocol(_))));
+    assert_eq!(c.get("k").await.unwrap(), None);
+    assert_eq!(fake.connections(), 2);
+}
+
+#[tokio::test]
+async fn memcached_cache_is_an_async_cache() {
+    let server = MemcachedServer::start().unwrap();
+    let cache: Arc<dyn AsyncCache<String>> = Arc::new(
+        MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec).with_prefix("p:"),
+    );
+    cache.set("a", "1".into(), Expiry::Never).await.unwrap();
+    assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("1"));
+    assert!(!cache.add("a", "2".into(), Expiry::Never).await.unwrap());
+    assert_eq!(cache.incr("a", 4).await.unwrap(), Some(5));
+    cache.set("t", "text".into(), Expiry::Never).await.unwrap();
+    match cache.incr("t", 1).await {
+        Err(Error::NotANumber { key }) => assert_eq!(key, "t", "caller's key, not prefixed"),
+        other => panic!("{other:?}"),
+    }
+    let w = cache
+        .set_multi(vec![("x", "1".into()), ("y", "2".into())], Expiry::Never)
+        .await
+        .unwrap();
+    assert_eq!(w.applied.len(), 2);
+    assert_eq!(cache.get_multi(&["x", "y", "z"]).await.unwrap().len(), 2);
+    assert!(cache.delete("x").await.unwrap());
+    assert!(cache.touch("y", Expiry::secs(10)).await.unwrap());
+    // The prefix is really on the server.
+    let raw = Client::connect(server.addr()).unwrap();
+    assert_eq!(raw.get("p:y").unwrap().unwrap().0, b"2");
+    cache.clear().await.unwrap();
+    assert_eq!(cache.get("y").await.unwrap(), None);
+}

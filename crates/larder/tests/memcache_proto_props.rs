@@ -1,0 +1,181 @@
+//! Property tests of the sans-IO memcached reply parser: replies split at any byte boundary
+//! parse exactly as when unsplit, and garbage never panics nor claims bytes it was not given.
+
+use larder::memcache::proto::{MetaStatus, Reply, ReplyParser};
+use proptest::prelude::*;
+
+/// One well-formed reply: its bytes and, for value replies, the value it carries.
+fn reply() -> impl Strategy<Value = (Vec<u8>, Option<Vec<u8>>)> {
+    let data =
+        proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..300);
+    let meta_flags = proptest::collection::vec(
+        prop_oneof![
+            (0u64..u64::MAX).prop_map(|c| format!("c{c}")),
+            any::<u32>().prop_map(|f| format!("f{f}")),
+            Just("t-1".to_string()),
+            Just("W".to_string()),
+            Just("X".to_string()),
+            Just("Z".to_string()),
+            Just("kkey:1".to_string()),
+            (0u32..1000).prop_map(|o| format!("O{o}")),
+        ],
+        0..4,
+    );
+    prop_oneof![
+        (data.clone(), meta_flags.clone()).prop_map(|(d, f)| {
+            let mut b = format!("VA {}", d.len()).into_bytes();
+            for fl in &f {
+                b.push(b' ');
+                b.extend_from_slice(fl.as_bytes());
+            }
+            b.extend_from_slice(b"\r\n");
+            b.extend_from_slice(&d);
+            b.extend_from_slice(b"\r\n");
+            (b, Some(d))
+        }),
+        (
+            prop_oneof![
+                Just("HD"),
+                Just("EN"),
+                Just("NS"),
+                Just("EX"),
+                Just("NF"),
+                Just("MN")
+            ],
+            meta_flags
+        )
+            .prop_map(|(s, f)| {
+                let mut line = s.to_string();
+                for fl in &f {
+                    line.push(' ');
+                    line.push_str(fl);
+                }
+                line.push_str("\r\n");
+                (line.into_bytes(), None)
+            }),
+        (data, any::<u32>(), proptest::option::of(any::<u64>())).prop_map(|(d, f, cas)| {
+            let mut b = format!("VALUE some:key {f} {}", d.len()).into_bytes();
+            if let Some(c) = cas {
+                b.extend_from_slice(format!(" {c}").as_bytes());
+            }
+            b.extend_from_slice(b"\r\n");
+            b.extend_from_slice(&d);
+            b.extend_from_slice(b"\r\n");
+            (b, Some(d))
+        }),
+        prop_oneof![
+            Just("END"),
+            Just("STORED"),
+            Just("NOT_STORED"),
+            Just("EXISTS"),
+            Just("NOT_FOUND"),
+            Just("DELETED"),
+            Just("TOUCHED"),
+            Just("OK"),
+            Just("ERROR"),
+            Just("STAT curr_items 12"),
+            Just("VERSION 1.6.18"),
+            Just("SERVER_ERROR out of memory"),
+            Just("CLIENT_ERROR bad data chunk"),
+        ]
+        .prop_map(|l| (format!("{l}\r\n").into_bytes(), None)),
+        any::<u64>().prop_map(|n| (format!("{n}\r\n").into_bytes(), None)),
+    ]
+}
+
+/// Feeds `chunks` one after the other, parsing every complete reply as soon as it is there.
+fn parse_incrementally(parser: &ReplyParser, chunks: &[&[u8]]) -> (Vec<Reply>, usize) {
+    let mut buf = Vec::new();
+    let mut start = 0;
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while let Some((reply, used)) = parser.parse(&buf[start..]).expect("valid replies") {
+            assert!(used > 0 && start + used <= buf.len());
+            out.push(reply);
+            start += used;
+        }
+    }
+    (out, start)
+}
+
+fn value_of(reply: &Reply) -> Option<&[u8]> {
+    match reply {
+        Reply::Meta(m) if m.status == Some(MetaStatus::Va) => m.value.as_deref(),
+        Reply::Value(v) => Some(&v.data),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn split_replies_parse_like_unsplit(
+        replies in proptest::collection::vec(reply(), 1..8),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let parser = ReplyParser::default();
+        let bytes: Vec<u8> = replies.iter().flat_map(|(b, _)| b.clone()).collect();
+        let (whole, used) = parser.parse_all(&bytes).unwrap();
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(whole.len(), replies.len());
+        for (reply, (_, value)) in whole.iter().zip(&replies) {
+            prop_assert_eq!(value_of(reply), value.as_deref());
+        }
+
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for p in points {
+            chunks.push(&bytes[prev..p]);
+            prev = p;
+        }
+        chunks.push(&bytes[prev..]);
+        let (split, used) = parse_incrementally(&parser, &chunks);
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(split, whole);
+    }
+
+    #[test]
+    fn byte_at_a_time_parses_like_unsplit((bytes, value) in reply()) {
+        let parser = ReplyParser::default();
+        let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
+        let (split, used) = parse_incrementally(&parser, &chunks);
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(split.len(), 1);
+        prop_assert_eq!(value_of(&split[0]), value.as_deref());
+    }
+
+    #[test]
+    fn garbage_never_panics_nor_overclaims(
+        bytes in proptest::collection::vec(
+            prop_oneof![
+                Just(b'\r'), Just(b'\n'), Just(b' '), Just(b'V'), Just(b'A'),
+                (b'0'..=b'9'), any::<u8>()
+            ],
+            0..400,
+        ),
+        max_value in 0usize..512,
+    ) {
+        let parser = ReplyParser::new(max_value);
+        let mut rest = &bytes[..];
+        while let Ok(Some((reply, used))) = parser.parse(rest) {
+            prop_assert!(used > 0 && used <= rest.len());
+            if let Some(v) = value_of(&reply) {
+                prop_assert!(v.len() <= max_value && v.len() < used);
+            }
+            rest = &rest[used..];
+        }
+    }
+
+    #[test]
+    fn hostile_lengths_are_rejected_without_waiting(len in 1025u64..u64::MAX) {
+        let parser = ReplyParser::new(1024);
+        let va = format!("VA {len}\r\n");
+        prop_assert!(parser.parse(va.as_bytes()).is_err());
+        let value = format!("VALUE k 0 {len}\r\n");
+        prop_assert!(parser.parse(value.as_bytes()).is_err());
+    }
+}
