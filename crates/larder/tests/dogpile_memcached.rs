@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use larder::dogpile::{CachedValue, DistributedMutex, KeyedMutex, MemcachedLockStore, Region};
+use larder::codec::TextCodec;
+use larder::dogpile::{
+    CachedValue, DistributedMutex, KeyedMutex, MemcachedLockStore, MetaRegion, Region,
+};
 use larder::memcache::Client;
 use larder::memory::MemoryCache;
 use larder::testing::memcached::MemcachedServer;
@@ -77,4 +80,76 @@ fn region_over_memcached_lock_runs_one_creator() {
         assert_eq!(h.join().unwrap().unwrap(), "v");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+fn meta_region(server: &MemcachedServer) -> MetaRegion<String, TextCodec> {
+    let client = Client::connect(server.addr()).unwrap();
+    MetaRegion::new(client, TextCodec, "meta", Duration::from_secs(300))
+}
+
+#[test]
+fn meta_region_cold_key_16_threads_one_creator_call() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let region = Arc::new(meta_region(&server));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (region, calls, barrier) = (region.clone(), calls.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                region.get_or_create("hot", || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(80));
+                    Ok("v".to_owned())
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), "v");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn meta_region_invalidation_serves_stale_while_one_recreates() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let region = Arc::new(meta_region(&server));
+    assert_eq!(region.get_or_create("k", || Ok("v1".into())).unwrap(), "v1");
+    assert!(region.invalidate("k").unwrap());
+
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let winner = {
+        let region = region.clone();
+        std::thread::spawn(move || {
+            region.get_or_create("k", move || {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok("v2".to_owned())
+            })
+        })
+    };
+    entered_rx.recv().unwrap();
+    let other = region
+        .get_or_create("k", || panic!("second creator"))
+        .unwrap();
+    assert_eq!(other, "v1", "others get the stale value at once");
+    release_tx.send(()).unwrap();
+    assert_eq!(winner.join().unwrap().unwrap(), "v2");
+    assert_eq!(region.get_or_create("k", || panic!("fresh")).unwrap(), "v2");
+}
+
+#[test]
+fn meta_region_failed_creator_frees_the_placeholder() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let region = meta_region(&server).lock_wait(Duration::from_millis(50));
+    let err = region
+        .get_or_create("k", || Err(Error::user("backend down")))
+        .unwrap_err();
+    assert!(err.to_string().contains("backend down"), "{err}");
+    // No placeholder left behind: the next caller wins at once instead of waiting.
+    assert_eq!(region.get_or_create("k", || Ok("v".into())).unwrap(), "v");
+    assert!(region.delete("k").unwrap());
 }

@@ -25,7 +25,7 @@ pub use async_region::{AsyncRegion, AsyncRegionBuilder};
 pub use early::{EarlyExpiration, XorShift64};
 pub use lock::{Lock, Retrieval, DEFAULT_LOCK_WAIT};
 #[cfg(feature = "memcached")]
-pub use memcached::MemcachedLockStore;
+pub use memcached::{MemcachedLockStore, MetaRegion};
 pub use mutex::{
     DistributedMutex, FileMutex, KeyedMutex, LocalMutex, LockGuard, LockStore, MemoryLockStore,
 };

@@ -99,7 +99,7 @@ fn timeout(key: &str, waited: Duration) -> Error {
 
 /// Sleeps between polls: 1 ms, doubling up to 20 ms, never past `deadline`. Returns false
 /// when the deadline has passed.
-fn backoff(step: &mut Duration, deadline: Instant) -> bool {
+pub(crate) fn backoff(step: &mut Duration, deadline: Instant) -> bool {
     let now = Instant::now();
     if now >= deadline {
         return false;
