@@ -153,3 +153,30 @@ fn meta_region_failed_creator_frees_the_placeholder() {
     assert_eq!(region.get_or_create("k", || Ok("v".into())).unwrap(), "v");
     assert!(region.delete("k").unwrap());
 }
+
+#[test]
+fn meta_region_recaches_early_by_one_caller() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    // Every value is inside the recache window (300 s TTL < 400 s): the next read recaches.
+    let region = Arc::new(meta_region(&server).recache_before(Duration::from_secs(400)));
+    assert_eq!(region.get_or_create("k", || Ok("v1".into())).unwrap(), "v1");
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let winner = {
+        let region = region.clone();
+        std::thread::spawn(move || {
+            region.get_or_create("k", move || {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok("v2".to_owned())
+            })
+        })
+    };
+    entered_rx.recv().unwrap();
+    let other = region
+        .get_or_create("k", || panic!("second recache"))
+        .unwrap();
+    assert_eq!(other, "v1");
+    release_tx.send(()).unwrap();
+    assert_eq!(winner.join().unwrap().unwrap(), "v2");
+}
