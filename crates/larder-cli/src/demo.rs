@@ -37,9 +37,9 @@ pub struct DemoArgs {
     /// The Redis server for `--backend redis|tiered`, as redis://HOST:PORT.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
-    /// Worker threads sending requests.
-    #[arg(long, value_name = "N", default_value = "8", value_parser = at_least_one)]
-    pub threads: usize,
+    /// Worker threads sending requests (default: 8 for the service scene, 64 for stampede).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub threads: Option<usize>,
     /// Distinct keys the workers request.
     #[arg(long, value_name = "N", default_value = "10000", value_parser = at_least_one_u64)]
     pub keys: u64,
@@ -60,6 +60,13 @@ pub struct DemoArgs {
     pub ttl: Duration,
 }
 
+impl DemoArgs {
+    /// Worker threads of the service scene.
+    fn workers(&self) -> usize {
+        self.threads.unwrap_or(8)
+    }
+}
+
 /// What `larder demo` shows.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scene {
@@ -76,10 +83,9 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
             let backend = Backend::from_args(args)?;
             service(args, backend)
         }
-        // ==== INTEGRATION POINT: stampede scene ====
-        // Replace with `crate::stampede::run(args.threads, args.duration)` once
-        // crates/larder-cli/src/stampede.rs is in this build (and declare `mod stampede;`).
-        Scene::Stampede => Err("scene stampede: not available in this build".to_string()),
+        // The stampede scene runs on the embedded memory cache; it splits --duration
+        // between its two runs.
+        Scene::Stampede => crate::stampede::run(args.threads.unwrap_or(64), args.duration),
     }
 }
 
@@ -287,7 +293,7 @@ fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
 
     say(&format!(
         "service scene: {} workers, {} keys (Zipf s={}), lookup {} ms, {:.1} s per run",
-        args.threads,
+        args.workers(),
         args.keys,
         args.exponent,
         args.lookup_ms.as_secs_f64() * 1000.0,
@@ -353,7 +359,7 @@ fn key_name(rank: u64) -> String {
     format!("item:{rank}")
 }
 
-/// Runs `args.threads` workers for `args.duration`, through `cache` when there is one.
+/// Runs `args.workers()` workers for `args.duration`, through `cache` when there is one.
 fn run_once(
     mode: &'static str,
     args: &DemoArgs,
@@ -365,7 +371,7 @@ fn run_once(
     let start = Instant::now();
     let deadline = start + args.duration;
     let tallies: Vec<Result<WorkerTally, String>> = thread::scope(|scope| {
-        let workers: Vec<_> = (0..args.threads)
+        let workers: Vec<_> = (0..args.workers())
             .map(|worker| {
                 let source = &source;
                 scope.spawn(move || {

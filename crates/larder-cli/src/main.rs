@@ -7,6 +7,7 @@
 mod demo;
 mod mc;
 mod ring_cmd;
+mod stampede;
 
 use std::process::ExitCode;
 

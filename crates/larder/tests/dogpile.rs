@@ -396,6 +396,33 @@ fn lapsed_distributed_lock_is_taken_over_after_its_ttl() {
 }
 
 #[test]
+fn distributed_mutex_gives_one_creator_among_threads() {
+    let store = MemoryLockStore::default();
+    let region = Region::builder("d", backend())
+        .mutex(Arc::new(DistributedMutex::new(
+            store.clone(),
+            Duration::from_secs(30),
+        )))
+        .build();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (region, calls, barrier) = (region.clone(), calls.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                region.get_or_create("hot", slow_creator(&calls, "v"))
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), "v");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(store.holder("lock:d:hot"), None);
+}
+
+#[test]
 fn distributed_release_never_frees_someone_elses_lock() {
     let clock = ManualClock::new();
     let store = MemoryLockStore::new(Arc::new(clock.clone()));
@@ -530,9 +557,10 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock() {
     let region = Region::builder("bg", backend())
         .expiration(Some(Duration::from_secs(10)))
         .clock(Arc::new(clock.clone()))
-        .background_regeneration(2)
+        .background_regeneration(1)
         .build();
     region.set("k", "old".into()).unwrap();
+    region.set("k2", "old2".into()).unwrap();
     clock.advance(Duration::from_secs(11));
 
     let calls = Arc::new(AtomicUsize::new(0));
@@ -552,6 +580,11 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock() {
         .get_or_create("k", || panic!("second creator"))
         .unwrap();
     assert_eq!(other, "old");
+    // The one worker is busy: the winner on another key regenerates inline (and still
+    // serves the stale value).
+    let got = region.get_or_create("k2", || Ok("new2".into())).unwrap();
+    assert_eq!(got, "old2");
+    assert_eq!(region.get("k2").unwrap().as_deref(), Some("new2"));
     release_tx.send(()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while region.get("k").unwrap().as_deref() != Some("new") && Instant::now() < deadline {
@@ -588,6 +621,10 @@ fn early_expiration_refreshes_before_expiry_but_not_long_before() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // 100 ms before expiry, P(refresh) = e^-0.1 ≈ 0.9 per call: refreshed early.
     clock.advance(Duration::from_millis(7_900));
+    // Plain reads never draw early expiration: the value is still fresh.
+    for _ in 0..50 {
+        assert_eq!(region.get("k").unwrap().as_deref(), Some("v"));
+    }
     for _ in 0..10 {
         region.get_or_create("k", creator(&clock, &calls)).unwrap();
     }
@@ -673,6 +710,23 @@ mod async_region {
         assert_eq!(region.get("k").await.unwrap().as_deref(), Some("new"));
         region.invalidate(Invalidation::Hard);
         assert_eq!(region.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_creator_reaches_its_task_and_the_next_call_retries() {
+        let clock = ManualClock::new();
+        let region = async_region(&clock, None);
+        let err = region
+            .get_or_create("k", || async { Err(Error::user("upstream 503")) })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("upstream 503"), "{err}");
+        assert_eq!(region.flights_in_progress(), 0);
+        let got = region
+            .get_or_create("k", || async { Ok("ok".to_owned()) })
+            .await
+            .unwrap();
+        assert_eq!(got, "ok");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

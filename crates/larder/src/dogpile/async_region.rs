@@ -240,11 +240,7 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
     pub async fn get(&self, key: &str) -> Result<Option<V>> {
         let mangled = self.mangle(key)?;
         let entry = self.inner.backend.get(&mangled).await?;
-        Ok(self
-            .inner
-            .freshness
-            .classify(entry, self.inner.expiration)
-            .ok())
+        Ok(self.inner.freshness.peek(entry, self.inner.expiration))
     }
 
     /// The value under `key`, created by `creator` when missing or expired: one task (and,

@@ -1,18 +1,6 @@
 //! [`Lock`]: the dogpile algorithm, generic over any [`KeyedMutex`].
 //!
-//! A value is read with a *retriever* (which reports the value and its creation time, or
-//! [`Retrieval::NeedRegeneration`]) and made with a *creator* (which stores the value and
-//! returns it). Exactly one caller runs the creator:
-//! - **No value**: every caller blocks on the mutex ([`KeyedMutex::acquire`], bounded by
-//!   [`Lock::wait`]); the first in creates, the others find the fresh value when they get in.
-//! - **Expired value**: callers *try* the mutex ([`KeyedMutex::try_acquire`]); the one that
-//!   gets it regenerates, every other caller returns the stale value at once.
-//! - After acquiring, the value is read again: another caller may have just made it.
-//!
-//! A creator error is returned to the caller that ran the creator; the mutex is released, so
-//! the lock is never poisoned. Callers that were waiting on a missing value then take the
-//! mutex in turn, still find no value and run the creator themselves (dogpile's behaviour):
-//! a failing creator is retried by each waiter rather than failing them all.
+//! See [`Lock`] for the algorithm.
 
 use std::time::Duration;
 
@@ -39,7 +27,21 @@ pub enum Retrieval<V> {
 }
 
 /// The dogpile lock: one creator at a time per key, other callers wait (no value) or get the
-/// stale value (expired value). See the [module docs](self).
+/// stale value (expired value).
+///
+/// A value is read with a *retriever* (which reports the value and its creation time, or
+/// [`Retrieval::NeedRegeneration`]) and made with a *creator* (which stores the value and
+/// returns it). Exactly one caller runs the creator:
+/// - **No value**: every caller blocks on the mutex ([`KeyedMutex::acquire`], bounded by
+///   [`Lock::wait`]); the first in creates, the others find the fresh value when they get in.
+/// - **Expired value**: callers *try* the mutex ([`KeyedMutex::try_acquire`]); the one that
+///   gets it regenerates, every other caller returns the stale value at once.
+/// - After acquiring, the value is read again: another caller may have just made it.
+///
+/// A creator error is returned to the caller that ran the creator; the mutex is released, so
+/// the lock is never poisoned. Callers that were waiting on a missing value then take the
+/// mutex in turn, still find no value and run the creator themselves (dogpile's behaviour):
+/// a failing creator is retried by each waiter rather than failing them all.
 pub struct Lock<'m, M: KeyedMutex + ?Sized> {
     mutex: &'m M,
     expiration: Option<Duration>,

@@ -3,7 +3,8 @@
 //! - [`Lock`]: the algorithm (a creator, a retriever reporting creation times or
 //!   [`Retrieval::NeedRegeneration`], an expiration), generic over any [`KeyedMutex`].
 //! - Mutexes: [`LocalMutex`] (in-process, per key), [`FileMutex`] (`flock`, processes on
-//!   one host) and [`DistributedMutex`] over a [`LockStore`] (owner token + lock TTL).
+//!   one host) and [`DistributedMutex`] over a [`LockStore`] (owner token + lock TTL), with
+//!   [`MemoryLockStore`] and (feature `memcached`) `MemcachedLockStore`.
 //! - [`Region`]: dogpile.cache's cache region over any [`Cache`](crate::Cache) backend —
 //!   `get_or_create` (single and multi), hard and soft invalidation, cached functions,
 //!   should-cache predicates, background regeneration and probabilistic early expiration.
@@ -14,6 +15,8 @@
 mod async_region;
 mod early;
 mod lock;
+#[cfg(feature = "memcached")]
+mod memcached;
 mod mutex;
 mod region;
 
@@ -21,6 +24,8 @@ mod region;
 pub use async_region::{AsyncRegion, AsyncRegionBuilder};
 pub use early::{EarlyExpiration, XorShift64};
 pub use lock::{Lock, Retrieval, DEFAULT_LOCK_WAIT};
+#[cfg(feature = "memcached")]
+pub use memcached::{MemcachedLockStore, MetaRegion};
 pub use mutex::{
     DistributedMutex, FileMutex, KeyedMutex, LocalMutex, LockGuard, LockStore, MemoryLockStore,
 };

@@ -68,7 +68,10 @@ impl std::fmt::Debug for LockGuard {
     }
 }
 
-/// A family of mutexes, one per key.
+/// A family of mutexes, one per key: [`LocalMutex`], [`FileMutex`], [`DistributedMutex`].
+///
+/// A holder that dies is covered by the OS releasing its `flock` (file) or by the lock TTL
+/// (distributed). A waiter never waits longer than the bound it passes to `acquire`.
 pub trait KeyedMutex: Send + Sync {
     /// Takes the lock on `key`, waiting at most `wait` for its holder; past that,
     /// [`Error::LockTimeout`].
@@ -96,7 +99,7 @@ fn timeout(key: &str, waited: Duration) -> Error {
 
 /// Sleeps between polls: 1 ms, doubling up to 20 ms, never past `deadline`. Returns false
 /// when the deadline has passed.
-fn backoff(step: &mut Duration, deadline: Instant) -> bool {
+pub(crate) fn backoff(step: &mut Duration, deadline: Instant) -> bool {
     let now = Instant::now();
     if now >= deadline {
         return false;

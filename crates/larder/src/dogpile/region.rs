@@ -155,6 +155,30 @@ impl Freshness {
         entry: Option<CachedValue<V>>,
         expiration: Option<Duration>,
     ) -> Retrieval<V> {
+        self.judge_with(entry, expiration, true)
+    }
+
+    /// The entry's value if it is valid and not expired, never drawing early expiration
+    /// (for plain reads, which regenerate nothing).
+    pub(crate) fn peek<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+    ) -> Option<V> {
+        match self.judge_with(entry, expiration, false) {
+            Retrieval::Value { value, created_at } => {
+                self.is_fresh(created_at, expiration).then_some(value)
+            }
+            Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
+        }
+    }
+
+    fn judge_with<V>(
+        &self,
+        entry: Option<CachedValue<V>>,
+        expiration: Option<Duration>,
+        early_refresh: bool,
+    ) -> Retrieval<V> {
         let Some(entry) = entry else {
             return Retrieval::NeedRegeneration;
         };
@@ -166,7 +190,7 @@ impl Freshness {
         if entry.created_at_ms <= self.soft_invalidated_ms.load(Ordering::Acquire) {
             return Retrieval::Stale(entry.value);
         }
-        if let (Some(early), Some(exp)) = (&self.early, expiration) {
+        if let (Some(early), Some(exp), true) = (&self.early, expiration, early_refresh) {
             let expires_at = entry.created_at_ms.saturating_add(millis(exp));
             if early.should_refresh(self.now_ms(), expires_at, entry.creation_ms) {
                 return Retrieval::Stale(entry.value);
@@ -211,6 +235,29 @@ impl Freshness {
 
 /// A cache region: `get_or_create` with dogpile protection over a [`Cache`] backend, plus
 /// invalidation, cached functions and background regeneration. Cloning is cheap (shared).
+///
+/// Values are stored as [`CachedValue`] (value, wall-clock creation time, creation duration,
+/// format version; serde, so remote backends store it through any serde codec). Expiration
+/// is judged by the region from the creation time, not by the backend's TTL: an expired
+/// value stays readable so it can be served while one caller regenerates it (the backend
+/// TTL, [`RegionBuilder::backend_expiry`], is only a garbage-collection bound and should be
+/// longer than the expiration).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use larder::dogpile::{CachedValue, Region};
+/// use larder::memory::MemoryCache;
+/// use larder::Cache;
+///
+/// let backend: Arc<dyn Cache<CachedValue<String>>> = Arc::new(MemoryCache::new(1000));
+/// let region = Region::builder("reports", backend)
+///     .expiration(Some(Duration::from_secs(60)))
+///     .build();
+/// let report = region.get_or_create("daily", || Ok("expensive".to_string()))?;
+/// assert_eq!(report, "expensive");
+/// # Ok::<(), larder::Error>(())
+/// ```
 pub struct Region<V> {
     inner: Arc<Inner<V>>,
 }
@@ -305,7 +352,8 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V> {
 
     /// Background regeneration: the caller that wins the lock on an expired value returns
     /// the stale value at once and the creator runs on a new thread, at most `max_threads`
-    /// at a time (when all are busy the winner regenerates inline). The lock is held until
+    /// at a time (when all are busy the winner regenerates inline, then returns the stale
+    /// value; a creator error is then only logged). The lock is held until
     /// the background creator finishes. 0 turns it off (the default).
     pub fn background_regeneration(mut self, max_threads: usize) -> Self {
         self.background_threads = max_threads;
@@ -409,16 +457,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let mangled = self.mangle(key)?;
         let entry = self.inner.backend.get(&mangled)?;
-        Ok(
-            match self.inner.freshness.judge(entry, self.inner.expiration) {
-                Retrieval::Value { value, created_at } => self
-                    .inner
-                    .freshness
-                    .is_fresh(created_at, self.inner.expiration)
-                    .then_some(value),
-                Retrieval::Stale(_) | Retrieval::NeedRegeneration => None,
-            },
-        )
+        Ok(self.inner.freshness.peek(entry, self.inner.expiration))
     }
 
     /// The value under `key`, created by `creator` when missing or expired, with dogpile
@@ -456,33 +495,35 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
                 .freshness
                 .judge(self.inner.backend.get(&mangled)?, expiration))
         };
-        let permit = self.inner.background.as_ref().and_then(Background::reserve);
-        match permit {
-            None => lock.get(&mangled, || self.create(&mangled, creator), retriever),
-            Some(permit) => {
-                // The creator moves either into the background job or the inline path.
-                let slot = Arc::new(std::sync::Mutex::new(Some(creator)));
-                let inline = Arc::clone(&slot);
-                let take = |s: &std::sync::Mutex<Option<F>>| {
-                    s.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .take()
-                };
-                lock.get_or_spawn(
-                    &mangled,
-                    || match take(&inline) {
-                        Some(creator) => self.create(&mangled, creator),
-                        None => Err(Error::Unavailable("creator already used".into())),
-                    },
-                    retriever,
-                    |guard| {
-                        if let Some(creator) = take(&slot) {
-                            self.spawn_regeneration(mangled.clone(), creator, guard, permit);
+        let Some(background) = &self.inner.background else {
+            return lock.get(&mangled, || self.create(&mangled, creator), retriever);
+        };
+        // The creator moves into exactly one of the inline path or the background job.
+        let slot = std::cell::RefCell::new(Some(creator));
+        let take = || slot.borrow_mut().take();
+        lock.get_or_spawn(
+            &mangled,
+            || match take() {
+                Some(creator) => self.create(&mangled, creator),
+                None => Err(Error::Unavailable("creator already used".into())),
+            },
+            retriever,
+            |guard| {
+                let Some(creator) = take() else { return };
+                match background.reserve() {
+                    Some(permit) => {
+                        self.spawn_regeneration(mangled.clone(), creator, guard, permit)
+                    }
+                    // Every worker is busy: regenerate inline, still serving the stale value.
+                    None => {
+                        if let Err(err) = self.create(&mangled, creator) {
+                            log::warn!("regeneration of {mangled:?} failed: {err}");
                         }
-                    },
-                )
-            }
-        }
+                        drop(guard);
+                    }
+                }
+            },
+        )
     }
 
     fn spawn_regeneration<F>(&self, mangled: String, creator: F, guard: LockGuard, permit: Permit)
