@@ -114,3 +114,30 @@ fn a_backend_not_built_yet_is_refused_by_name() {
         "backend memcached is not built yet",
     );
 }
+
+#[test]
+fn stampede_scene_shows_the_region_running_far_fewer_creators() {
+    let out = larder(&[
+        "demo",
+        "--scene",
+        "stampede",
+        "--threads",
+        "16",
+        "--duration",
+        "1",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let calls: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.split("creator calls:").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(calls.len(), 2, "{stdout}");
+    let (with_region, without) = (calls[0], calls[1]);
+    assert!(with_region >= 1 && with_region * 4 <= without, "{stdout}");
+    assert!(stdout.contains("verdict:"), "{stdout}");
+}

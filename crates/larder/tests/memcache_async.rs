@@ -1,6 +1,6 @@
 //! The tokio `AsyncClient` and `MemcachedCache` as an `AsyncCache`: operations against a real
 //! memcached, 16 concurrent tasks, timeouts, and cancellation dropping the connection.
-#![cfg(feature = "tokio")]
+#![cfg(all(feature = "tokio", feature = "memcached"))]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! values, binary keys, a 10k-key pipelined multi-get, 16 threads, stampede primitives, Unix
 //! sockets) and against a scripted `FakeServer` (timeouts, garbage, truncated and oversized
 //! replies: typed error, connection dropped, next call works on a new connection).
+#![cfg(feature = "memcached")]
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -459,4 +460,26 @@ fn clients_are_send_sync_and_clone() {
     check::<Client>();
     #[cfg(feature = "tokio")]
     check::<larder::memcache::AsyncClient>();
+}
+
+#[test]
+fn delete_cas_deletes_only_an_unchanged_item() {
+    let server = larder::testing::memcached::MemcachedServer::start().unwrap();
+    let client = larder::memcache::Client::connect(server.addr()).unwrap();
+    client
+        .set("lock", b"mine", 0, larder::Expiry::Never)
+        .unwrap();
+    let seen = client.gets("lock").unwrap().unwrap();
+    client
+        .set("lock", b"theirs", 0, larder::Expiry::Never)
+        .unwrap();
+    assert!(
+        !client.delete_cas("lock", seen.cas).unwrap(),
+        "changed since read: kept"
+    );
+    assert_eq!(client.get("lock").unwrap().unwrap().0, b"theirs");
+    let now = client.gets("lock").unwrap().unwrap();
+    assert!(client.delete_cas("lock", now.cas).unwrap());
+    assert!(client.get("lock").unwrap().is_none());
+    assert!(!client.delete_cas("lock", now.cas).unwrap(), "missing");
 }

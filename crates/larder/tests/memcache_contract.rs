@@ -1,5 +1,6 @@
 //! The shared cache contract run against `MemcachedCache<String, TextCodec>` on a fresh
 //! memcached per test (real time: `advance` sleeps).
+#![cfg(feature = "memcached")]
 
 use std::sync::Arc;
 

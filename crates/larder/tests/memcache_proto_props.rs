@@ -1,5 +1,6 @@
 //! Property tests of the sans-IO memcached reply parser: replies split at any byte boundary
 //! parse exactly as when unsplit, and garbage never panics nor claims bytes it was not given.
+#![cfg(feature = "memcached")]
 
 use larder::memcache::proto::{MetaStatus, Reply, ReplyParser};
 use proptest::prelude::*;

@@ -3,6 +3,7 @@
 //! `tests/py/placement.py` asks each client where keys go without any network traffic.
 //! `.ci/run` installs the clients; set `LARDER_SKIP_PYTHON=1` to skip on a machine without
 //! them (the test fails loudly otherwise, so CI cannot pass without the proof).
+#![cfg(feature = "memcached")]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

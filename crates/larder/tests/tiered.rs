@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use larder::clock::ManualClock;
 use larder::memory::MemoryCache;
@@ -171,6 +171,7 @@ mod on_redis {
     use larder::codec::TextCodec;
     use larder::dogpile::{DistributedMutex, KeyedMutex, LockStore, Region};
     use larder::redis::{RedisCache, RedisConfig, RedisInvalidation, RedisLockStore};
+    use std::time::Instant;
     use support::redis_server::RedisServer;
 
     fn config(server: &RedisServer, prefix: &str) -> RedisConfig {

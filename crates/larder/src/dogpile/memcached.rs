@@ -3,9 +3,9 @@
 //!
 //! Acquire is memcached `add` (atomic: only one client creates the entry) with the lock TTL
 //! rounded up to whole seconds (memcached's resolution). Release reads the entry with `gets`
-//! and deletes it only when it still holds our token. The read and the delete are two round
-//! trips: if our lock lapsed between them and another client took it in that window, the
-//! delete would free its lock, so choose a lock TTL well above the creator's run time.
+//! and, when it still holds our token, deletes it with meta `md … C<cas>`: the server deletes
+//! only if the entry is unchanged since our read, so a lock that lapsed and was re-taken by
+//! another client in between is never freed by us.
 //!
 //! [`MetaRegion`]: stampede control done by memcached itself (meta protocol): on a miss the
 //! server creates a placeholder and tells exactly one client it won (`W`); near expiry
@@ -53,7 +53,8 @@ impl LockStore for MemcachedLockStore {
 
     fn release(&self, key: &str, token: &str) -> Result<bool> {
         match self.client.gets(key)? {
-            Some(item) if item.data == token.as_bytes() => self.client.delete(key),
+            // Deleted only if nobody re-took the lock between our read and the delete.
+            Some(item) if item.data == token.as_bytes() => self.client.delete_cas(key, item.cas),
             _ => Ok(false),
         }
     }

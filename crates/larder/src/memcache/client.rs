@@ -526,6 +526,13 @@ impl Client {
         self.run(key, ops::delete(key, None)?)
     }
 
+    /// Deletes `key` only while its CAS is still `cas` (from [`gets`](Self::gets)); `false`
+    /// when it is missing or was changed meanwhile. One round trip, atomic on the server.
+    pub fn delete_cas(&self, key: impl AsRef<[u8]>, cas: u64) -> Result<bool> {
+        let key = key.as_ref();
+        self.run(key, ops::delete_cas(key, cas)?)
+    }
+
     /// Adds `delta`; the new value, `None` when the key is missing.
     pub fn incr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
         let key = key.as_ref();

@@ -16,6 +16,7 @@ use crate::{Error, Result};
 mod async_client;
 mod cache;
 mod client;
+#[cfg(feature = "tokio")]
 mod conn_pool;
 mod ops;
 pub mod proto;

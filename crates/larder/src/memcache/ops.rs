@@ -204,6 +204,26 @@ pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
     }))
 }
 
+/// `md` with `C<cas>`: deletes only while the item's CAS is still `cas`; `false` when it is
+/// missing or changed (`EX`).
+pub(crate) fn delete_cas(key: &[u8], cas: u64) -> Result<Op<bool>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_md(
+        &mut req,
+        &wk,
+        &MdFlags {
+            cas: Some(cas),
+            ..MdFlags::default()
+        },
+    );
+    Ok(single(req, "HD, NF or EX", key, 0, 0, |m| match m.status {
+        Some(MetaStatus::Hd) => Ok(true),
+        Some(MetaStatus::Nf | MetaStatus::Ex) => Ok(false),
+        _ => Err(unexpected("HD, NF or EX", &m)),
+    }))
+}
+
 /// `ma` incr/decr returning the new value; `None` when the key is missing.
 pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option<u64>>> {
     let wk = WireKey::meta(key)?;
