@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use larder::codec::{Codec, Encoded, TextCodec};
+use larder::memcache::{Client as McClient, MemcachedCache};
 use larder::memory::MemoryCache;
 use larder::redis::{RedisCache, RedisConfig};
 use larder::tiered::Tiered;
@@ -31,9 +32,13 @@ pub struct DemoArgs {
     /// The scene to run.
     #[arg(long, value_enum, default_value_t = Scene::Service)]
     pub scene: Scene,
-    /// The cache of the cached run: memory | redis | tiered (memory in front of --redis).
+    /// The cache of the cached run: memory | memcached | redis | tiered (memory in front of
+    /// --redis or --servers).
     #[arg(long, value_name = "NAME", default_value = "memory")]
     pub backend: String,
+    /// The memcached servers for `--backend memcached|tiered`, as HOST:PORT,...
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub servers: Option<String>,
     /// The Redis server for `--backend redis|tiered`, as redis://HOST:PORT.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
@@ -94,36 +99,41 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
 enum Backend {
     /// The embedded [`MemoryCache`].
     Memory,
+    /// memcached servers.
+    Memcached(String),
     /// A Redis server.
     Redis(String),
-    /// A memory L1 in front of a Redis L2.
-    Tiered(String),
+    /// A memory L1 in front of a shared L2.
+    Tiered(Box<Backend>),
 }
 
 impl Backend {
-    /// Backends a later release adds; naming one gets "not built yet" rather than "unknown".
-    const PLANNED: [&'static str; 1] = ["memcached"];
-
     fn from_args(args: &DemoArgs) -> Result<Self, String> {
-        let redis = || {
-            args.redis.clone().ok_or_else(|| {
-                format!(
-                    "--backend {} needs a server: pass --redis redis://127.0.0.1:6379 \
-                     (start one with `redis-server --port 6379`)",
-                    args.backend
-                )
-            })
-        };
+        let missing = |what: &str| format!("--backend {} needs a server: {what}", args.backend);
+        let memcached_hint = "pass --servers 127.0.0.1:11211 (start one with `memcached -p 11211`)";
+        let redis_hint =
+            "pass --redis redis://127.0.0.1:6379 (start one with `redis-server --port 6379`)";
         match args.backend.as_str() {
             "memory" => Ok(Backend::Memory),
-            "redis" => Ok(Backend::Redis(redis()?)),
-            "tiered" => Ok(Backend::Tiered(redis()?)),
-            planned if Self::PLANNED.contains(&planned) => Err(format!(
-                "backend {planned} is not built yet (available: memory, redis, tiered)"
-            )),
+            "memcached" => args
+                .servers
+                .clone()
+                .map(Backend::Memcached)
+                .ok_or_else(|| missing(memcached_hint)),
+            "redis" => args
+                .redis
+                .clone()
+                .map(Backend::Redis)
+                .ok_or_else(|| missing(redis_hint)),
+            "tiered" => match (&args.redis, &args.servers) {
+                (Some(url), _) => Ok(Backend::Tiered(Box::new(Backend::Redis(url.clone())))),
+                (None, Some(servers)) => Ok(Backend::Tiered(Box::new(Backend::Memcached(
+                    servers.clone(),
+                )))),
+                (None, None) => Err(missing(&format!("{redis_hint}, or {memcached_hint}"))),
+            },
             other => Err(format!(
-                "unknown backend '{other}' (available: memory, redis, tiered; planned: {})",
-                Self::PLANNED.join(", ")
+                "unknown backend '{other}' (available: memory, memcached, redis, tiered)"
             )),
         }
     }
@@ -174,39 +184,66 @@ impl Codec<Record> for RecordCodec {
 /// A cache built for the cached run, kept concrete so its own counters can be reported.
 enum DemoCache {
     Memory(MemoryCache<Record>),
-    Redis(Box<RedisCache<Record, RecordCodec>>),
+    Shared(Box<dyn Cache<Record>>, String),
     Tiered(Tiered<Record>),
 }
 
-impl DemoCache {
-    fn build(backend: &Backend, capacity: usize) -> Result<Self, String> {
-        let redis = |url: &str| -> Result<RedisCache<Record, RecordCodec>, String> {
-            let config = RedisConfig::new(url).prefix("larder-demo:");
+/// Connects to the server `backend` names, checking it answers, with a one-line error that
+/// says how to start one.
+fn shared_cache(backend: &Backend) -> Result<(Box<dyn Cache<Record>>, String), String> {
+    match backend {
+        Backend::Redis(url) => {
+            let config = RedisConfig::new(url.as_str()).prefix("larder-demo:");
             let cache = RedisCache::new(config, RecordCodec).map_err(|e| e.to_string())?;
-            // Fail now, in one line, rather than in every worker.
             cache.clear().map_err(|e| {
                 format!(
                     "no Redis server reachable at {url} ({e}); start one with \
                      `redis-server --port 6379` or pass --redis redis://HOST:PORT"
                 )
             })?;
-            Ok(cache)
-        };
+            Ok((Box::new(cache), format!("redis at {url}")))
+        }
+        Backend::Memcached(servers) => {
+            let unreachable = |e: larder::Error| {
+                format!(
+                    "no memcached server reachable at {servers} ({e}); start one with \
+                     `memcached -p 11211` or pass --servers HOST:PORT"
+                )
+            };
+            let client = McClient::connect(servers).map_err(|e| e.to_string())?;
+            client.version().map_err(unreachable)?;
+            let cache = MemcachedCache::new(client, RecordCodec).with_prefix("larder-demo:");
+            Ok((Box::new(cache), format!("memcached at {servers}")))
+        }
+        Backend::Memory | Backend::Tiered(_) => {
+            Err("a tiered cache's L2 must be memcached or redis".to_string())
+        }
+    }
+}
+
+impl DemoCache {
+    fn build(backend: &Backend, capacity: usize) -> Result<Self, String> {
         Ok(match backend {
             Backend::Memory => DemoCache::Memory(MemoryCache::new(capacity)),
-            Backend::Redis(url) => DemoCache::Redis(Box::new(redis(url)?)),
-            Backend::Tiered(url) => DemoCache::Tiered(Tiered::new(
-                MemoryCache::new(capacity),
-                Arc::new(redis(url)?),
-                Duration::from_secs(5),
-            )),
+            Backend::Tiered(l2) => {
+                let (l2, _) = shared_cache(l2)?;
+                DemoCache::Tiered(Tiered::new(
+                    MemoryCache::new(capacity),
+                    Arc::from(l2),
+                    Duration::from_secs(5),
+                ))
+            }
+            shared => {
+                let (cache, name) = shared_cache(shared)?;
+                DemoCache::Shared(cache, name)
+            }
         })
     }
 
     fn as_cache(&self) -> &dyn Cache<Record> {
         match self {
             DemoCache::Memory(cache) => cache,
-            DemoCache::Redis(cache) => &**cache,
+            DemoCache::Shared(cache, _) => &**cache,
             DemoCache::Tiered(cache) => cache,
         }
     }
@@ -214,7 +251,7 @@ impl DemoCache {
     fn label(&self) -> &'static str {
         match self {
             DemoCache::Memory(_) => "memory cache",
-            DemoCache::Redis(_) => "redis cache",
+            DemoCache::Shared(..) => "shared cache",
             DemoCache::Tiered(_) => "tiered cache",
         }
     }
@@ -230,11 +267,9 @@ impl DemoCache {
         };
         match self {
             DemoCache::Memory(cache) => memory("memory cache", cache),
-            DemoCache::Redis(cache) => format!(
-                "redis cache at {} (keys under {:?})",
-                cache.config().url,
-                cache.config().prefix
-            ),
+            DemoCache::Shared(_, name) => {
+                format!("shared cache: {name} (keys under \"larder-demo:\")")
+            }
             DemoCache::Tiered(cache) => memory("tiered cache's L1", cache.l1()),
         }
     }
@@ -283,6 +318,9 @@ fn ratio(part: u64, whole: u64) -> f64 {
 
 /// The service scene: one run without a cache, one with, then the table.
 fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
+    // Built (and a server checked) before anything runs, so a missing server costs nothing.
+    let cache = DemoCache::build(&backend, args.capacity)?;
+
     let keys = Arc::new(KeySpace::new(args.keys, args.exponent)?);
     let mut out = std::io::stdout().lock();
     let mut say = |text: &str| -> Result<(), String> {
@@ -299,9 +337,6 @@ fn service(args: &DemoArgs, backend: Backend) -> Result<(), String> {
         args.lookup_ms.as_secs_f64() * 1000.0,
         args.duration.as_secs_f64()
     ))?;
-
-    // Built (and a server checked) before anything runs, so a missing server costs nothing.
-    let cache = DemoCache::build(&backend, args.capacity)?;
 
     say("running without a cache ...")?;
     let uncached = run_once("no cache", args, &keys, None)?;
@@ -708,12 +743,16 @@ mod tests {
         );
         assert_eq!(
             parse(&["x", "--backend", "tiered", "--redis", url]),
-            Ok(Backend::Tiered(url.into()))
+            Ok(Backend::Tiered(Box::new(Backend::Redis(url.into()))))
         );
         let err = parse(&["x", "--backend", "redis"]).unwrap_err();
         assert!(err.contains("redis-server --port"), "{err}");
         let err = parse(&["x", "--backend", "memcached"]).unwrap_err();
-        assert!(err.contains("backend memcached is not built yet"), "{err}");
+        assert!(err.contains("memcached -p"), "{err}");
+        assert_eq!(
+            parse(&["x", "--backend", "tiered", "--servers", "h:1"]),
+            Ok(Backend::Tiered(Box::new(Backend::Memcached("h:1".into()))))
+        );
         let err = parse(&["x", "--backend", "floppy"]).unwrap_err();
         assert!(err.contains("unknown backend 'floppy'"), "{err}");
     }

@@ -108,11 +108,66 @@ fn a_bad_flag_value_is_one_line_and_exit_2() {
 }
 
 #[test]
-fn a_backend_not_built_yet_is_refused_by_name() {
+fn every_backend_runs_against_its_server() {
+    let memcached = larder::testing::memcached::MemcachedServer::start().unwrap();
+    let redis = larder::testing::redis::RedisServer::start().unwrap();
+    let redis_url = redis.url();
+    let runs: [(&str, &[&str]); 4] = [
+        ("memcached", &["--servers", memcached.addr()]),
+        ("redis", &["--redis", &redis_url]),
+        ("tiered", &["--redis", &redis_url]),
+        ("tiered", &["--servers", memcached.addr()]),
+    ];
+    for (backend, server) in runs {
+        let mut args = vec![
+            "demo",
+            "--backend",
+            backend,
+            "--duration",
+            "0.3",
+            "--threads",
+            "2",
+        ];
+        args.extend(["--keys", "100", "--lookup-ms", "1"]);
+        args.extend(server);
+        let out = larder(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{backend} {server:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let label = if backend == "tiered" {
+            "tiered cache"
+        } else {
+            "shared cache"
+        };
+        let cached = row(&stdout, label);
+        assert!(
+            cached[1] > 0.0 && cached[2] < cached[0],
+            "{backend}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_one_line_saying_how_to_start_one() {
     assert_one_line_error(
-        &larder(&["demo", "--backend", "memcached"]),
-        "backend memcached is not built yet",
+        &larder(&["demo", "--backend", "memcached", "--servers", "127.0.0.1:1"]),
+        "memcached -p 11211",
     );
+    assert_one_line_error(
+        &larder(&[
+            "demo",
+            "--backend",
+            "redis",
+            "--redis",
+            "redis://127.0.0.1:1",
+        ]),
+        "redis-server --port 6379",
+    );
+    assert_one_line_error(&larder(&["demo", "--backend", "redis"]), "--redis");
 }
 
 #[test]

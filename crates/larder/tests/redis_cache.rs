@@ -3,8 +3,6 @@
 //! server goes down and comes back.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +11,7 @@ use larder::redis::{RedisCache, RedisConfig};
 use larder::testing::Fixture;
 use larder::{Cache, Error, Expiry};
 
-use support::redis_server::RedisServer;
+use larder::testing::redis::RedisServer;
 
 fn cache(server: &RedisServer, prefix: &str) -> RedisCache<String, TextCodec> {
     let config = RedisConfig::new(server.url())
@@ -23,7 +21,7 @@ fn cache(server: &RedisServer, prefix: &str) -> RedisCache<String, TextCodec> {
 }
 
 fn make() -> Fixture {
-    let server = RedisServer::start();
+    let server = RedisServer::start().unwrap();
     Fixture {
         cache: Arc::new(cache(&server, "contract:")),
         advance: Box::new(std::thread::sleep),
@@ -37,7 +35,7 @@ mod contract {
 
 #[test]
 fn clear_deletes_only_our_prefix() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().unwrap();
     let ours = cache(&server, "app:[1]*");
     let theirs = cache(&server, "other:");
     ours.set("a", "1".into(), Expiry::Never).unwrap();
@@ -56,7 +54,7 @@ fn clear_deletes_only_our_prefix() {
 
 #[test]
 fn counters_wrap_and_keep_ttl_like_memcached() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().unwrap();
     let c = cache(&server, "ctr:");
     c.set("max", u64::MAX.to_string(), Expiry::Never).unwrap();
     assert_eq!(c.incr("max", 2).unwrap(), Some(1));
@@ -79,7 +77,7 @@ fn counters_wrap_and_keep_ttl_like_memcached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_contract() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().unwrap();
     let c = cache(&server, "async:");
     let c: &dyn larder::AsyncCache<String> = &c;
     assert_eq!(c.get("k").await.unwrap(), None);
@@ -132,7 +130,7 @@ async fn async_contract() {
 
 #[test]
 fn server_down_gives_typed_errors_in_bound_then_recovers() {
-    let mut server = RedisServer::start();
+    let mut server = RedisServer::start().unwrap();
     let c = cache(&server, "down:");
     c.set("k", "v".into(), Expiry::Never).unwrap();
     server.stop();
@@ -144,7 +142,7 @@ fn server_down_gives_typed_errors_in_bound_then_recovers() {
         "waited {:?}",
         started.elapsed()
     );
-    server.restart();
+    server.restart().unwrap();
     // The restarted server is empty (no persistence); the client works again by itself.
     c.set("k", "again".into(), Expiry::Never).unwrap();
     assert_eq!(c.get("k").unwrap().as_deref(), Some("again"));
@@ -152,7 +150,7 @@ fn server_down_gives_typed_errors_in_bound_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_server_down_then_recovers() {
-    let mut server = RedisServer::start();
+    let mut server = RedisServer::start().unwrap();
     let c = cache(&server, "adown:");
     larder::AsyncCache::set(&c, "k", "v".into(), Expiry::Never)
         .await
@@ -166,7 +164,7 @@ async fn async_server_down_then_recovers() {
         "waited {:?}",
         started.elapsed()
     );
-    server.restart();
+    server.restart().unwrap();
     let mut last = None;
     for _ in 0..50 {
         match larder::AsyncCache::set(&c, "k", "again".into(), Expiry::Never).await {

@@ -2,8 +2,6 @@
 //! lifetimes bounded by L2's remaining life and the cap, no stale fill racing a write, and
 //! cross-instance invalidation over Redis pub/sub between two instances.
 
-mod support;
-
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -171,8 +169,8 @@ mod on_redis {
     use larder::codec::TextCodec;
     use larder::dogpile::{DistributedMutex, KeyedMutex, LockStore, Region};
     use larder::redis::{RedisCache, RedisConfig, RedisInvalidation, RedisLockStore};
+    use larder::testing::redis::RedisServer;
     use std::time::Instant;
-    use support::redis_server::RedisServer;
 
     fn config(server: &RedisServer, prefix: &str) -> RedisConfig {
         RedisConfig::new(server.url())
@@ -181,7 +179,7 @@ mod on_redis {
     }
 
     fn make_on_redis() -> Fixture {
-        let server = RedisServer::start();
+        let server = RedisServer::start().unwrap();
         let l2: Arc<dyn Cache<String>> =
             Arc::new(RedisCache::new(config(&server, "tiered:"), TextCodec).unwrap());
         let l1 = MemoryCache::builder().max_entries(10_000).build();
@@ -215,7 +213,7 @@ mod on_redis {
 
     #[test]
     fn a_write_on_one_instance_evicts_the_others_l1() {
-        let server = RedisServer::start();
+        let server = RedisServer::start().unwrap();
         let (a, b) = (instance(&server), instance(&server));
         b.set("user:1", "ada".into(), Expiry::Never).unwrap();
         // b's own invalidation message may reach a during a's first read, and a read that
@@ -264,7 +262,7 @@ mod on_redis {
 
     #[test]
     fn redis_lock_store_owner_token_and_ttl() {
-        let server = RedisServer::start();
+        let server = RedisServer::start().unwrap();
         let store = RedisLockStore::new(config(&server, "locks:")).unwrap();
         assert!(store
             .try_acquire("k", "me", Duration::from_millis(300))
@@ -299,7 +297,7 @@ mod on_redis {
     #[test]
     fn region_with_redis_mutex_runs_one_creator_for_many_threads() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let server = RedisServer::start();
+        let server = RedisServer::start().unwrap();
         let backend = Arc::new(MemoryCache::new(100));
         let mutex = DistributedMutex::new(
             RedisLockStore::new(config(&server, "locks:")).unwrap(),

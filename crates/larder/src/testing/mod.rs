@@ -251,3 +251,4 @@ macro_rules! contract_tests {
 }
 
 pub mod memcached;
+pub mod redis;

@@ -1,61 +1,63 @@
-//! A throwaway redis-server on a free 127.0.0.1 port, killed on drop.
+//! [`RedisServer`]: a real `redis-server` on a free loopback port, without persistence,
+//! killed on drop; it can be stopped and restarted on the same port to test recovery.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::memcached::free_port;
+use crate::{Error, Result};
+
 /// A redis-server process owned by a test.
+#[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl RedisServer {
-    /// Starts a server with no persistence on a free loopback port.
-    pub fn start() -> Self {
+    /// Starts a server with no persistence on a free 127.0.0.1 port.
+    pub fn start() -> Result<Self> {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
-                port: free_port(),
+                port: free_port()?,
             };
-            if server.spawn() {
-                return server;
+            if server.spawn()? {
+                return Ok(server);
             }
         }
-        panic!("could not start redis-server (is it installed? .ci/run installs it)");
+        Err(Error::Config(
+            "could not start redis-server on a free port (is it installed? .ci/run installs it)"
+                .into(),
+        ))
     }
 
-    fn spawn(&mut self) -> bool {
+    /// Spawns the process and waits until it accepts; `false` when it exited (port taken).
+    fn spawn(&mut self) -> Result<bool> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
+            .spawn()?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+                return Ok(true);
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                return false; // exited: port taken
+                self.child = None;
+                return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         self.stop();
-        false
+        Ok(false)
     }
 
-    /// The server's URL.
+    /// The server's URL, `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -68,10 +70,17 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port.
-    pub fn restart(&mut self) {
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        assert!(self.spawn(), "redis-server restarted on port {}", self.port);
+        if self.spawn()? {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "redis-server did not restart on port {}",
+                self.port
+            )))
+        }
     }
 }
 
