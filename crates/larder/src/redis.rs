@@ -421,7 +421,35 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         self.cons.with(context, f)
     }
 
+    /// `SET` with a condition; `true` when the server stored the value.
+    fn set_if(&self, key: &str, value: &V, expiry: Expiry, cond: SetIf) -> Result<bool> {
+        let cmd = self.set_cmd(key, value, expiry, cond)?;
+        Ok(self
+            .with_con(key, |c| cmd.query::<Option<String>>(c))?
+            .is_some())
+    }
+
     // ---- async transport ----------------------------------------------------------------
+
+    /// Runs one command on the multiplexed connection.
+    async fn run_async<T: redis::FromRedisValue>(&self, context: &str, cmd: &Cmd) -> Result<T> {
+        let mut con = self.manager().await?;
+        cmd.query_async(&mut con)
+            .await
+            .map_err(|e| self.err(context, e))
+    }
+
+    /// [`set_if`](Self::set_if) on the async side.
+    async fn set_if_async(
+        &self,
+        key: &str,
+        value: &V,
+        expiry: Expiry,
+        cond: SetIf,
+    ) -> Result<bool> {
+        let cmd = self.set_cmd(key, value, expiry, cond)?;
+        Ok(self.run_async::<Option<String>>(key, &cmd).await?.is_some())
+    }
 
     async fn manager(&self) -> Result<redis::aio::ConnectionManager> {
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -501,10 +529,7 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     }
 
     fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let cmd = self.set_cmd(key, &value, expiry, SetIf::Absent)?;
-        Ok(self
-            .with_con(key, |c| cmd.query::<Option<String>>(c))?
-            .is_some())
+        self.set_if(key, &value, expiry, SetIf::Absent)
     }
 
     fn add_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -512,10 +537,7 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     }
 
     fn replace(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let cmd = self.set_cmd(key, &value, expiry, SetIf::Present)?;
-        Ok(self
-            .with_con(key, |c| cmd.query::<Option<String>>(c))?
-            .is_some())
+        self.set_if(key, &value, expiry, SetIf::Present)
     }
 
     fn replace_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -649,10 +671,7 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
 
     async fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
         let cmd = self.set_cmd(key, &value, expiry, SetIf::Always)?;
-        let mut con = self.manager().await?;
-        cmd.query_async::<()>(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))
+        self.run_async(key, &cmd).await
     }
 
     async fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -660,13 +679,7 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
     }
 
     async fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let cmd = self.set_cmd(key, &value, expiry, SetIf::Absent)?;
-        let mut con = self.manager().await?;
-        let r: Option<String> = cmd
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
-        Ok(r.is_some())
+        self.set_if_async(key, &value, expiry, SetIf::Absent).await
     }
 
     async fn add_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -674,13 +687,7 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
     }
 
     async fn replace(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let cmd = self.set_cmd(key, &value, expiry, SetIf::Present)?;
-        let mut con = self.manager().await?;
-        let r: Option<String> = cmd
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
-        Ok(r.is_some())
+        self.set_if_async(key, &value, expiry, SetIf::Present).await
     }
 
     async fn replace_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
