@@ -180,3 +180,76 @@ fn meta_region_recaches_early_by_one_caller() {
     release_tx.send(()).unwrap();
     assert_eq!(winner.join().unwrap().unwrap(), "v2");
 }
+
+const CHILD_ENV: &str = "LARDER_DOGPILE_MEMCACHED_CHILD";
+
+/// Child mode of `four_processes_share_a_memcached_lock`: does nothing unless started by it.
+/// The value, the lock and the count of creator calls all live on the shared memcached.
+#[test]
+fn memcached_lock_child() {
+    let Ok(addr) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let client = Client::connect(&addr).unwrap();
+    let mutex = DistributedMutex::new(
+        MemcachedLockStore::new(client.clone()),
+        Duration::from_secs(10),
+    );
+    let lock = larder::dogpile::Lock::new(&mutex).wait(Duration::from_secs(20));
+    let value = lock
+        .get(
+            "shared-key",
+            || {
+                client
+                    .incr("creator-calls", 1)
+                    .unwrap()
+                    .expect("counter exists");
+                std::thread::sleep(Duration::from_millis(200));
+                client
+                    .set("value", b"made", 0, larder::Expiry::Never)
+                    .unwrap();
+                Ok(("made".to_owned(), Duration::ZERO))
+            },
+            || {
+                Ok(match client.get("value").unwrap() {
+                    Some((v, _)) => larder::dogpile::Retrieval::Value {
+                        value: String::from_utf8(v).unwrap(),
+                        created_at: Duration::ZERO,
+                    },
+                    None => larder::dogpile::Retrieval::NeedRegeneration,
+                })
+            },
+        )
+        .unwrap();
+    assert_eq!(value, "made");
+}
+
+#[test]
+fn four_processes_share_a_memcached_lock() {
+    let server = MemcachedServer::start().unwrap();
+    let client = Client::connect(server.addr()).unwrap();
+    client
+        .set("creator-calls", b"0", 0, larder::Expiry::Never)
+        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "memcached_lock_child", "--test-threads=1"])
+                .env(CHILD_ENV, server.addr())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let calls = client.get("creator-calls").unwrap().unwrap().0;
+    assert_eq!(
+        String::from_utf8(calls).unwrap(),
+        "1",
+        "one creator call across 4 processes"
+    );
+    assert_eq!(client.get("value").unwrap().unwrap().0, b"made");
+}
