@@ -2,7 +2,7 @@
 # larder's memcached clients against pylibmc, pymemcache and the Rust `memcache` crate, in
 # one run (crates/larder-bench/benches/vs_python.rs). Installs the Python clients (and the
 # libmemcached headers pylibmc builds against) when missing, then runs the comparison.
-# VS_PY_SECS sets the seconds per cell (default 1.5).
+# VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
