@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# larder's memcached clients against pylibmc, pymemcache and the Rust `memcache` crate, in
+# one run (crates/larder-bench/benches/vs_python.rs). Installs the Python clients (and the
+# libmemcached headers pylibmc builds against) when missing, then runs the comparison.
+# VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c "import pylibmc, pymemcache" >/dev/null 2>&1; then
+  if [ ! -e /usr/include/libmemcached/memcached.h ]; then
+    echo "installing: libmemcached-dev zlib1g-dev"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq libmemcached-dev zlib1g-dev >/dev/null
+  fi
+  echo "installing: pylibmc pymemcache"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    "pylibmc==1.6.3" "pymemcache==4.0.0"
+fi
+
+cargo bench -p larder-bench --bench vs_python
