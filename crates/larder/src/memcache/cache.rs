@@ -34,11 +34,15 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
     /// A cache over `client` encoding values with `codec`.
     ///
     /// With feature `tokio` the cache also implements [`AsyncCache`](crate::AsyncCache), over
-    /// an [`AsyncClient`](super::AsyncClient) built from the same configuration.
+    /// an [`AsyncClient`](super::AsyncClient) built from the same configuration and sharing
+    /// the client's server health.
     pub fn new(client: Client, codec: C) -> Self {
         Self {
             #[cfg(feature = "tokio")]
-            async_client: super::AsyncClient::from_validated(client.config().clone()),
+            async_client: super::AsyncClient::from_validated(
+                client.config().clone(),
+                client.cluster(),
+            ),
             client,
             codec,
             prefix: String::new(),
