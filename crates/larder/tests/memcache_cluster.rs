@@ -273,3 +273,135 @@ fn server_addresses_parse_with_weights_and_ipv6() {
     let c = ClientConfig::from_specs("127.0.0.1:1:3,127.0.0.1:2").unwrap();
     assert_eq!(c.weights, vec![3, 1]);
 }
+
+/// `MemcachedCache` multi-writes go to the ring's servers (batched per server, in parallel)
+/// and report per-key outcomes; the blocking and async paths agree.
+#[test]
+fn cache_multi_writes_land_on_ring_servers_with_per_key_outcomes() {
+    use larder::codec::TextCodec;
+    use larder::memcache::MemcachedCache;
+    use larder::Cache;
+
+    let servers = start3();
+    let addrs = specs(&servers);
+    let ring = ring(&addrs);
+    let cache: MemcachedCache<String, TextCodec> =
+        MemcachedCache::new(Client::connect(&addrs.join(",")).unwrap(), TextCodec);
+    let names: Vec<String> = (0..300).map(|i| format!("mw:{i}")).collect();
+    let items = |from: usize, to: usize, v: &str| -> Vec<(&str, String)> {
+        names[from..to]
+            .iter()
+            .map(|k| (k.as_str(), v.to_owned()))
+            .collect()
+    };
+    let written = cache.set_multi(items(0, 200, "a"), Expiry::Never).unwrap();
+    assert_eq!(written.applied.len(), 200);
+    let singles: Vec<Client> = addrs.iter().map(|a| Client::connect(a).unwrap()).collect();
+    for k in &names[..200] {
+        let home = ring.server_for(k.as_bytes()).unwrap();
+        for (s, single) in singles.iter().enumerate() {
+            assert_eq!(single.get(k).unwrap().is_some(), s == home, "{k}");
+        }
+    }
+    // add: only the new half; replace: only the existing ones; delete: what is there.
+    let added = cache
+        .add_multi(items(100, 300, "b"), Expiry::Never)
+        .unwrap();
+    assert_eq!(added.applied, names[200..300].to_vec());
+    assert_eq!(added.not_applied, names[100..200].to_vec());
+    let missing: Vec<String> = (0..50).map(|i| format!("absent:{i}")).collect();
+    let mut replace_items = items(0, 50, "c");
+    replace_items.extend(missing.iter().map(|k| (k.as_str(), "c".to_owned())));
+    let replaced = cache.replace_multi(replace_items, Expiry::Never).unwrap();
+    assert_eq!(replaced.applied, names[..50].to_vec());
+    assert_eq!(replaced.not_applied, missing);
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let got = cache.get_multi(&all).unwrap();
+    assert_eq!(got.len(), 300);
+    assert_eq!(got["mw:0"], "c");
+    assert_eq!(got["mw:150"], "a");
+    assert_eq!(got["mw:250"], "b");
+    let mut del: Vec<&str> = all[..10].to_vec();
+    del.push("absent:0");
+    let deleted = cache.delete_multi(&del).unwrap();
+    assert_eq!(deleted.applied.len(), 10);
+    assert_eq!(deleted.not_applied, vec!["absent:0".to_owned()]);
+    assert_eq!(cache.get("mw:0").unwrap(), None);
+
+    #[cfg(feature = "tokio")]
+    {
+        use larder::AsyncCache;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let written = AsyncCache::set_multi(&cache, items(0, 100, "d"), Expiry::Never)
+                .await
+                .unwrap();
+            assert_eq!(written.applied.len(), 100);
+            let deleted = AsyncCache::delete_multi(&cache, &all[..100]).await.unwrap();
+            assert_eq!(deleted.applied.len(), 100);
+            let got = AsyncCache::get_multi(&cache, &all).await.unwrap();
+            assert_eq!(got.len(), 200);
+        });
+    }
+}
+
+/// The async client fails over and rejoins like the blocking one, and its multi-get keeps
+/// the live servers' hits.
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn async_client_fails_over_and_rejoins() {
+    use larder::memcache::AsyncClient;
+
+    let mut servers = start3();
+    let addrs = specs(&servers);
+    let ring = ring(&addrs);
+    let clock = Arc::new(ManualClock::new());
+    let mut config = ClientConfig::from_specs(&addrs.join(","))
+        .unwrap()
+        .io_timeout(Duration::from_millis(300))
+        .clock(clock.clone());
+    config.connect_timeout = Duration::from_millis(300);
+    let c = AsyncClient::new(config).unwrap();
+    let key = key_on(&ring, 1);
+    let other = key_on(&ring, 0);
+    c.set(&key, b"v", 0, Expiry::Never).await.unwrap();
+    c.set(&other, b"o", 0, Expiry::Never).await.unwrap();
+    let port = servers[1].port().unwrap();
+    drop(servers.remove(1));
+
+    // A multi-get with the failing server keeps the other's hit (1st failure)...
+    let hits = c.get_multi(&[&key, &other]).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    // ...and a single get is the 2nd: dead.
+    assert!(c.get(&key).await.unwrap_err().is_transport());
+    let h = c.health();
+    assert!(!h[1].alive && h[0].alive);
+    assert_eq!(c.stats().await.unwrap()[&addrs[1]]["larder:state"], "dead");
+    c.set(&key, b"moved", 0, Expiry::Never).await.unwrap();
+    assert_eq!(c.get(&key).await.unwrap().unwrap().0, b"moved");
+
+    let _revived = MemcachedServer::start_on_port(port, &[]).unwrap();
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(c.get(&key).await.unwrap(), None);
+    assert!(c.health()[1].alive);
+}
+
+/// `restart()` brings a server back on the same port: the client's pooled connection fails
+/// once (not enough to mark it dead), the next call reconnects.
+#[test]
+fn restarted_server_costs_one_failure_not_a_dead_mark() {
+    let mut server = MemcachedServer::start().unwrap();
+    let addr = server.addr().to_owned();
+    let c = Client::connect(&addr).unwrap();
+    c.set("k", b"v", 0, Expiry::Never).unwrap();
+    server.restart().unwrap();
+    assert_eq!(server.addr(), addr);
+    // The pooled connection is gone: either this call fails once or the idle check
+    // replaced it; either way the server stays alive and the next call works.
+    let first = c.get("k");
+    assert!(matches!(first, Ok(None)) || first.as_ref().is_err_and(Error::is_transport));
+    assert_eq!(c.get("k").unwrap(), None);
+    let h = c.health();
+    assert!(h[0].alive);
+    assert_eq!(h[0].consecutive_failures, 0);
+}

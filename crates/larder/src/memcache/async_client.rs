@@ -19,7 +19,10 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{combine_multi_get, multi_get_ops, stats_with_health, unix_now};
+use super::client::{
+    combine_multi_get, multi_get_ops, stats_with_health, unix_now, WRITE_BATCH_BYTES,
+    WRITE_BATCH_OPS,
+};
 use super::cluster::{Cluster, ServerHealth};
 use super::conn_pool::IdleStack;
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
@@ -136,6 +139,30 @@ impl Conn {
     async fn run<T>(&mut self, op: Op<T>) -> Result<T> {
         self.send(&op.request).await?;
         self.finish(op).await
+    }
+
+    /// See the blocking client's `run_batches`: bounded batches, one write each.
+    async fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        let mut request = Vec::new();
+        let mut batch = Vec::new();
+        while ops.peek().is_some() {
+            request.clear();
+            while let Some(op) = ops.next_if(|op| {
+                batch.is_empty()
+                    || (batch.len() < WRITE_BATCH_OPS
+                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
+            }) {
+                request.extend_from_slice(&op.request);
+                batch.push(op);
+            }
+            self.send(&request).await?;
+            for op in batch.drain(..) {
+                out.push(self.finish(op).await?);
+            }
+        }
+        Ok(out)
     }
 
     async fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
@@ -326,6 +353,75 @@ impl AsyncClient {
         let result = self.raw_pipelined_on(server, ops).await;
         self.inner.cluster.record(server, &result);
         result
+    }
+
+    async fn batches_on(&self, server: usize, ops: Vec<Op<bool>>) -> Result<Vec<bool>> {
+        let result: Result<Vec<bool>> =
+            async { with_conn!(self, server, |c| c.run_batches(ops)) }.await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    /// See [`Client::store_multi`](super::Client::store_multi) (servers as parallel tasks).
+    pub async fn store_multi(
+        &self,
+        mode: SetMode,
+        items: &[(&[u8], &[u8], u32)],
+        expiry: Expiry,
+    ) -> Result<Vec<bool>> {
+        let exptime = Self::exptime(expiry);
+        let limit = self.inner.config.item_size_limit;
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
+        self.fan_out_writes(&keys, |i| {
+            let (key, value, flags) = items[i];
+            ops::store(key, value, flags, exptime, mode, None, limit)
+        })
+        .await
+    }
+
+    /// See [`Client::delete_multi`](super::Client::delete_multi).
+    pub async fn delete_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        self.fan_out_writes(&keys, |i| ops::delete(keys[i], None))
+            .await
+    }
+
+    async fn fan_out_writes(
+        &self,
+        keys: &[&[u8]],
+        make_op: impl Fn(usize) -> Result<Op<bool>>,
+    ) -> Result<Vec<bool>> {
+        let groups = self.inner.cluster.group_indices(keys)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (server, indices) in groups {
+            let ops = indices
+                .iter()
+                .map(|&i| make_op(i))
+                .collect::<Result<Vec<_>>>()?;
+            let client = self.clone();
+            tasks.spawn(async move { (indices, client.batches_on(server, ops).await) });
+        }
+        let mut out = vec![false; keys.len()];
+        let mut first_err = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((indices, Ok(applied))) => {
+                    for (i, a) in indices.into_iter().zip(applied) {
+                        out[i] = a;
+                    }
+                }
+                Ok((_, Err(e))) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(Error::Client(format!("multi-write task failed: {e}")));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     async fn raw_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {

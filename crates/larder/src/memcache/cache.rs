@@ -102,10 +102,24 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
+        let encoded = items
+            .iter()
+            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let wire: Vec<(&[u8], &[u8], u32)> = encoded
+            .iter()
+            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
+            .collect();
+        let applied =
+            self.client
+                .store_multi(mode, &wire, expiry)
+                .map_err(|e| match items.as_slice() {
+                    [(key, _)] => self.name_key(key, e),
+                    _ => e,
+                })?;
         let mut out = MultiWrite::default();
-        for (key, value) in items {
-            let applied = self.write(mode, key, &value, expiry)?;
-            out.record(key, applied);
+        for ((key, _), applied) in items.iter().zip(applied) {
+            out.record(*key, applied);
         }
         Ok(out)
     }
@@ -173,9 +187,14 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let deleted = self.client.delete_multi(&wire).map_err(|e| match keys {
+            [key] => self.name_key(key, e),
+            _ => e,
+        })?;
         let mut out = MultiWrite::default();
-        for key in keys {
-            out.record(*key, self.delete(key)?);
+        for (key, deleted) in keys.iter().zip(deleted) {
+            out.record(*key, deleted);
         }
         Ok(out)
     }
@@ -289,10 +308,18 @@ impl<V: Send + 'static, C: Codec<V>> crate::AsyncCache<V> for MemcachedCache<V, 
     }
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let deleted = self
+            .async_client
+            .delete_multi(&wire)
+            .await
+            .map_err(|e| match keys {
+                [key] => self.name_key(key, e),
+                _ => e,
+            })?;
         let mut out = MultiWrite::default();
-        for key in keys {
-            let applied = crate::AsyncCache::delete(self, key).await?;
-            out.record(*key, applied);
+        for (key, deleted) in keys.iter().zip(deleted) {
+            out.record(*key, deleted);
         }
         Ok(out)
     }
@@ -349,14 +376,25 @@ impl<V: Send + 'static, C: Codec<V>> MemcachedCache<V, C> {
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
-        let mut out = MultiWrite::default();
         let encoded = items
-            .into_iter()
-            .map(|(key, value)| Ok((key, self.codec.encode(&value)?)))
+            .iter()
+            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
             .collect::<Result<Vec<_>>>()?;
-        for (key, enc) in encoded {
-            let applied = self.async_write(mode, key, enc, expiry).await?;
-            out.record(key, applied);
+        let wire: Vec<(&[u8], &[u8], u32)> = encoded
+            .iter()
+            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
+            .collect();
+        let applied = self
+            .async_client
+            .store_multi(mode, &wire, expiry)
+            .await
+            .map_err(|e| match items.as_slice() {
+                [(key, _)] => self.name_key(key, e),
+                _ => e,
+            })?;
+        let mut out = MultiWrite::default();
+        for ((key, _), applied) in items.iter().zip(applied) {
+            out.record(*key, applied);
         }
         Ok(out)
     }

@@ -22,6 +22,10 @@ use crate::{Error, Expiry, Result};
 pub(crate) const MULTI_GET_CHUNK: usize = 256;
 /// Most key bytes per multi-get chunk (keeps a text `get` line well within server buffers).
 pub(crate) const MULTI_GET_CHUNK_BYTES: usize = 8 * 1024;
+/// Most requests per batch of a multi-key write (sent in one write, replies read after).
+pub(crate) const WRITE_BATCH_OPS: usize = 128;
+/// Most request bytes per batch of a multi-key write.
+pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 enum Stream {
     Tcp(TcpStream),
@@ -184,6 +188,31 @@ impl Conn {
     fn run<T>(&mut self, op: Op<T>) -> Result<T> {
         self.send(&op.request)?;
         self.finish(op)
+    }
+
+    /// Runs `ops` as batches: each batch's requests go out in one write, then its replies are
+    /// read in order (batches are bounded so the small replies never fill the socket).
+    fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        let mut request = Vec::new();
+        let mut batch = Vec::new();
+        while ops.peek().is_some() {
+            request.clear();
+            while let Some(op) = ops.next_if(|op| {
+                batch.is_empty()
+                    || (batch.len() < WRITE_BATCH_OPS
+                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
+            }) {
+                request.extend_from_slice(&op.request);
+                batch.push(op);
+            }
+            self.send(&request)?;
+            for op in batch.drain(..) {
+                out.push(self.finish(op)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `ops` pipelined: op `i + 1` is sent before the replies of op `i` are read.
@@ -463,6 +492,86 @@ impl Client {
             }),
         };
         combine_multi_get(results, refused)
+    }
+
+    /// Runs one op per key (built by `make_op` from the key's index), grouped by server,
+    /// batched per server and fanned out to the servers in parallel; the outcomes in key
+    /// order. Every server is tried; the first failure (or fail-fast refusal) is the error.
+    fn fan_out_writes(
+        &self,
+        keys: &[&[u8]],
+        make_op: impl Fn(usize) -> Result<Op<bool>> + Sync,
+    ) -> Result<Vec<bool>> {
+        let groups = self.inner.cluster.group_indices(keys)?;
+        let run_group = |server: usize, indices: &[usize]| -> Result<Vec<bool>> {
+            let ops = indices
+                .iter()
+                .map(|&i| make_op(i))
+                .collect::<Result<Vec<_>>>()?;
+            self.call(server, |c| c.run_batches(ops))
+        };
+        let results: Vec<Result<Vec<bool>>> = match groups.as_slice() {
+            [] => Vec::new(),
+            [(server, indices)] => vec![run_group(*server, indices)],
+            _ => std::thread::scope(|scope| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .map(|(server, indices)| scope.spawn(|| run_group(*server, indices)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Client("multi-write worker thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            }),
+        };
+        let mut out = vec![false; keys.len()];
+        let mut first_err = None;
+        for ((_, indices), result) in groups.iter().zip(results) {
+            match result {
+                Ok(applied) => {
+                    for (&i, a) in indices.iter().zip(applied) {
+                        out[i] = a;
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Stores every `(key, value, flags)` with `mode` (`Set`, `Add`, `Replace`, ...): grouped
+    /// by server, batched (many requests per write), the servers in parallel. Returns, in
+    /// item order, whether each was stored. When a server fails the call is an error (the
+    /// other servers' items were still written).
+    pub fn store_multi(
+        &self,
+        mode: SetMode,
+        items: &[(&[u8], &[u8], u32)],
+        expiry: Expiry,
+    ) -> Result<Vec<bool>> {
+        let exptime = Self::exptime(expiry);
+        let limit = self.inner.config.item_size_limit;
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
+        self.fan_out_writes(&keys, |i| {
+            let (key, value, flags) = items[i];
+            ops::store(key, value, flags, exptime, mode, None, limit)
+        })
+    }
+
+    /// Deletes every key like [`store_multi`](Self::store_multi) writes; in key order,
+    /// whether each was present.
+    pub fn delete_multi<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Result<Vec<bool>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        self.fan_out_writes(&keys, |i| ops::delete(keys[i], None))
     }
 
     fn store(

@@ -202,10 +202,7 @@ impl Cluster {
 
     /// Groups `keys` by the server that takes each now; keys whose server failed fast
     /// (FailFast mode, or no live server) are returned apart with the error.
-    pub(crate) fn group<'k>(
-        &self,
-        keys: &[&'k [u8]],
-    ) -> (ServerGroups<'k>, Option<Error>) {
+    pub(crate) fn group<'k>(&self, keys: &[&'k [u8]]) -> (ServerGroups<'k>, Option<Error>) {
         let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); self.ring.servers().len()];
         let mut refused = None;
         for key in keys {
@@ -220,6 +217,20 @@ impl Cluster {
             .filter(|(_, g)| !g.is_empty())
             .collect();
         (groups, refused)
+    }
+
+    /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
+    /// refusal (FailFast mode, or no live server) is returned instead.
+    pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Vec<(usize, Vec<usize>)>> {
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.ring.servers().len()];
+        for (i, key) in keys.iter().enumerate() {
+            groups[self.route(key)?].push(i);
+        }
+        Ok(groups
+            .into_iter()
+            .enumerate()
+            .filter(|(_, g)| !g.is_empty())
+            .collect())
     }
 
     /// A health snapshot of every server, in configuration order.
