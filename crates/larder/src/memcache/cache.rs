@@ -4,6 +4,11 @@
 //! Keys get an optional prefix; keys that are not valid memcached keys travel base64 (meta
 //! `b` flag). `clear` is `flush_all` on every server: it empties the whole servers, including
 //! entries other applications or prefixes stored there.
+//!
+//! Over several servers: `get_multi` fans out to them in parallel and returns the hits of
+//! those that answered (a failed server's keys read as misses; an error only when every
+//! server involved failed). The `*_multi` writes are batched per server and run in parallel;
+//! a failed server makes the call an error (the other servers' writes were still applied).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -473,24 +473,7 @@ impl Client {
             let ops = multi_get_ops(group)?;
             self.call(server, |c| c.run_pipelined(ops))
         };
-        let results: Vec<Result<Vec<ops::Hits>>> = match groups.as_slice() {
-            [] => Vec::new(),
-            [(server, group)] => vec![fetch(*server, group)],
-            _ => std::thread::scope(|scope| {
-                let handles: Vec<_> = groups
-                    .iter()
-                    .map(|(server, group)| scope.spawn(|| fetch(*server, group)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Client("multi-get worker thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            }),
-        };
+        let results = in_parallel(&groups, |(server, group)| fetch(*server, group));
         combine_multi_get(results, refused)
     }
 
@@ -510,24 +493,7 @@ impl Client {
                 .collect::<Result<Vec<_>>>()?;
             self.call(server, |c| c.run_batches(ops))
         };
-        let results: Vec<Result<Vec<bool>>> = match groups.as_slice() {
-            [] => Vec::new(),
-            [(server, indices)] => vec![run_group(*server, indices)],
-            _ => std::thread::scope(|scope| {
-                let handles: Vec<_> = groups
-                    .iter()
-                    .map(|(server, indices)| scope.spawn(|| run_group(*server, indices)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Client("multi-write worker thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            }),
-        };
+        let results = in_parallel(&groups, |(server, indices)| run_group(*server, indices));
         let mut out = vec![false; keys.len()];
         let mut first_err = None;
         for ((_, indices), result) in groups.iter().zip(results) {
@@ -823,5 +789,32 @@ pub(crate) fn stats_with_health(
     match first_err {
         Some(e) if !any_ok => Err(e),
         _ => Ok(out),
+    }
+}
+
+/// Runs `work` on every group, the first on the calling thread and each other on a scoped
+/// thread of its own (so the servers' round trips overlap); results in group order.
+fn in_parallel<G: Sync, T: Send>(
+    groups: &[G],
+    work: impl Fn(&G) -> Result<T> + Sync,
+) -> Vec<Result<T>> {
+    match groups {
+        [] => Vec::new(),
+        [only] => vec![work(only)],
+        [first, rest @ ..] => std::thread::scope(|scope| {
+            let work = &work;
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|group| scope.spawn(move || work(group)))
+                .collect();
+            let mut out = Vec::with_capacity(groups.len());
+            out.push(work(first));
+            out.extend(handles.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Client("multi-key worker thread panicked".into()))
+                })
+            }));
+            out
+        }),
     }
 }

@@ -14,7 +14,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailoverMode {
     /// libmemcached's `remove_failed`: the ring is rebuilt without dead servers, so their
-    /// keys move to live ones (and come back when the server rejoins).
+    /// keys move to live ones (and come back when the server rejoins; values written to the
+    /// stand-in meanwhile stay there until they expire, as with libmemcached). With every
+    /// server dead, calls fail at once with [`Error::NoServers`] until a retry is due.
     #[default]
     Rehash,
     /// Calls for a dead server's keys fail at once with [`Error::ServerDead`], no network.
