@@ -351,4 +351,28 @@ mod tests {
         c.record::<()>(2, &Err(Error::Server("NOT_STORED".into())));
         assert!(c.health()[2].alive);
     }
+
+    #[test]
+    fn every_server_dead_fails_at_once() {
+        for (mode, want_dead) in [
+            (FailoverMode::Rehash, false),
+            (FailoverMode::FailFast, true),
+        ] {
+            let (c, _clock) = cluster(mode);
+            for server in 0..3 {
+                c.record(server, &io_err());
+                c.record(server, &io_err());
+            }
+            assert!(c.health().iter().all(|h| !h.alive));
+            match c.route(b"foo") {
+                Err(Error::ServerDead(_)) => assert!(want_dead),
+                Err(Error::NoServers(_)) => assert!(!want_dead),
+                other => panic!("{mode:?}: {other:?}"),
+            }
+            assert!(matches!(c.admit(0), Err(Error::ServerDead(_))));
+            let (groups, refused) = c.group(&[b"foo".as_slice(), b"bar".as_slice()]);
+            assert!(groups.is_empty() && refused.is_some());
+            assert!(c.group_indices(&[b"foo".as_slice()]).is_err());
+        }
+    }
 }
