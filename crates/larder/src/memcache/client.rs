@@ -381,6 +381,7 @@ impl Client {
     }
 
     /// The shared health bookkeeping (the cache's async client uses the same).
+    #[cfg(feature = "tokio")]
     pub(crate) fn cluster(&self) -> Arc<Cluster> {
         self.inner.cluster.clone()
     }
