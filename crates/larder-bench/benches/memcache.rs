@@ -269,4 +269,71 @@ fn main() {
             "  (wire form)"
         );
     }
+    cluster();
+}
+
+/// Three servers: a 300-key multi-get fanned out in parallel vs the same keys fetched server
+/// by server (the sequential path), and a 300-item `store_multi` (batched per server, in
+/// parallel) vs 300 single sets. One caller; keys/s.
+fn cluster() {
+    let servers: Vec<MemcachedServer> = (0..3)
+        .map(|_| MemcachedServer::start().expect("memcached starts"))
+        .collect();
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr().to_owned()).collect();
+    let all = Client::connect(&addrs.join(",")).unwrap();
+    let ring = larder::memcache::ring::Ring::from_specs(
+        &addrs,
+        larder::memcache::Distribution::Ketama,
+        larder::memcache::KeyHash::OneAtATime,
+    )
+    .unwrap();
+    let singles: Vec<Client> = addrs.iter().map(|a| Client::connect(a).unwrap()).collect();
+    let keys: Vec<String> = (0..300).map(|i| format!("cluster:{i}")).collect();
+    let mut per_server: Vec<Vec<&str>> = vec![Vec::new(); 3];
+    for k in &keys {
+        all.set(k, VALUE, 0, Expiry::Never).unwrap();
+        per_server[ring.server_for(k.as_bytes()).unwrap()].push(k);
+    }
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let parallel = threads(1, |_| {
+        let c = all.clone();
+        let k = key_refs.clone();
+        move || c.get_multi(&k).unwrap().len() as u64
+    });
+    let sequential = threads(1, |_| {
+        let groups = per_server.clone();
+        let singles = singles.clone();
+        move || {
+            groups
+                .iter()
+                .zip(&singles)
+                .map(|(g, c)| c.get_multi(g).unwrap().len() as u64)
+                .sum()
+        }
+    });
+    let items: Vec<(&[u8], &[u8], u32)> =
+        keys.iter().map(|k| (k.as_bytes(), &VALUE[..], 0)).collect();
+    let batched = threads(1, |_| {
+        let c = all.clone();
+        let items = items.clone();
+        move || {
+            c.store_multi(larder::memcache::SetMode::Set, &items, Expiry::Never)
+                .unwrap()
+                .len() as u64
+        }
+    });
+    let one_by_one = threads(1, |_| {
+        let c = all.clone();
+        let k = key_refs.clone();
+        move || {
+            for key in &k {
+                c.set(key, VALUE, 0, Expiry::Never).unwrap();
+            }
+            k.len() as u64
+        }
+    });
+    println!(
+        "cluster x3 multi-get 300 keys/s: parallel fan-out {parallel:.0}, server by server {sequential:.0}"
+    );
+    println!("cluster x3 set 300 keys/s: store_multi {batched:.0}, single sets {one_by_one:.0}");
 }

@@ -10,15 +10,21 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use larder::codec::FLAG_U64;
-use larder::memcache::{Client, ClientConfig, ServerAddr};
+use larder::memcache::{Client, ClientConfig, Distribution, KeyHash};
 use larder::Expiry;
 
 /// Which servers to talk to.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// Comma-separated `HOST:PORT` or Unix socket paths.
+    /// Comma-separated `HOST:PORT[:WEIGHT]` (IPv6 as `[ADDR]:PORT`) or Unix socket paths.
     #[arg(long, default_value = "127.0.0.1:11211")]
     pub servers: String,
+    /// Key placement: ketama | ketama-weighted | modula | pymemcache | python-memcached.
+    #[arg(long, default_value = "ketama")]
+    pub distribution: Distribution,
+    /// Key hash for ketama and modula: one-at-a-time | md5 | crc.
+    #[arg(long, default_value = "one-at-a-time")]
+    pub hash: KeyHash,
     /// Connect/read/write timeout in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
@@ -102,7 +108,8 @@ pub enum McCommand {
         #[command(flatten)]
         servers: ServerArgs,
     },
-    /// Prints `SERVER<TAB>NAME<TAB>VALUE` for every statistic of every server.
+    /// Prints `SERVER<TAB>NAME<TAB>VALUE` for every statistic of every server, including the
+    /// client's view of each (`larder:state` alive/dead, failure counts, `larder:error`).
     Stats {
         /// A stats group (`settings`, `slabs`, `items`, ...).
         group: Option<String>,
@@ -118,7 +125,10 @@ pub enum McCommand {
 
 fn client(args: &ServerArgs) -> larder::Result<Client> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut config = ClientConfig::new(ServerAddr::parse_list(&args.servers)?).io_timeout(timeout);
+    let mut config = ClientConfig::from_specs(&args.servers)?
+        .distribution(args.distribution)
+        .key_hash(args.hash)
+        .io_timeout(timeout);
     config.connect_timeout = timeout;
     Client::new(config)
 }

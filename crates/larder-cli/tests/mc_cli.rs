@@ -96,3 +96,48 @@ fn errors_are_one_line_with_exit_code_two() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("larder: error: "));
 }
+
+fn run_larder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cluster_flags_place_keys_like_larder_ring_and_stats_show_server_state() {
+    let a = MemcachedServer::start().unwrap();
+    let b = MemcachedServer::start().unwrap();
+    let down = format!(
+        "127.0.0.1:{}",
+        larder::testing::memcached::free_port().unwrap()
+    );
+    let servers = format!("{},{}:3", a.addr(), b.addr());
+    let flags = ["--distribution", "modula", "--hash", "crc"];
+    for key in ["alpha", "beta", "gamma", "delta"] {
+        let mut args = vec!["set", key, "v", "--servers", &servers];
+        args.extend(flags);
+        assert_eq!(run_larder(&args).status.code(), Some(0));
+        let mut args = vec!["ring", key, "--servers", &servers];
+        args.extend(flags);
+        let placed = text(&run_larder(&args).stdout);
+        let home = placed.trim().split('\t').nth(1).unwrap().to_owned();
+        // Only the server the ring names holds it.
+        for server in [a.addr(), b.addr()] {
+            let out = run_larder(&["get", key, "--servers", server]);
+            assert_eq!(out.status.code() == Some(0), server == home, "{key}");
+        }
+    }
+
+    // stats: per-server state; a server that is down is reported, the others answer.
+    let with_down = format!("{},{down}", a.addr());
+    let out = run_larder(&["stats", "--servers", &with_down]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("{}\tlarder:state\talive", a.addr())));
+    assert!(
+        stdout.contains(&format!("{down}\tlarder:error\t")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("{down}\tlarder:total_failures\t1")));
+}

@@ -1,6 +1,9 @@
 //! The async memcached [`AsyncClient`] on tokio: the same operations and wire protocol as the
 //! blocking [`Client`](super::Client), driving the same sans-IO [`proto`](super::proto).
 //!
+//! Keys are routed over the ring with failover as in the blocking client; a multi-get fans
+//! out to its servers in parallel (one task per server on a `JoinSet`).
+//!
 //! Timeouts use `tokio::time::timeout`. A connection is taken out of the idle stack for one
 //! exchange; when the caller's future is cancelled the connection is dropped with it, never
 //! returned half-read.
@@ -16,7 +19,11 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{group_by_server, merge_hits, multi_get_ops, unix_now};
+use super::client::{
+    combine_multi_get, multi_get_ops, stats_with_health, unix_now, WRITE_BATCH_BYTES,
+    WRITE_BATCH_OPS,
+};
+use super::cluster::{Cluster, ServerHealth};
 use super::conn_pool::IdleStack;
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, Reply, ReplyParser, SetMode};
@@ -57,8 +64,13 @@ impl Conn {
         let label = addr.to_string();
         let what = || format!("connect to {label}");
         let stream = match addr {
-            ServerAddr::Tcp(hostport) => {
-                let s = bounded(cfg.connect_timeout, what, TcpStream::connect(hostport)).await?;
+            ServerAddr::Tcp { host, port } => {
+                let s = bounded(
+                    cfg.connect_timeout,
+                    what,
+                    TcpStream::connect((host.as_str(), *port)),
+                )
+                .await?;
                 s.set_nodelay(cfg.nodelay)?;
                 Stream::Tcp(s)
             }
@@ -129,6 +141,30 @@ impl Conn {
         self.finish(op).await
     }
 
+    /// See the blocking client's `run_batches`: bounded batches, one write each.
+    async fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        let mut request = Vec::new();
+        let mut batch = Vec::new();
+        while ops.peek().is_some() {
+            request.clear();
+            while let Some(op) = ops.next_if(|op| {
+                batch.is_empty()
+                    || (batch.len() < WRITE_BATCH_OPS
+                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
+            }) {
+                request.extend_from_slice(&op.request);
+                batch.push(op);
+            }
+            self.send(&request).await?;
+            for op in batch.drain(..) {
+                out.push(self.finish(op).await?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(ops.len());
         let mut pending: Option<Op<T>> = None;
@@ -147,6 +183,7 @@ impl Conn {
 
 struct Inner {
     config: ClientConfig,
+    cluster: Arc<Cluster>,
     parser: ReplyParser,
     idle: Vec<IdleStack<Conn>>,
 }
@@ -200,11 +237,12 @@ impl AsyncClient {
     /// A client for `config`; connects lazily (no runtime needed to build it).
     pub fn new(config: ClientConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Self::from_validated(config))
+        let cluster = Arc::new(Cluster::new(&config)?);
+        Ok(Self::from_validated(config, cluster))
     }
 
-    /// A client for a configuration that was already validated.
-    pub(crate) fn from_validated(config: ClientConfig) -> Self {
+    /// A client for a configuration that was already validated, sharing `cluster`'s health.
+    pub(crate) fn from_validated(config: ClientConfig, cluster: Arc<Cluster>) -> Self {
         let parser = ReplyParser::new(config.max_value_size);
         let idle = config
             .servers
@@ -214,6 +252,7 @@ impl AsyncClient {
         Self {
             inner: Arc::new(Inner {
                 config,
+                cluster,
                 parser,
                 idle,
             }),
@@ -222,7 +261,12 @@ impl AsyncClient {
 
     /// A client with default settings for a comma-separated server list.
     pub fn connect(servers: &str) -> Result<Self> {
-        Self::new(ClientConfig::new(ServerAddr::parse_list(servers)?))
+        Self::new(ClientConfig::from_specs(servers)?)
+    }
+
+    /// See [`Client::health`](super::Client::health).
+    pub fn health(&self) -> Vec<ServerHealth> {
+        self.inner.cluster.health()
     }
 
     /// The configuration.
@@ -230,20 +274,26 @@ impl AsyncClient {
         &self.inner.config
     }
 
-    fn server_for(&self, key: &[u8]) -> usize {
-        let c = &self.inner.config;
-        c.router.route(key, c.servers.len())
-    }
-
     fn exptime(expiry: Expiry) -> u32 {
         proto::exptime(expiry, unix_now())
     }
 
     async fn run<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
-        with_conn!(self, self.server_for(key), |c| c.run(op))
+        let server = self.inner.cluster.route(key)?;
+        let result = self.raw_run_on(server, op).await;
+        self.inner.cluster.record(server, &result);
+        result
     }
 
+    /// Runs a non-key operation on `server` (failing fast while it is dead).
     async fn run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
+        self.inner.cluster.admit(server)?;
+        let result = self.raw_run_on(server, op).await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    async fn raw_run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
         with_conn!(self, server, |c| c.run(op))
     }
 
@@ -275,18 +325,106 @@ impl AsyncClient {
         keys: &[K],
     ) -> Result<HashMap<Vec<u8>, GetsItem>> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let mut out: Option<ops::Hits> = None;
-        for (server, group) in group_by_server(&self.inner.config, &keys) {
-            let ops = multi_get_ops(&group)?;
-            let parts = self.run_pipelined_on(server, ops).await?;
-            for part in parts {
-                merge_hits(&mut out, part);
+        let (groups, refused) = self.inner.cluster.group(&keys);
+        let mut results = Vec::with_capacity(groups.len());
+        if let [(server, group)] = groups.as_slice() {
+            results.push(self.pipelined_on(*server, multi_get_ops(group)?).await);
+        } else {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (server, group) in &groups {
+                let ops = multi_get_ops(group)?;
+                let client = self.clone();
+                let server = *server;
+                tasks.spawn(async move { client.pipelined_on(server, ops).await });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                results.push(
+                    joined.unwrap_or_else(|e| {
+                        Err(Error::Client(format!("multi-get task failed: {e}")))
+                    }),
+                );
             }
         }
-        Ok(out.unwrap_or_default())
+        combine_multi_get(results, refused)
     }
 
-    async fn run_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+    /// Runs `ops` pipelined on `server`, recording the outcome in its health.
+    async fn pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let result = self.raw_pipelined_on(server, ops).await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    async fn batches_on(&self, server: usize, ops: Vec<Op<bool>>) -> Result<Vec<bool>> {
+        let result: Result<Vec<bool>> =
+            async { with_conn!(self, server, |c| c.run_batches(ops)) }.await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    /// See [`Client::store_multi`](super::Client::store_multi) (servers as parallel tasks).
+    pub async fn store_multi(
+        &self,
+        mode: SetMode,
+        items: &[(&[u8], &[u8], u32)],
+        expiry: Expiry,
+    ) -> Result<Vec<bool>> {
+        let exptime = Self::exptime(expiry);
+        let limit = self.inner.config.item_size_limit;
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
+        self.fan_out_writes(&keys, |i| {
+            let (key, value, flags) = items[i];
+            ops::store(key, value, flags, exptime, mode, None, limit)
+        })
+        .await
+    }
+
+    /// See [`Client::delete_multi`](super::Client::delete_multi).
+    pub async fn delete_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        self.fan_out_writes(&keys, |i| ops::delete(keys[i], None))
+            .await
+    }
+
+    async fn fan_out_writes(
+        &self,
+        keys: &[&[u8]],
+        make_op: impl Fn(usize) -> Result<Op<bool>>,
+    ) -> Result<Vec<bool>> {
+        let groups = self.inner.cluster.group_indices(keys)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (server, indices) in groups {
+            let ops = indices
+                .iter()
+                .map(|&i| make_op(i))
+                .collect::<Result<Vec<_>>>()?;
+            let client = self.clone();
+            tasks.spawn(async move { (indices, client.batches_on(server, ops).await) });
+        }
+        let mut out = vec![false; keys.len()];
+        let mut first_err = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((indices, Ok(applied))) => {
+                    for (i, a) in indices.into_iter().zip(applied) {
+                        out[i] = a;
+                    }
+                }
+                Ok((_, Err(e))) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(Error::Client(format!("multi-write task failed: {e}")));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    async fn raw_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
         with_conn!(self, server, |c| c.run_pipelined(ops))
     }
 
@@ -420,16 +558,13 @@ impl AsyncClient {
         Ok(())
     }
 
-    /// See [`Client::stats`](super::Client::stats).
+    /// See [`Client::stats`](super::Client::stats) (with the same `larder:*` entries).
     pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>> {
-        let mut out = HashMap::new();
-        for (server, addr) in self.inner.config.servers.iter().enumerate() {
-            out.insert(
-                addr.to_string(),
-                self.run_on(server, ops::stats(None)?).await?,
-            );
+        let mut replies = Vec::new();
+        for server in 0..self.inner.config.servers.len() {
+            replies.push(self.run_on(server, ops::stats(None)?).await);
         }
-        Ok(out)
+        stats_with_health(replies, self.health())
     }
 
     /// See [`Client::version`](super::Client::version).

@@ -4,6 +4,11 @@
 //! Keys get an optional prefix; keys that are not valid memcached keys travel base64 (meta
 //! `b` flag). `clear` is `flush_all` on every server: it empties the whole servers, including
 //! entries other applications or prefixes stored there.
+//!
+//! Over several servers: `get_multi` fans out to them in parallel and returns the hits of
+//! those that answered (a failed server's keys read as misses; an error only when every
+//! server involved failed). The `*_multi` writes are batched per server and run in parallel;
+//! a failed server makes the call an error (the other servers' writes were still applied).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -34,11 +39,15 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
     /// A cache over `client` encoding values with `codec`.
     ///
     /// With feature `tokio` the cache also implements [`AsyncCache`](crate::AsyncCache), over
-    /// an [`AsyncClient`](super::AsyncClient) built from the same configuration.
+    /// an [`AsyncClient`](super::AsyncClient) built from the same configuration and sharing
+    /// the client's server health.
     pub fn new(client: Client, codec: C) -> Self {
         Self {
             #[cfg(feature = "tokio")]
-            async_client: super::AsyncClient::from_validated(client.config().clone()),
+            async_client: super::AsyncClient::from_validated(
+                client.config().clone(),
+                client.cluster(),
+            ),
             client,
             codec,
             prefix: String::new(),
@@ -98,10 +107,24 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
+        let encoded = items
+            .iter()
+            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let wire: Vec<(&[u8], &[u8], u32)> = encoded
+            .iter()
+            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
+            .collect();
+        let applied =
+            self.client
+                .store_multi(mode, &wire, expiry)
+                .map_err(|e| match items.as_slice() {
+                    [(key, _)] => self.name_key(key, e),
+                    _ => e,
+                })?;
         let mut out = MultiWrite::default();
-        for (key, value) in items {
-            let applied = self.write(mode, key, &value, expiry)?;
-            out.record(key, applied);
+        for ((key, _), applied) in items.iter().zip(applied) {
+            out.record(*key, applied);
         }
         Ok(out)
     }
@@ -169,9 +192,14 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let deleted = self.client.delete_multi(&wire).map_err(|e| match keys {
+            [key] => self.name_key(key, e),
+            _ => e,
+        })?;
         let mut out = MultiWrite::default();
-        for key in keys {
-            out.record(*key, self.delete(key)?);
+        for (key, deleted) in keys.iter().zip(deleted) {
+            out.record(*key, deleted);
         }
         Ok(out)
     }
@@ -285,10 +313,18 @@ impl<V: Send + 'static, C: Codec<V>> crate::AsyncCache<V> for MemcachedCache<V, 
     }
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
+        let deleted = self
+            .async_client
+            .delete_multi(&wire)
+            .await
+            .map_err(|e| match keys {
+                [key] => self.name_key(key, e),
+                _ => e,
+            })?;
         let mut out = MultiWrite::default();
-        for key in keys {
-            let applied = crate::AsyncCache::delete(self, key).await?;
-            out.record(*key, applied);
+        for (key, deleted) in keys.iter().zip(deleted) {
+            out.record(*key, deleted);
         }
         Ok(out)
     }
@@ -345,14 +381,25 @@ impl<V: Send + 'static, C: Codec<V>> MemcachedCache<V, C> {
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
-        let mut out = MultiWrite::default();
         let encoded = items
-            .into_iter()
-            .map(|(key, value)| Ok((key, self.codec.encode(&value)?)))
+            .iter()
+            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
             .collect::<Result<Vec<_>>>()?;
-        for (key, enc) in encoded {
-            let applied = self.async_write(mode, key, enc, expiry).await?;
-            out.record(key, applied);
+        let wire: Vec<(&[u8], &[u8], u32)> = encoded
+            .iter()
+            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
+            .collect();
+        let applied = self
+            .async_client
+            .store_multi(mode, &wire, expiry)
+            .await
+            .map_err(|e| match items.as_slice() {
+                [(key, _)] => self.name_key(key, e),
+                _ => e,
+            })?;
+        let mut out = MultiWrite::default();
+        for ((key, _), applied) in items.iter().zip(applied) {
+            out.record(*key, applied);
         }
         Ok(out)
     }

@@ -1,5 +1,7 @@
 //! The blocking memcached [`Client`]: std sockets (TCP or Unix), timeouts, one
-//! [`Pool`] (queue strategy) of connections per server, and the operations of [`super::ops`] driven over them.
+//! [`Pool`] (queue strategy) of connections per server, keys routed over the ring with
+//! failover ([`super::cluster`]), and the operations of [`super::ops`] driven over them.
+//! Multi-key reads fan out to their servers in parallel (one scoped thread per server).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -9,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::cluster::{Cluster, ServerHealth};
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
@@ -19,6 +22,10 @@ use crate::{Error, Expiry, Result};
 pub(crate) const MULTI_GET_CHUNK: usize = 256;
 /// Most key bytes per multi-get chunk (keeps a text `get` line well within server buffers).
 pub(crate) const MULTI_GET_CHUNK_BYTES: usize = 8 * 1024;
+/// Most requests per batch of a multi-key write (sent in one write, replies read after).
+pub(crate) const WRITE_BATCH_OPS: usize = 128;
+/// Most request bytes per batch of a multi-key write.
+pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 enum Stream {
     Tcp(TcpStream),
@@ -71,10 +78,13 @@ impl Conn {
     fn connect(addr: &ServerAddr, cfg: &ClientConfig, parser: ReplyParser) -> Result<Self> {
         let label = addr.to_string();
         let stream = match addr {
-            ServerAddr::Tcp(hostport) => {
+            ServerAddr::Tcp { host, port } => {
                 let mut last = None;
                 let mut found = None;
-                for sa in hostport.to_socket_addrs()? {
+                let resolved = (host.as_str(), *port).to_socket_addrs().map_err(|e| {
+                    timeout_error(e, format!("resolve {label}"), cfg.connect_timeout)
+                })?;
+                for sa in resolved {
                     match TcpStream::connect_timeout(&sa, cfg.connect_timeout) {
                         Ok(s) => {
                             found = Some(s);
@@ -103,7 +113,9 @@ impl Conn {
             }
             #[cfg(unix)]
             ServerAddr::Unix(path) => {
-                let s = UnixStream::connect(path)?;
+                let s = UnixStream::connect(path).map_err(|e| {
+                    timeout_error(e, format!("connect to {label}"), cfg.connect_timeout)
+                })?;
                 s.set_read_timeout(Some(cfg.read_timeout))?;
                 s.set_write_timeout(Some(cfg.write_timeout))?;
                 Stream::Unix(s)
@@ -178,6 +190,31 @@ impl Conn {
         self.finish(op)
     }
 
+    /// Runs `ops` as batches: each batch's requests go out in one write, then its replies are
+    /// read in order (batches are bounded so the small replies never fill the socket).
+    fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        let mut request = Vec::new();
+        let mut batch = Vec::new();
+        while ops.peek().is_some() {
+            request.clear();
+            while let Some(op) = ops.next_if(|op| {
+                batch.is_empty()
+                    || (batch.len() < WRITE_BATCH_OPS
+                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
+            }) {
+                request.extend_from_slice(&op.request);
+                batch.push(op);
+            }
+            self.send(&request)?;
+            for op in batch.drain(..) {
+                out.push(self.finish(op)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs `ops` pipelined: op `i + 1` is sent before the replies of op `i` are read.
     fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(ops.len());
@@ -237,6 +274,7 @@ fn unwrap_create_error(err: Error) -> Error {
 
 struct Inner {
     config: ClientConfig,
+    cluster: Arc<Cluster>,
     pools: Vec<Pool<ConnManager>>,
 }
 
@@ -259,26 +297,6 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Groups `keys` by server, keeping their order.
-pub(crate) fn group_by_server<'k>(
-    config: &ClientConfig,
-    keys: &[&'k [u8]],
-) -> Vec<(usize, Vec<&'k [u8]>)> {
-    let servers = config.servers.len();
-    if servers == 1 {
-        return vec![(0, keys.to_vec())];
-    }
-    let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); servers];
-    for key in keys {
-        groups[config.router.route(key, servers)].push(key);
-    }
-    groups
-        .into_iter()
-        .enumerate()
-        .filter(|(_, g)| !g.is_empty())
-        .collect()
 }
 
 /// Splits one server's keys into pipelined multi-get chunks: a text `get k1 k2 …` when every
@@ -346,15 +364,31 @@ impl Client {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        let cluster = Arc::new(Cluster::new(&config)?);
         Ok(Self {
-            inner: Arc::new(Inner { config, pools }),
+            inner: Arc::new(Inner {
+                config,
+                cluster,
+                pools,
+            }),
         })
     }
 
     /// A client with default settings for a comma-separated server list
-    /// (`host:port` or Unix socket paths).
+    /// (`host:port[:weight]`, `[v6]:port[:weight]` or Unix socket paths).
     pub fn connect(servers: &str) -> Result<Self> {
-        Self::new(ClientConfig::new(ServerAddr::parse_list(servers)?))
+        Self::new(ClientConfig::from_specs(servers)?)
+    }
+
+    /// The shared health bookkeeping (the cache's async client uses the same).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cluster(&self) -> Arc<Cluster> {
+        self.inner.cluster.clone()
+    }
+
+    /// The health of every server, in configuration order.
+    pub fn health(&self) -> Vec<ServerHealth> {
+        self.inner.cluster.health()
     }
 
     /// The configuration.
@@ -362,9 +396,18 @@ impl Client {
         &self.inner.config
     }
 
-    fn server_for(&self, key: &[u8]) -> usize {
-        let c = &self.inner.config;
-        c.router.route(key, c.servers.len())
+    /// Runs `f` on a connection to `server` and records the outcome in its health.
+    fn call<T>(&self, server: usize, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let result = self.with_conn(server, f);
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    /// Like [`call`](Self::call) for a non-key operation: a dead server (not yet due for a
+    /// probe) fails at once with [`Error::ServerDead`].
+    fn call_admitted<T>(&self, server: usize, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.inner.cluster.admit(server)?;
+        self.call(server, f)
     }
 
     fn exptime(expiry: Expiry) -> u32 {
@@ -393,7 +436,8 @@ impl Client {
     }
 
     fn run<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
-        self.with_conn(self.server_for(key), |c| c.run(op))
+        let server = self.inner.cluster.route(key)?;
+        self.call(server, |c| c.run(op))
     }
 
     /// The value and client flags of `key`, `None` on a miss.
@@ -416,18 +460,85 @@ impl Client {
         self.run(key, ops::get(key, true, Some(Self::exptime(expiry)))?)
     }
 
-    /// The hits among `keys` (value, flags, CAS 0), pipelined: one batch of quiet `mg`s per
-    /// server, ended by `mn`.
+    /// The hits among `keys` (value, flags, CAS 0), pipelined per server and fanned out to
+    /// the servers in parallel.
+    ///
+    /// Partial failure: when some servers fail (or are dead in `FailFast` mode), the hits of
+    /// the others are returned and the failed servers' keys count as misses (each failure
+    /// counts toward that server's health). Only when every involved server fails is the
+    /// call an error (the first failure).
     pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<HashMap<Vec<u8>, GetsItem>> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let mut out: Option<ops::Hits> = None;
-        for (server, group) in group_by_server(&self.inner.config, &keys) {
-            let ops = multi_get_ops(&group)?;
-            for part in self.with_conn(server, |c| c.run_pipelined(ops))? {
-                merge_hits(&mut out, part);
+        let (groups, refused) = self.inner.cluster.group(&keys);
+        let fetch = |server: usize, group: &[&[u8]]| -> Result<Vec<ops::Hits>> {
+            let ops = multi_get_ops(group)?;
+            self.call(server, |c| c.run_pipelined(ops))
+        };
+        let results = in_parallel(&groups, |(server, group)| fetch(*server, group));
+        combine_multi_get(results, refused)
+    }
+
+    /// Runs one op per key (built by `make_op` from the key's index), grouped by server,
+    /// batched per server and fanned out to the servers in parallel; the outcomes in key
+    /// order. Every server is tried; the first failure (or fail-fast refusal) is the error.
+    fn fan_out_writes(
+        &self,
+        keys: &[&[u8]],
+        make_op: impl Fn(usize) -> Result<Op<bool>> + Sync,
+    ) -> Result<Vec<bool>> {
+        let groups = self.inner.cluster.group_indices(keys)?;
+        let run_group = |server: usize, indices: &[usize]| -> Result<Vec<bool>> {
+            let ops = indices
+                .iter()
+                .map(|&i| make_op(i))
+                .collect::<Result<Vec<_>>>()?;
+            self.call(server, |c| c.run_batches(ops))
+        };
+        let results = in_parallel(&groups, |(server, indices)| run_group(*server, indices));
+        let mut out = vec![false; keys.len()];
+        let mut first_err = None;
+        for ((_, indices), result) in groups.iter().zip(results) {
+            match result {
+                Ok(applied) => {
+                    for (&i, a) in indices.iter().zip(applied) {
+                        out[i] = a;
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        Ok(out.unwrap_or_default())
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Stores every `(key, value, flags)` with `mode` (`Set`, `Add`, `Replace`, ...): grouped
+    /// by server, batched (many requests per write), the servers in parallel. Returns, in
+    /// item order, whether each was stored. When a server fails the call is an error (the
+    /// other servers' items were still written).
+    pub fn store_multi(
+        &self,
+        mode: SetMode,
+        items: &[(&[u8], &[u8], u32)],
+        expiry: Expiry,
+    ) -> Result<Vec<bool>> {
+        let exptime = Self::exptime(expiry);
+        let limit = self.inner.config.item_size_limit;
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
+        self.fan_out_writes(&keys, |i| {
+            let (key, value, flags) = items[i];
+            ops::store(key, value, flags, exptime, mode, None, limit)
+        })
+    }
+
+    /// Deletes every key like [`store_multi`](Self::store_multi) writes; in key order,
+    /// whether each was present.
+    pub fn delete_multi<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Result<Vec<bool>> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        self.fan_out_writes(&keys, |i| ops::delete(keys[i], None))
     }
 
     fn store(
@@ -554,27 +665,32 @@ impl Client {
     /// `flush_all` on every server: invalidates every item on them, not only ours.
     pub fn flush_all(&self) -> Result<()> {
         for server in 0..self.inner.config.servers.len() {
-            self.with_conn(server, |c| c.run(ops::flush_all(None)))?;
+            self.call_admitted(server, |c| c.run(ops::flush_all(None)))?;
         }
         Ok(())
     }
 
-    /// `stats` of every server, keyed by server address.
+    /// `stats` of every server, keyed by server address, each map with the client's view
+    /// of the server added: `larder:state` (`alive`/`dead`), `larder:consecutive_failures`,
+    /// `larder:total_failures`, `larder:dead_for_ms` when dead, and `larder:error` when the
+    /// server could not be asked (its map then holds only the `larder:*` entries). An error
+    /// only when no server answered.
     pub fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>> {
         self.stats_group(None)
     }
 
-    /// `stats <group>` (e.g. `"slabs"`, `"settings"`) of every server.
+    /// `stats <group>` (e.g. `"slabs"`, `"settings"`) of every server, with the `larder:*`
+    /// entries of [`stats`](Self::stats).
     pub fn stats_group(
         &self,
         group: Option<&str>,
     ) -> Result<HashMap<String, HashMap<String, String>>> {
-        let mut out = HashMap::new();
-        for (server, addr) in self.inner.config.servers.iter().enumerate() {
+        let mut replies = Vec::new();
+        for server in 0..self.inner.config.servers.len() {
             let op = ops::stats(group)?;
-            out.insert(addr.to_string(), self.with_conn(server, |c| c.run(op))?);
+            replies.push(self.call_admitted(server, |c| c.run(op)));
         }
-        Ok(out)
+        stats_with_health(replies, self.health())
     }
 
     /// The version string of every server, keyed by server address.
@@ -583,7 +699,7 @@ impl Client {
         for (server, addr) in self.inner.config.servers.iter().enumerate() {
             out.insert(
                 addr.to_string(),
-                self.with_conn(server, |c| c.run(ops::version()))?,
+                self.call_admitted(server, |c| c.run(ops::version()))?,
             );
         }
         Ok(out)
@@ -623,5 +739,90 @@ impl Client {
     /// Counters of each server's connection pool, in server order.
     pub fn pool_stats(&self) -> Vec<crate::pool::PoolStats> {
         self.inner.pools.iter().map(Pool::stats).collect()
+    }
+}
+
+/// Merges per-server multi-get results: the hits of the servers that answered; an error only
+/// when none did (the first failure, or the fail-fast refusal when no server was asked).
+pub(crate) fn combine_multi_get(
+    results: Vec<Result<Vec<ops::Hits>>>,
+    refused: Option<Error>,
+) -> Result<HashMap<Vec<u8>, GetsItem>> {
+    let mut out: Option<ops::Hits> = None;
+    let mut first_err = None;
+    let mut any_ok = false;
+    for result in results {
+        match result {
+            Ok(parts) => {
+                any_ok = true;
+                for part in parts {
+                    merge_hits(&mut out, part);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err.or(if any_ok { None } else { refused }) {
+        Some(e) if !any_ok => Err(e),
+        _ => Ok(out.unwrap_or_default()),
+    }
+}
+
+/// Per-server stats maps with the `larder:*` health entries added (see [`Client::stats`]).
+pub(crate) fn stats_with_health(
+    replies: Vec<Result<HashMap<String, String>>>,
+    health: Vec<ServerHealth>,
+) -> Result<HashMap<String, HashMap<String, String>>> {
+    let mut out = HashMap::new();
+    let mut first_err = None;
+    let mut any_ok = false;
+    for (reply, h) in replies.into_iter().zip(health) {
+        let mut map = match reply {
+            Ok(map) => {
+                any_ok = true;
+                map
+            }
+            Err(e) => {
+                let mut map = HashMap::new();
+                map.insert("larder:error".to_owned(), e.to_string());
+                first_err.get_or_insert(e);
+                map
+            }
+        };
+        map.extend(h.stats_entries());
+        out.insert(h.addr.to_string(), map);
+    }
+    match first_err {
+        Some(e) if !any_ok => Err(e),
+        _ => Ok(out),
+    }
+}
+
+/// Runs `work` on every group, the first on the calling thread and each other on a scoped
+/// thread of its own (so the servers' round trips overlap); results in group order.
+fn in_parallel<G: Sync, T: Send>(
+    groups: &[G],
+    work: impl Fn(&G) -> Result<T> + Sync,
+) -> Vec<Result<T>> {
+    match groups {
+        [] => Vec::new(),
+        [only] => vec![work(only)],
+        [first, rest @ ..] => std::thread::scope(|scope| {
+            let work = &work;
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|group| scope.spawn(move || work(group)))
+                .collect();
+            let mut out = Vec::with_capacity(groups.len());
+            out.push(work(first));
+            out.extend(handles.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Client("multi-key worker thread panicked".into()))
+                })
+            }));
+            out
+        }),
     }
 }

@@ -1,21 +1,23 @@
 //! The memcached client: sans-IO protocol ([`proto`]), the blocking [`Client`], the async
-//! `AsyncClient` (feature `tokio`), key routing ([`Router`]), and [`MemcachedCache`], the
+//! `AsyncClient` (feature `tokio`), key placement ([`ring`]: ketama and the other Python
+//! clients' distributions), server failover ([`FailoverConfig`]), and [`MemcachedCache`], the
 //! [`Cache`](crate::Cache) backend over them.
 //!
 //! Both clients speak the meta protocol for key operations (binary keys travel base64 with the
 //! `b` flag) and the text protocol for `flush_all`, `stats` and `version`. A connection that
 //! saw an I/O error, a timeout or a protocol error is dropped, never reused.
 
-use std::fmt;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::{Error, Result};
 
 #[cfg(feature = "tokio")]
 mod async_client;
 mod cache;
 mod client;
+mod cluster;
 #[cfg(feature = "tokio")]
 mod conn_pool;
 mod ops;
@@ -26,90 +28,27 @@ pub mod ring;
 pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;
 pub use client::Client;
+pub use cluster::{FailoverConfig, FailoverMode, ServerHealth};
 pub use ops::{GetsItem, MetaGetOptions, MetaGetResult};
 pub use proto::SetMode;
-
-/// Where a memcached server listens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ServerAddr {
-    /// A TCP `host:port`.
-    Tcp(String),
-    /// A Unix socket path.
-    Unix(PathBuf),
-}
-
-impl ServerAddr {
-    /// Parses `host:port` or a Unix socket path (anything starting with `/` or `unix:`).
-    pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
-        if let Some(path) = text.strip_prefix("unix:") {
-            return Ok(ServerAddr::Unix(PathBuf::from(path)));
-        }
-        if text.starts_with('/') {
-            return Ok(ServerAddr::Unix(PathBuf::from(text)));
-        }
-        match text.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                Ok(ServerAddr::Tcp(text.to_owned()))
-            }
-            _ => Err(Error::Config(format!(
-                "server address {text:?} is neither host:port nor a socket path"
-            ))),
-        }
-    }
-
-    /// Parses a comma-separated list of addresses.
-    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
-        text.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(Self::parse)
-            .collect()
-    }
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerAddr::Tcp(a) => f.write_str(a),
-            ServerAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// How a key picks its server. Pluggable: ketama consistent hashing comes next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Router {
-    /// `hash(key) % servers` with FNV-1a (32-bit); with one server every key goes to it.
-    #[default]
-    Modula,
-}
-
-impl Router {
-    /// The index of the server for `key` among `servers` servers (`servers > 0`).
-    pub fn route(&self, key: &[u8], servers: usize) -> usize {
-        if servers <= 1 {
-            return 0;
-        }
-        match self {
-            Router::Modula => (fnv1a32(key) as usize) % servers,
-        }
-    }
-}
-
-fn fnv1a32(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
+pub use ring::{Distribution, KeyHash, ServerAddr};
 
 /// Configuration of a [`Client`] (and `AsyncClient`).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The servers, in routing order.
+    /// The servers, in configuration order (the order the ring is built from).
     pub servers: Vec<ServerAddr>,
-    /// How keys pick a server.
-    pub router: Router,
+    /// Per-server weights, parallel to `servers`; empty means every weight is 1.
+    pub weights: Vec<u32>,
+    /// How keys are spread over the servers (ketama by default, as pylibmc with
+    /// `behaviors={"ketama": True}`).
+    pub distribution: Distribution,
+    /// The key hash of the `Ketama` and `Modula` distributions (one-at-a-time by default).
+    pub key_hash: KeyHash,
+    /// When a server is marked dead and what happens to its keys then.
+    pub failover: FailoverConfig,
+    /// The clock that times dead servers' retry intervals (a `ManualClock` in tests).
+    pub clock: SharedClock,
     /// Bound on establishing a connection.
     pub connect_timeout: Duration,
     /// Bound on each read of a reply.
@@ -138,7 +77,11 @@ impl ClientConfig {
     pub fn new(servers: Vec<ServerAddr>) -> Self {
         Self {
             servers,
-            router: Router::default(),
+            weights: Vec::new(),
+            distribution: Distribution::default(),
+            key_hash: KeyHash::default(),
+            failover: FailoverConfig::default(),
+            clock: Arc::new(SystemClock),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(2),
@@ -149,6 +92,63 @@ impl ClientConfig {
             item_size_limit: proto::DEFAULT_ITEM_SIZE_LIMIT,
             max_value_size: proto::DEFAULT_MAX_VALUE_SIZE,
         }
+    }
+
+    /// A configuration with defaults for a comma-separated list of `HOST:PORT[:WEIGHT]`,
+    /// `[IPv6]:PORT[:WEIGHT]` or Unix socket paths (`/path` or `unix:/path`).
+    pub fn from_specs(servers: &str) -> Result<Self> {
+        let (servers, weights): (Vec<ServerAddr>, Vec<u32>) =
+            ServerAddr::parse_list(servers)?.into_iter().unzip();
+        let mut config = Self::new(servers);
+        if weights.iter().any(|&w| w != 1) {
+            config.weights = weights;
+        }
+        Ok(config)
+    }
+
+    /// Sets the distribution.
+    pub fn distribution(mut self, distribution: Distribution) -> Self {
+        self.distribution = distribution;
+        self
+    }
+
+    /// Sets the key hash.
+    pub fn key_hash(mut self, key_hash: KeyHash) -> Self {
+        self.key_hash = key_hash;
+        self
+    }
+
+    /// Sets the failover behaviour.
+    pub fn failover(mut self, failover: FailoverConfig) -> Self {
+        self.failover = failover;
+        self
+    }
+
+    /// Sets the clock that times retry intervals.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The ring over all configured servers (all live).
+    pub fn ring(&self) -> Result<ring::Ring> {
+        if !self.weights.is_empty() && self.weights.len() != self.servers.len() {
+            return Err(Error::Config(format!(
+                "{} weights for {} servers",
+                self.weights.len(),
+                self.servers.len()
+            )));
+        }
+        let servers = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| ring::RingServer {
+                addr: addr.clone(),
+                weight: self.weights.get(i).copied().unwrap_or(1),
+            })
+            .collect();
+        ring::Ring::new(servers, self.distribution, self.key_hash)
     }
 
     /// Sets both the read and the write timeout.
@@ -174,7 +174,12 @@ impl ClientConfig {
         if self.servers.is_empty() {
             return Err(Error::Config("no memcached servers configured".into()));
         }
-        Ok(())
+        if self.failover.failure_limit == 0 {
+            return Err(Error::Config(
+                "failover.failure_limit must be at least 1".into(),
+            ));
+        }
+        self.ring().map(drop)
     }
 }
 
@@ -183,27 +188,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_addresses() {
+    fn parses_weighted_server_lists() {
+        let c =
+            ClientConfig::from_specs("127.0.0.1:11211, [::1]:11212:3,unix:/tmp/mc.sock").unwrap();
         assert_eq!(
-            ServerAddr::parse("127.0.0.1:11211").unwrap(),
-            ServerAddr::Tcp("127.0.0.1:11211".into())
+            c.servers[1],
+            ServerAddr::Tcp {
+                host: "::1".into(),
+                port: 11212
+            }
         );
-        assert_eq!(
-            ServerAddr::parse("/tmp/mc.sock").unwrap(),
-            ServerAddr::Unix("/tmp/mc.sock".into())
-        );
-        assert_eq!(ServerAddr::parse_list("a:1, b:2").unwrap().len(), 2);
-        assert!(ServerAddr::parse("nope").is_err());
-        assert!(ServerAddr::parse("h:99999").is_err());
+        assert_eq!(c.servers[2], ServerAddr::Unix("/tmp/mc.sock".into()));
+        assert_eq!(c.weights, vec![1, 3, 1]);
+        assert!(ClientConfig::from_specs("127.0.0.1:11211")
+            .unwrap()
+            .weights
+            .is_empty());
+        assert!(ClientConfig::from_specs("h:99999").is_err());
+        assert!(ClientConfig::from_specs("").unwrap().validate().is_err());
     }
 
     #[test]
-    fn modula_routes_within_range() {
-        let r = Router::Modula;
-        assert_eq!(r.route(b"anything", 1), 0);
-        let hits: std::collections::HashSet<usize> = (0..100)
-            .map(|i| r.route(format!("k{i}").as_bytes(), 3))
-            .collect();
-        assert_eq!(hits.len(), 3);
+    fn rejects_mismatched_weights() {
+        let mut c = ClientConfig::from_specs("a:1,b:2").unwrap();
+        c.weights = vec![1];
+        assert!(c.validate().is_err());
     }
 }

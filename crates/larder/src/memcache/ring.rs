@@ -197,6 +197,25 @@ impl ServerAddr {
         Ok((ServerAddr::Tcp { host, port }, weight))
     }
 
+    /// Parses one address without a weight (see [`parse_weighted`](Self::parse_weighted);
+    /// a weight given here is an error).
+    pub fn parse(spec: &str) -> Result<ServerAddr> {
+        match Self::parse_weighted(spec)? {
+            (addr, 1) => Ok(addr),
+            (_, w) => Err(Error::Config(format!(
+                "server {spec:?} has a weight ({w}) where none is allowed"
+            ))),
+        }
+    }
+
+    /// Parses a comma-separated list of `HOST:PORT[:WEIGHT]` specs into (address, weight).
+    pub fn parse_list(text: &str) -> Result<Vec<(ServerAddr, u32)>> {
+        text.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Self::parse_weighted)
+            .collect()
+    }
+
     /// libmemcached's name of the server on the ketama continuum (before `-i`).
     fn ketama_name(&self) -> String {
         match self {

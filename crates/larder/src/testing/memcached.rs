@@ -42,38 +42,77 @@ impl MemcachedServer {
         let mut last_err = None;
         // The port may be taken between release and bind; try a few.
         for _ in 0..5 {
-            let port = free_port()?;
-            let addr = format!("127.0.0.1:{port}");
-            let child = Command::new(memcached_bin())
-                .args([
-                    "-l",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-U",
-                    "0",
-                    "-m",
-                    "64",
-                    "-u",
-                    "root",
-                ])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            let mut server = MemcachedServer {
-                child,
-                addr,
-                socket: None,
-            };
-            let target = server.addr.clone();
-            match server.wait_ready(|| TcpStream::connect(&target).map(drop)) {
-                Ok(()) => return Ok(server),
+            match Self::start_on_port(free_port()?, args) {
+                Ok(server) => return Ok(server),
                 Err(e) => last_err = Some(e),
             }
         }
         Err(last_err.unwrap_or_else(|| Error::Unavailable("memcached did not start".into())))
+    }
+
+    /// Starts memcached on 127.0.0.1:`port` (e.g. the port of a server that was dropped, to
+    /// bring it back), with extra arguments.
+    pub fn start_on_port(port: u16, args: &[&str]) -> Result<Self> {
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(memcached_bin())
+            .args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-m",
+                "64",
+                "-u",
+                "root",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut server = MemcachedServer {
+            child,
+            addr,
+            socket: None,
+        };
+        let target = server.addr.clone();
+        server.wait_ready(|| TcpStream::connect(&target).map(drop))?;
+        Ok(server)
+    }
+
+    /// Kills the server and starts a fresh (empty) one on the same port; TCP servers only.
+    /// Retries for up to 5 s while the port is still held by the old process.
+    pub fn restart(&mut self) -> Result<()> {
+        let port = self.port()?;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Self::start_on_port(port, &[]) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// The TCP port (an error for a Unix socket server).
+    pub fn port(&self) -> Result<u16> {
+        self.addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .filter(|_| self.socket.is_none())
+            .ok_or_else(|| Error::Config(format!("{} is not a TCP server", self.addr)))
+    }
+
+    /// The process id (e.g. to `kill -STOP` it in a test).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Starts memcached listening on the Unix socket `path` (no TCP).
