@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use larder::codec::FLAG_U64;
+use larder::codec::{BytesCodec, FLAG_U64};
 use larder::memcache::{Client, ClientConfig, Distribution, KeyHash};
+use larder::redis::{RedisCache, RedisConfig};
 use larder::Expiry;
 
 /// Which servers to talk to.
@@ -115,6 +116,9 @@ pub enum McCommand {
         group: Option<String>,
         #[command(flatten)]
         servers: ServerArgs,
+        /// Ask this Redis server instead (`redis://HOST:PORT`): prints its `INFO`.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
     },
     /// Invalidates every item on every listed server (`flush_all`).
     Flush {
@@ -247,7 +251,19 @@ fn execute(cmd: McCommand) -> larder::Result<i32> {
             let touched = client(&servers)?.touch(&key, expiry(ttl))?;
             Ok(found(touched, &key, "not found"))
         }
-        McCommand::Stats { group, servers } => {
+        McCommand::Stats {
+            redis: Some(url), ..
+        } => {
+            let config = RedisConfig::new(url.as_str());
+            let cache = RedisCache::new(config, BytesCodec)?;
+            let mut stats: Vec<_> = cache.server_stats()?.into_iter().collect();
+            stats.sort();
+            for (name, value) in stats {
+                writeln!(out, "{url}\t{name}\t{value}")?;
+            }
+            Ok(0)
+        }
+        McCommand::Stats { group, servers, .. } => {
             let all = client(&servers)?.stats_group(group.as_deref())?;
             let mut names: Vec<_> = all.keys().cloned().collect();
             names.sort();

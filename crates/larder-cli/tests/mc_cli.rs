@@ -141,3 +141,27 @@ fn cluster_flags_place_keys_like_larder_ring_and_stats_show_server_state() {
     );
     assert!(stdout.contains(&format!("{down}\tlarder:total_failures\t1")));
 }
+
+#[test]
+fn stats_against_redis() {
+    let redis = larder::testing::redis::RedisServer::start().unwrap();
+    let url = redis.url();
+    let out = run_larder(&["stats", "--redis", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let version = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{url}\tredis_version\t")))
+        .unwrap_or_else(|| panic!("no redis_version line in {stdout}"));
+    assert!(version.split('\t').nth(2).is_some_and(|v| !v.is_empty()));
+    assert!(stdout.contains(&format!("{url}\tlarder:prefix\tlarder:")));
+
+    let down = run_larder(&["stats", "--redis", "redis://127.0.0.1:1"]);
+    assert_eq!(down.status.code(), Some(2));
+    assert_eq!(
+        text(&down.stderr).lines().count(),
+        1,
+        "{}",
+        text(&down.stderr)
+    );
+}

@@ -300,6 +300,21 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         &self.config
     }
 
+    /// The server's `INFO` (every section) as `name → value`, plus `larder:prefix` — for
+    /// operators (`larder stats --redis URL`).
+    pub fn server_stats(&self) -> Result<HashMap<String, String>> {
+        let info: String =
+            self.with_con("INFO", |c| redis::cmd("INFO").arg("everything").query(c))?;
+        let mut stats: HashMap<String, String> = info
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.trim_end().split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        stats.insert("larder:prefix".into(), self.config.prefix.clone());
+        Ok(stats)
+    }
+
     fn err(&self, context: &str, e: redis::RedisError) -> Error {
         self.cons.err(context, e)
     }
