@@ -324,8 +324,7 @@ fn main() {
         .unwrap_or_default();
     notes.push(format!(
         "probe: the same multi-get as 3 single-server async get_multis run concurrently: \
-         {fan_out_best:.0} keys/s{pylibmc_multi} (larder's get_multi asks its servers one \
-         after the other)"
+         {fan_out_best:.0} keys/s{pylibmc_multi} (the limit of fanning out from one caller)"
     ));
     notes.push(format!(
         "best of {} interleaved rounds of {} s per cell",
