@@ -16,7 +16,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use larder::codec::{Codec, Encoded, TextCodec};
+use larder::codec::{Codec, Encoded, JsonCodec, TextCodec};
+use larder::dogpile::CachedValue;
+
+use crate::stampede::StampedeCaches;
 use larder::memcache::{Client as McClient, MemcachedCache};
 use larder::memory::MemoryCache;
 use larder::redis::{RedisCache, RedisConfig};
@@ -90,7 +93,10 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         }
         // The stampede scene runs on the embedded memory cache; it splits --duration
         // between its two runs.
-        Scene::Stampede => crate::stampede::run(args.threads.unwrap_or(64), args.duration),
+        Scene::Stampede => {
+            let caches = stampede_caches(&Backend::from_args(args)?)?;
+            crate::stampede::run(args.threads.unwrap_or(64), args.duration, caches)
+        }
     }
 }
 
@@ -189,12 +195,20 @@ enum DemoCache {
 }
 
 /// Connects to the server `backend` names, checking it answers, with a one-line error that
-/// says how to start one.
-fn shared_cache(backend: &Backend) -> Result<(Box<dyn Cache<Record>>, String), String> {
+/// says how to start one; values are stored with `codec` under `prefix`.
+fn shared_cache<V, C>(
+    backend: &Backend,
+    codec: C,
+    prefix: &str,
+) -> Result<(Box<dyn Cache<V>>, String), String>
+where
+    V: Send + Sync + 'static,
+    C: Codec<V> + 'static,
+{
     match backend {
         Backend::Redis(url) => {
-            let config = RedisConfig::new(url.as_str()).prefix("larder-demo:");
-            let cache = RedisCache::new(config, RecordCodec).map_err(|e| e.to_string())?;
+            let config = RedisConfig::new(url.as_str()).prefix(prefix);
+            let cache = RedisCache::new(config, codec).map_err(|e| e.to_string())?;
             cache.clear().map_err(|e| {
                 format!(
                     "no Redis server reachable at {url} ({e}); start one with \
@@ -212,7 +226,7 @@ fn shared_cache(backend: &Backend) -> Result<(Box<dyn Cache<Record>>, String), S
             };
             let client = McClient::connect(servers).map_err(|e| e.to_string())?;
             client.version().map_err(unreachable)?;
-            let cache = MemcachedCache::new(client, RecordCodec).with_prefix("larder-demo:");
+            let cache = MemcachedCache::new(client, codec).with_prefix(prefix);
             Ok((Box::new(cache), format!("memcached at {servers}")))
         }
         Backend::Memory | Backend::Tiered(_) => {
@@ -221,12 +235,41 @@ fn shared_cache(backend: &Backend) -> Result<(Box<dyn Cache<Record>>, String), S
     }
 }
 
+/// The stampede scene's caches on `backend`.
+fn stampede_caches(backend: &Backend) -> Result<StampedeCaches, String> {
+    let region = |b: &Backend| {
+        shared_cache::<CachedValue<String>, _>(b, JsonCodec::new(), "larder-stampede:")
+            .map(|(c, _)| c)
+    };
+    let plain =
+        |b: &Backend| shared_cache::<String, _>(b, TextCodec, "larder-stampede:").map(|(c, _)| c);
+    Ok(match backend {
+        Backend::Memory => StampedeCaches::memory(),
+        Backend::Tiered(l2) => StampedeCaches {
+            region: Arc::new(Tiered::new(
+                MemoryCache::new(1_000),
+                Arc::from(region(l2)?),
+                Duration::from_secs(5),
+            )),
+            plain: Arc::new(Tiered::new(
+                MemoryCache::new(1_000),
+                Arc::from(plain(l2)?),
+                Duration::from_secs(5),
+            )),
+        },
+        shared => StampedeCaches {
+            region: Arc::from(region(shared)?),
+            plain: Arc::from(plain(shared)?),
+        },
+    })
+}
+
 impl DemoCache {
     fn build(backend: &Backend, capacity: usize) -> Result<Self, String> {
         Ok(match backend {
             Backend::Memory => DemoCache::Memory(MemoryCache::new(capacity)),
             Backend::Tiered(l2) => {
-                let (l2, _) = shared_cache(l2)?;
+                let (l2, _) = shared_cache(l2, RecordCodec, "larder-demo:")?;
                 DemoCache::Tiered(Tiered::new(
                     MemoryCache::new(capacity),
                     Arc::from(l2),
@@ -234,7 +277,7 @@ impl DemoCache {
                 ))
             }
             shared => {
-                let (cache, name) = shared_cache(shared)?;
+                let (cache, name) = shared_cache(shared, RecordCodec, "larder-demo:")?;
                 DemoCache::Shared(cache, name)
             }
         })

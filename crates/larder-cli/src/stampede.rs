@@ -74,12 +74,35 @@ fn p99(sorted: &[Duration]) -> Duration {
     sorted[rank - 1]
 }
 
-fn with_region(workers: usize, duration: Duration) -> Result<Outcome, String> {
-    let backend: Arc<dyn Cache<CachedValue<String>>> =
-        Arc::new(MemoryCache::builder().max_entries(1_000).build());
+/// The caches a stampede run stores into: the region's (values wrapped with their creation
+/// time) and the naive run's (plain values).
+pub struct StampedeCaches {
+    /// Backs the region run.
+    pub region: Arc<dyn Cache<CachedValue<String>>>,
+    /// Backs the run without a region.
+    pub plain: Arc<dyn Cache<String>>,
+}
+
+impl StampedeCaches {
+    /// Two embedded memory caches.
+    pub fn memory() -> Self {
+        Self {
+            region: Arc::new(MemoryCache::builder().max_entries(1_000).build()),
+            plain: Arc::new(MemoryCache::builder().max_entries(1_000).build()),
+        }
+    }
+}
+
+fn with_region(
+    workers: usize,
+    duration: Duration,
+    backend: Arc<dyn Cache<CachedValue<String>>>,
+) -> Result<Outcome, String> {
     let region = Region::builder("stampede", backend)
         .expiration(Some(TTL))
         .build();
+    // A value left by an earlier run on a shared server would hide the first stampede.
+    region.delete("hot").map_err(|err| err.to_string())?;
     let calls = Arc::new(AtomicUsize::new(0));
     let request = {
         let calls = Arc::clone(&calls);
@@ -98,8 +121,12 @@ fn with_region(workers: usize, duration: Duration) -> Result<Outcome, String> {
     })
 }
 
-fn without_region(workers: usize, duration: Duration) -> Result<Outcome, String> {
-    let cache = Arc::new(MemoryCache::<String>::builder().max_entries(1_000).build());
+fn without_region(
+    workers: usize,
+    duration: Duration,
+    cache: Arc<dyn Cache<String>>,
+) -> Result<Outcome, String> {
+    cache.delete("hot").map_err(|err| err.to_string())?;
     let calls = Arc::new(AtomicUsize::new(0));
     let request = {
         let calls = Arc::clone(&calls);
@@ -134,7 +161,7 @@ fn report(label: &str, outcome: &Outcome) {
 /// Runs the scene: `workers` threads on one hot key (200 ms TTL, 50 ms creator), half of
 /// `duration` with a dogpile region and half without, printing `creator calls: N` and the
 /// p99 latency of each, then a verdict.
-pub fn run(workers: usize, duration: Duration) -> Result<(), String> {
+pub fn run(workers: usize, duration: Duration, caches: StampedeCaches) -> Result<(), String> {
     if workers == 0 {
         return Err("stampede needs at least one worker".into());
     }
@@ -148,9 +175,9 @@ pub fn run(workers: usize, duration: Duration) -> Result<(), String> {
         CREATE_TIME.as_millis(),
         phase.as_secs_f64()
     );
-    let with = with_region(workers, phase)?;
+    let with = with_region(workers, phase, caches.region)?;
     report("with region:", &with);
-    let without = without_region(workers, phase)?;
+    let without = without_region(workers, phase, caches.plain)?;
     report("without region:", &without);
     let expiries = (phase.as_millis() / TTL.as_millis()).max(1);
     if with.creator_calls < without.creator_calls {
