@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn rejects_empty_runs() {
-        assert!(run(0, Duration::from_secs(1)).is_err());
-        assert!(run(1, Duration::ZERO).is_err());
+        assert!(run(0, Duration::from_secs(1), StampedeCaches::memory()).is_err());
+        assert!(run(1, Duration::ZERO, StampedeCaches::memory()).is_err());
     }
 }

@@ -148,6 +148,23 @@ fn every_backend_runs_against_its_server() {
             cached[1] > 0.0 && cached[2] < cached[0],
             "{backend}: {stdout}"
         );
+
+        let mut args = vec!["demo", "--scene", "stampede", "--backend", backend];
+        args.extend(["--threads", "8", "--duration", "0.8"]);
+        args.extend(server);
+        let out = larder(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stampede on {backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("creator calls:").count(),
+            2,
+            "{backend}: {stdout}"
+        );
     }
 }
 
