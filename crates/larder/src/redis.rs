@@ -436,6 +436,49 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         self.cons.with(context, f)
     }
 
+    fn mget_cmd(&self, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        cmd
+    }
+
+    fn del_pipeline(&self, keys: &[&str]) -> Pipeline {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("DEL").arg(self.key(key));
+        }
+        pipe
+    }
+
+    /// Which keys a `DEL` pipeline found.
+    fn deleted(keys: &[&str], counts: Vec<u64>) -> MultiWrite {
+        let mut out = MultiWrite::default();
+        for (key, n) in keys.iter().zip(counts) {
+            out.record(*key, n > 0);
+        }
+        out
+    }
+
+    /// The `SCAN MATCH` pattern of this cache's keys; an empty prefix is refused.
+    fn clear_pattern(&self) -> Result<String> {
+        if self.config.prefix.is_empty() {
+            return Err(Self::no_prefix_error());
+        }
+        Ok(glob_escape(&self.config.prefix))
+    }
+
+    fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        cmd
+    }
+
     /// `SET` with a condition; `true` when the server stored the value.
     fn set_if(&self, key: &str, value: &V, expiry: Expiry, cond: SetIf) -> Result<bool> {
         let cmd = self.set_cmd(key, value, expiry, cond)?;
@@ -452,6 +495,30 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         cmd.query_async(&mut con)
             .await
             .map_err(|e| self.err(context, e))
+    }
+
+    /// Runs one pipeline on the multiplexed connection.
+    async fn run_pipe_async<T: redis::FromRedisValue>(
+        &self,
+        context: &str,
+        pipe: &Pipeline,
+    ) -> Result<T> {
+        let mut con = self.manager().await?;
+        pipe.query_async(&mut con)
+            .await
+            .map_err(|e| self.err(context, e))
+    }
+
+    /// Runs one script invocation on the multiplexed connection.
+    async fn invoke_async<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut con = self.manager().await?;
+        inv.invoke_async(&mut con)
+            .await
+            .map_err(|e| self.err(key, e))
     }
 
     /// [`set_if`](Self::set_if) on the async side.
@@ -526,10 +593,7 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(self.key(key));
-        }
+        let cmd = self.mget_cmd(keys);
         let values: Vec<Option<Vec<u8>>> = self.with_con("MGET", |c| cmd.query(c))?;
         self.hits(keys, values)
     }
@@ -566,16 +630,9 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("DEL").arg(self.key(key));
-        }
+        let pipe = self.del_pipeline(keys);
         let counts: Vec<u64> = self.with_con("DEL", |c| pipe.query(c))?;
-        let mut out = MultiWrite::default();
-        for (key, n) in keys.iter().zip(counts) {
-            out.record(*key, n > 0);
-        }
-        Ok(out)
+        Ok(Self::deleted(keys, counts))
     }
 
     fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
@@ -594,21 +651,11 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     }
 
     fn clear(&self) -> Result<()> {
-        if self.config.prefix.is_empty() {
-            return Err(Self::no_prefix_error());
-        }
-        let pattern = glob_escape(&self.config.prefix);
+        let pattern = self.clear_pattern()?;
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.with_con("SCAN", |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
+            let scan = Self::scan_cmd(cursor, &pattern);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.with_con("SCAN", |c| scan.query(c))?;
             if !keys.is_empty() {
                 self.with_con("UNLINK", |c| {
                     redis::cmd("UNLINK").arg(&keys).query::<u64>(c)
@@ -647,11 +694,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
             return Ok(MultiWrite::default());
         }
         let pipe = self.set_pipeline(&items, expiry, cond)?;
-        let mut con = self.manager().await?;
-        let replies: Vec<Option<String>> = pipe
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err("SET", e))?;
+        let replies: Vec<Option<String>> = self.run_pipe_async("SET", &pipe).await?;
         Ok(Self::outcomes(&items, replies))
     }
 }
@@ -659,12 +702,9 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 #[async_trait::async_trait]
 impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<V, C> {
     async fn get(&self, key: &str) -> Result<Option<V>> {
-        let mut con = self.manager().await?;
-        let stored: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.key(key))
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(key));
+        let stored: Option<Vec<u8>> = self.run_async(key, &get).await?;
         stored.map(|s| self.decode(key, &s)).transpose()
     }
 
@@ -672,15 +712,7 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(self.key(key));
-        }
-        let mut con = self.manager().await?;
-        let values: Vec<Option<Vec<u8>>> = cmd
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err("MGET", e))?;
+        let values: Vec<Option<Vec<u8>>> = self.run_async("MGET", &self.mget_cmd(keys)).await?;
         self.hits(keys, values)
     }
 
@@ -710,85 +742,43 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut con = self.manager().await?;
-        let n: u64 = redis::cmd("DEL")
-            .arg(self.key(key))
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(key));
+        let n: u64 = self.run_async(key, &del).await?;
         Ok(n > 0)
     }
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("DEL").arg(self.key(key));
-        }
-        let mut con = self.manager().await?;
-        let counts: Vec<u64> = pipe
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.err("DEL", e))?;
-        let mut out = MultiWrite::default();
-        for (key, n) in keys.iter().zip(counts) {
-            out.record(*key, n > 0);
-        }
-        Ok(out)
+        let counts: Vec<u64> = self.run_pipe_async("DEL", &self.del_pipeline(keys)).await?;
+        Ok(Self::deleted(keys, counts))
     }
 
     async fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         let inv = self.counter(key, delta, "incr");
-        let mut con = self.manager().await?;
-        let r = inv
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
-        Self::parse_counter(key, r)
+        Self::parse_counter(key, self.invoke_async(key, inv).await?)
     }
 
     async fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         let inv = self.counter(key, delta, "decr");
-        let mut con = self.manager().await?;
-        let r = inv
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
-        Self::parse_counter(key, r)
+        Self::parse_counter(key, self.invoke_async(key, inv).await?)
     }
 
     async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
         let inv = self.touch_script(key, expiry);
-        let mut con = self.manager().await?;
-        let n: u64 = inv
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| self.err(key, e))?;
-        Ok(n == 1)
+        Ok(self.invoke_async::<u64>(key, inv).await? == 1)
     }
 
     async fn clear(&self) -> Result<()> {
-        if self.config.prefix.is_empty() {
-            return Err(Self::no_prefix_error());
-        }
-        let pattern = glob_escape(&self.config.prefix);
-        let mut con = self.manager().await?;
+        let pattern = self.clear_pattern()?;
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await
-                .map_err(|e| self.err("SCAN", e))?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run_async("SCAN", &Self::scan_cmd(cursor, &pattern))
+                .await?;
             if !keys.is_empty() {
-                redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut con)
-                    .await
-                    .map_err(|e| self.err("UNLINK", e))?;
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(&keys);
+                self.run_async::<u64>("UNLINK", &unlink).await?;
             }
             if next == 0 {
                 return Ok(());
