@@ -184,43 +184,47 @@ pub(crate) fn store(
     ))
 }
 
-/// `md`, optionally invalidating (`I`, with a new exptime) instead of deleting.
+/// `md`: delete (or with `invalidate`, mark stale with that exptime); `true` when it existed.
 pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
-    let wk = WireKey::meta(key)?;
-    let mut req = Vec::new();
-    encode_md(
-        &mut req,
-        &wk,
-        &MdFlags {
+    meta_delete(
+        key,
+        MdFlags {
             invalidate: invalidate.is_some(),
             exptime: invalidate.filter(|&t| t != 0),
             ..MdFlags::default()
         },
-    );
-    Ok(single(req, "HD or NF", key, 0, 0, |m| match m.status {
-        Some(MetaStatus::Hd) => Ok(true),
-        Some(MetaStatus::Nf) => Ok(false),
-        _ => Err(unexpected("HD or NF", &m)),
-    }))
+    )
 }
 
 /// `md` with `C<cas>`: deletes only while the item's CAS is still `cas`; `false` when it is
 /// missing or changed (`EX`).
 pub(crate) fn delete_cas(key: &[u8], cas: u64) -> Result<Op<bool>> {
-    let wk = WireKey::meta(key)?;
-    let mut req = Vec::new();
-    encode_md(
-        &mut req,
-        &wk,
-        &MdFlags {
+    meta_delete(
+        key,
+        MdFlags {
             cas: Some(cas),
             ..MdFlags::default()
         },
-    );
-    Ok(single(req, "HD, NF or EX", key, 0, 0, |m| match m.status {
+    )
+}
+
+/// One `md` with `flags`: `HD` → `true`, `NF` → `false`; `EX` → `false` only when a CAS was
+/// sent (otherwise the server cannot send it, and it is a protocol error).
+fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
+    let wk = WireKey::meta(key)?;
+    let mut req = Vec::new();
+    encode_md(&mut req, &wk, &flags);
+    let cas_checked = flags.cas.is_some();
+    let expected = if cas_checked {
+        "HD, NF or EX"
+    } else {
+        "HD or NF"
+    };
+    Ok(single(req, expected, key, 0, 0, move |m| match m.status {
         Some(MetaStatus::Hd) => Ok(true),
-        Some(MetaStatus::Nf | MetaStatus::Ex) => Ok(false),
-        _ => Err(unexpected("HD, NF or EX", &m)),
+        Some(MetaStatus::Nf) => Ok(false),
+        Some(MetaStatus::Ex) if cas_checked => Ok(false),
+        _ => Err(unexpected(expected, &m)),
     }))
 }
 
