@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use super::Client;
-use crate::{Cache, Codec, Error, Expiry, MultiWrite, Result};
+use crate::{Cache, Codec, Encoded, Error, Expiry, MultiWrite, Result};
 
 /// A [`Cache`] stored in memcached.
 pub struct MemcachedCache<V, C> {
@@ -101,32 +101,37 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
         res.map_err(|e| self.name_key(key, e))
     }
 
+    /// Each item's stored key and encoded value.
+    fn encode_items(&self, items: &[(&str, V)]) -> Result<Vec<(Vec<u8>, Encoded)>> {
+        items
+            .iter()
+            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
+            .collect()
+    }
+
+    /// The per-key outcome of a multi-write; a single-key batch's error names its key.
+    fn multi_outcome(&self, items: &[(&str, V)], applied: Result<Vec<bool>>) -> Result<MultiWrite> {
+        let applied = applied.map_err(|e| match items {
+            [(key, _)] => self.name_key(key, e),
+            _ => e,
+        })?;
+        let mut out = MultiWrite::default();
+        for ((key, _), applied) in items.iter().zip(applied) {
+            out.record(*key, applied);
+        }
+        Ok(out)
+    }
+
     fn write_multi(
         &self,
         mode: super::SetMode,
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
-        let encoded = items
-            .iter()
-            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let wire: Vec<(&[u8], &[u8], u32)> = encoded
-            .iter()
-            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
-            .collect();
-        let applied =
-            self.client
-                .store_multi(mode, &wire, expiry)
-                .map_err(|e| match items.as_slice() {
-                    [(key, _)] => self.name_key(key, e),
-                    _ => e,
-                })?;
-        let mut out = MultiWrite::default();
-        for ((key, _), applied) in items.iter().zip(applied) {
-            out.record(*key, applied);
-        }
-        Ok(out)
+        let encoded = self.encode_items(&items)?;
+        let wire = wire_items(&encoded);
+        let applied = self.client.store_multi(mode, &wire, expiry);
+        self.multi_outcome(&items, applied)
     }
 }
 
@@ -381,26 +386,17 @@ impl<V: Send + 'static, C: Codec<V>> MemcachedCache<V, C> {
         items: Vec<(&str, V)>,
         expiry: Expiry,
     ) -> Result<MultiWrite> {
-        let encoded = items
-            .iter()
-            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let wire: Vec<(&[u8], &[u8], u32)> = encoded
-            .iter()
-            .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
-            .collect();
-        let applied = self
-            .async_client
-            .store_multi(mode, &wire, expiry)
-            .await
-            .map_err(|e| match items.as_slice() {
-                [(key, _)] => self.name_key(key, e),
-                _ => e,
-            })?;
-        let mut out = MultiWrite::default();
-        for ((key, _), applied) in items.iter().zip(applied) {
-            out.record(*key, applied);
-        }
-        Ok(out)
+        let encoded = self.encode_items(&items)?;
+        let wire = wire_items(&encoded);
+        let applied = self.async_client.store_multi(mode, &wire, expiry).await;
+        self.multi_outcome(&items, applied)
     }
+}
+
+/// `(key, data, flags)` views of encoded items, as the clients' `store_multi` takes them.
+fn wire_items(encoded: &[(Vec<u8>, Encoded)]) -> Vec<(&[u8], &[u8], u32)> {
+    encoded
+        .iter()
+        .map(|(k, enc)| (k.as_slice(), enc.data.as_slice(), enc.flags))
+        .collect()
 }
