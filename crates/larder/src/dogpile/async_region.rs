@@ -22,7 +22,7 @@ use crate::dogpile::early::EarlyExpiration;
 use crate::dogpile::lock::DEFAULT_LOCK_WAIT;
 use crate::dogpile::mutex::{KeyedMutex, LockGuard};
 use crate::dogpile::region::{millis, CachedValue, Freshness, Invalidation};
-use crate::keys::{KeyEncoder, KeyEncoding};
+use crate::keys::KeyEncoder;
 use crate::{AsyncCache, Error, Expiry, Result};
 
 type Flights = StdMutex<HashMap<String, Arc<TokioMutex<()>>>>;
@@ -141,9 +141,9 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegionBuilder<V> {
 
     /// Builds the region.
     pub fn build(self) -> AsyncRegion<V> {
-        let keys = self.keys.unwrap_or_else(|| {
-            KeyEncoder::new(KeyEncoding::Utf8).with_prefix(format!("{}:", self.name))
-        });
+        let keys = self
+            .keys
+            .unwrap_or_else(|| super::default_key_encoder(&self.name));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         AsyncRegion {
             inner: Arc::new(Inner {

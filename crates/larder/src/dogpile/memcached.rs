@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::mutex::{backoff, LockStore};
-use crate::keys::{KeyEncoder, KeyEncoding};
+use crate::keys::KeyEncoder;
 use crate::memcache::{Client, MetaGetOptions};
 use crate::{Codec, Error, Expiry, Result};
 
@@ -106,7 +106,7 @@ impl<V, C: Codec<V>> MetaRegion<V, C> {
         Self {
             client,
             codec,
-            keys: KeyEncoder::new(KeyEncoding::Utf8).with_prefix(format!("{name}:")),
+            keys: super::default_key_encoder(name),
             ttl,
             recache_before: ttl / 10,
             placeholder_ttl: Duration::from_secs(30),

@@ -32,3 +32,8 @@ pub use mutex::{
 pub use region::{
     CachedFn, CachedValue, Invalidation, Region, RegionBuilder, CACHED_VALUE_VERSION,
 };
+
+/// The default key mangler of a region named `name`: UTF-8 keys prefixed with `"<name>:"`.
+pub(crate) fn default_key_encoder(name: &str) -> crate::keys::KeyEncoder {
+    crate::keys::KeyEncoder::new(crate::keys::KeyEncoding::Utf8).with_prefix(format!("{name}:"))
+}

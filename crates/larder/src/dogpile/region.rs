@@ -21,7 +21,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::dogpile::early::EarlyExpiration;
 use crate::dogpile::lock::{Lock, Retrieval, DEFAULT_LOCK_WAIT};
 use crate::dogpile::mutex::{KeyedMutex, LocalMutex, LockGuard};
-use crate::keys::{check_key, hex_digest, HashAlgorithm, KeyEncoder, KeyEncoding};
+use crate::keys::{check_key, hex_digest, HashAlgorithm, KeyEncoder};
 use crate::{Cache, Error, Expiry, Result};
 
 /// The stored format version of [`CachedValue`]; entries with another version are treated
@@ -369,9 +369,9 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V> {
 
     /// Builds the region.
     pub fn build(self) -> Region<V> {
-        let keys = self.keys.unwrap_or_else(|| {
-            KeyEncoder::new(KeyEncoding::Utf8).with_prefix(format!("{}:", self.name))
-        });
+        let keys = self
+            .keys
+            .unwrap_or_else(|| super::default_key_encoder(&self.name));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Region {
             inner: Arc::new(Inner {
