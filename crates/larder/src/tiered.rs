@@ -139,6 +139,24 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
         }
     }
 
+    /// One L2 write (`true` when it stored), then L1 keeps the value if it was stored and
+    /// drops its copy otherwise (or on an error), and the other instances are told.
+    fn write_one(
+        &self,
+        key: &str,
+        value: V,
+        expiry: Expiry,
+        l2_write: impl FnOnce(V) -> Result<bool>,
+    ) -> Result<bool> {
+        let stored = l2_write(value.clone());
+        match &stored {
+            Ok(true) => self.keep(key, value, expiry)?,
+            _ => drop(self.l1.delete(key)?),
+        }
+        self.invalidate(Invalidation::Key(key.to_owned()))?;
+        stored
+    }
+
     fn write_multi(
         &self,
         items: Vec<(&str, V)>,
@@ -192,13 +210,10 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for Tiered<V> {
     }
 
     fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
-        let result = self.l2.set(key, value.clone(), expiry);
-        match &result {
-            Ok(()) => self.keep(key, value, expiry)?,
-            Err(_) => drop(self.l1.delete(key)?),
-        }
-        self.invalidate(Invalidation::Key(key.to_owned()))?;
-        result
+        self.write_one(key, value, expiry, |v| {
+            self.l2.set(key, v, expiry).map(|()| true)
+        })
+        .map(drop)
     }
 
     fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -206,13 +221,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for Tiered<V> {
     }
 
     fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let added = self.l2.add(key, value.clone(), expiry);
-        match &added {
-            Ok(true) => self.keep(key, value, expiry)?,
-            _ => drop(self.l1.delete(key)?),
-        }
-        self.invalidate(Invalidation::Key(key.to_owned()))?;
-        added
+        self.write_one(key, value, expiry, |v| self.l2.add(key, v, expiry))
     }
 
     fn add_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
@@ -220,13 +229,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for Tiered<V> {
     }
 
     fn replace(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> {
-        let replaced = self.l2.replace(key, value.clone(), expiry);
-        match &replaced {
-            Ok(true) => self.keep(key, value, expiry)?,
-            _ => drop(self.l1.delete(key)?),
-        }
-        self.invalidate(Invalidation::Key(key.to_owned()))?;
-        replaced
+        self.write_one(key, value, expiry, |v| self.l2.replace(key, v, expiry))
     }
 
     fn replace_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> {
