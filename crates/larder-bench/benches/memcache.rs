@@ -1,7 +1,9 @@
 //! memcached client throughput, side by side on one local memcached started for the run:
 //! a bare-socket loop (the limit), larder's blocking `Client`, larder's `AsyncClient`, and the
 //! `memcache` crate — single get and set round trips (ops/s) and 100-key multi-gets (keys/s),
-//! at 1 and 16 concurrent callers. Prints a table. The multi-get limit is a bare text
+//! at 1 and 16 concurrent callers. Multi-gets run both as `get_multi` (a map of owned
+//! copies) and as `get_multi_with` (each hit visited in the read buffer). Prints a table. The
+//! multi-get limit is a bare text
 //! `get k1 … k100` (faster on the wire than quiet `mg`s + `mn`, also printed).
 //!
 //! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_MS` sets the time per cell).
@@ -256,6 +258,32 @@ fn main() {
             move || mc.gets::<Vec<u8>>(&k).unwrap().len() as u64
         });
         row("multi-get 100", callers, "keys/s", [bare, lm, lam, cm]);
+        // The same multi-get visiting each hit in the read buffer (no copies, no map).
+        let lv = threads(callers, |_| {
+            let c = client.clone();
+            let k = key_refs.clone();
+            move || {
+                c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+                    .unwrap() as u64
+            }
+        });
+        let ac = aclient.clone();
+        let owned = keys.clone();
+        let lav = tasks(callers, move |_| {
+            let c = ac.clone();
+            let k = owned.clone();
+            async move {
+                c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+                    .await
+                    .unwrap() as u64
+            }
+        });
+        row(
+            "multi-get visit",
+            callers,
+            "keys/s",
+            [bare, lv, lav, f64::NAN],
+        );
         let bare_meta = threads(callers, |_| {
             let mut b = Bare::new(&addr);
             let req = multi_req.clone();

@@ -23,6 +23,16 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
 
 /// Checks `key` against memcached's key rules, returning only the rule broken.
 pub fn check_key(key: &[u8]) -> Result<(), KeyRule> {
+    // The common case in one branch-free pass (the compiler vectorizes it); the detailed
+    // checks below run only for a key that breaks a rule.
+    if !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .iter()
+            .fold(true, |ok, &b| ok & (b > b' ') & (b != 0x7f))
+    {
+        return Ok(());
+    }
     if key.is_empty() {
         return Err(KeyRule::Empty);
     }

@@ -40,7 +40,25 @@ async fn operations() {
     for k in keys.iter().step_by(2) {
         c.set(k, k.as_bytes(), 0, Expiry::Never).await.unwrap();
     }
-    assert_eq!(c.get_multi(&keys).await.unwrap().len(), 500);
+    let got = c.get_multi(&keys).await.unwrap();
+    assert_eq!(got.len(), 500);
+    assert!(got.iter().all(|(k, item)| item.data == *k));
+    let mut visited = Vec::new();
+    let hits = c
+        .get_multi_with(&keys, |hit| {
+            assert_eq!(hit.key, hit.value);
+            visited.push(hit.key.to_vec());
+        })
+        .await
+        .unwrap();
+    visited.sort();
+    let mut expected: Vec<Vec<u8>> = keys
+        .iter()
+        .step_by(2)
+        .map(|k| k.clone().into_bytes())
+        .collect();
+    expected.sort();
+    assert_eq!((hits, visited), (500, expected));
     let won = c
         .meta_get(
             "sw",

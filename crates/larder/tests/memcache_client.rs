@@ -414,6 +414,42 @@ fn multi_get_mixes_text_and_binary_chunks() {
 }
 
 #[test]
+fn get_multi_with_visits_every_hit_once_in_place() {
+    let server = MemcachedServer::start().unwrap();
+    let c = client(&server);
+    // Text chunks (over 256 keys: several, pipelined) and one binary key (a meta chunk).
+    let mut keys: Vec<Vec<u8>> = (0..700).map(|i| format!("w{i}").into_bytes()).collect();
+    keys[5] = vec![0, 159, 146, 150];
+    for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 4 != 1) {
+        c.set(k, format!("value {i}").as_bytes(), i as u32, Expiry::Never)
+            .unwrap();
+    }
+    let mut seen = std::collections::HashMap::new();
+    let hits = c
+        .get_multi_with(&keys, |hit| {
+            let before = seen.insert(hit.key.to_vec(), (hit.value.to_vec(), hit.flags));
+            assert!(before.is_none(), "{:?} visited twice", hit.key);
+        })
+        .unwrap();
+    assert_eq!((hits, seen.len()), (525, 525));
+    for (i, k) in keys.iter().enumerate() {
+        let expected = (i % 4 != 1).then(|| (format!("value {i}").into_bytes(), i as u32));
+        assert_eq!(seen.get(k).cloned(), expected, "key #{i}");
+    }
+    // The owning form sees the same.
+    let owned = c.get_multi(&keys).unwrap();
+    assert_eq!(owned.len(), 525);
+    assert!(owned
+        .iter()
+        .all(|(k, item)| seen.get(k) == Some(&(item.data.clone(), item.flags))));
+    assert_eq!(
+        c.get_multi_with::<&str>(&[], |_| panic!("no keys"))
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
 fn text_multi_get_rejects_values_for_keys_not_asked() {
     let fake = FakeServer::start(|conn, req| {
         if conn == 0 && req.starts_with(b"get ") {

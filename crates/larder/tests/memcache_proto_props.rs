@@ -1,8 +1,9 @@
 //! Property tests of the sans-IO memcached reply parser: replies split at any byte boundary
-//! parse exactly as when unsplit, and garbage never panics nor claims bytes it was not given.
+//! parse exactly as when unsplit, the borrowing retrieval parse agrees with the owning one, and
+//! garbage never panics nor claims bytes it was not given.
 #![cfg(feature = "memcached")]
 
-use larder::memcache::proto::{MetaStatus, Reply, ReplyParser};
+use larder::memcache::proto::{MetaStatus, Reply, ReplyParser, Retrieval};
 use proptest::prelude::*;
 
 /// One well-formed reply: its bytes and, for value replies, the value it carries.
@@ -140,6 +141,43 @@ proptest! {
     }
 
     #[test]
+    fn borrowed_retrieval_parse_agrees_with_parse(
+        replies in proptest::collection::vec(reply(), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let parser = ReplyParser::default();
+        let bytes: Vec<u8> = replies.iter().flat_map(|(b, _)| b.clone()).collect();
+        // Whole, and cut short at any point (both must need more bytes at the same place).
+        for bytes in [&bytes[..], &bytes[..cut.index(bytes.len() + 1)]] {
+            let mut rest = bytes;
+            loop {
+                let owned = parser.parse(rest).unwrap();
+                let borrowed = parser.parse_retrieval(rest).unwrap();
+                match (owned, borrowed) {
+                    (None, None) => break,
+                    (Some((Reply::Value(v), n)), Some((Retrieval::Item(item), m))) => {
+                        prop_assert_eq!(n, m);
+                        prop_assert_eq!(item.to_text_value(), v);
+                        rest = &rest[n..];
+                    }
+                    (Some((Reply::End, n)), Some((Retrieval::End, m))) => {
+                        prop_assert_eq!(n, m);
+                        rest = &rest[n..];
+                    }
+                    (Some((reply, n)), Some((Retrieval::Other(other), m))) => {
+                        prop_assert!(!matches!(reply, Reply::Value(_) | Reply::End));
+                        prop_assert_eq!((reply, n), (other, m));
+                        rest = &rest[n..];
+                    }
+                    (owned, borrowed) => {
+                        prop_assert!(false, "parse gave {:?}, parse_retrieval {:?}", owned, borrowed)
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn byte_at_a_time_parses_like_unsplit((bytes, value) in reply()) {
         let parser = ReplyParser::default();
         let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -162,12 +200,15 @@ proptest! {
     ) {
         let parser = ReplyParser::new(max_value);
         let mut rest = &bytes[..];
+        // The borrowing parse fails exactly where the owning one does.
+        prop_assert_eq!(parser.parse(rest).is_err(), parser.parse_retrieval(rest).is_err());
         while let Ok(Some((reply, used))) = parser.parse(rest) {
             prop_assert!(used > 0 && used <= rest.len());
             if let Some(v) = value_of(&reply) {
                 prop_assert!(v.len() <= max_value && v.len() < used);
             }
             rest = &rest[used..];
+            prop_assert_eq!(parser.parse(rest).is_err(), parser.parse_retrieval(rest).is_err());
         }
     }
 

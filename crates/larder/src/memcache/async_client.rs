@@ -19,12 +19,10 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{
-    combine_multi_get, multi_get_ops, stats_with_health, unix_now, WRITE_BATCH_BYTES,
-    WRITE_BATCH_OPS,
-};
+use super::client::{stats_with_health, unix_now, WRITE_BATCH_BYTES, WRITE_BATCH_OPS};
 use super::cluster::{Cluster, ServerHealth};
 use super::conn_pool::IdleStack;
+use super::multi_get::{self, Chunk, HitRef, MultiGetHits, SendVisit};
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, Reply, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
@@ -109,22 +107,42 @@ impl Conn {
             if let Some(reply) = self.buf.next_reply()? {
                 return Ok(reply);
             }
-            let label = &self.label;
-            let what = || format!("read from {label}");
-            let spare = self.buf.spare();
-            let n = match &mut self.stream {
-                Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
-                #[cfg(unix)]
-                Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
-            };
-            if n == 0 {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} closed the connection", self.label),
-                )));
-            }
-            self.buf.filled(n);
+            self.fill().await?;
         }
+    }
+
+    /// Reads whatever the server has sent next into the buffer (at least one byte).
+    async fn fill(&mut self) -> Result<()> {
+        let label = &self.label;
+        let what = || format!("read from {label}");
+        let spare = self.buf.spare();
+        let n = match &mut self.stream {
+            Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+            #[cfg(unix)]
+            Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+        };
+        if n == 0 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} closed the connection", self.label),
+            )));
+        }
+        self.buf.filled(n);
+        Ok(())
+    }
+
+    /// See the blocking client's `land_chunks`.
+    async fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut SendVisit<'_>) -> Result<()> {
+        for i in 0..chunks.len() {
+            if let Some(next) = chunks.get(i + 1) {
+                self.send(next.request()).await?;
+            }
+            let chunk = &mut chunks[i];
+            while !chunk.read(&mut self.buf, visit)? {
+                self.fill().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
@@ -164,21 +182,6 @@ impl Conn {
         }
         Ok(out)
     }
-
-    async fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
-        let mut out = Vec::with_capacity(ops.len());
-        let mut pending: Option<Op<T>> = None;
-        for op in ops {
-            self.send(&op.request).await?;
-            if let Some(prev) = pending.replace(op) {
-                out.push(self.finish(prev).await?);
-            }
-        }
-        if let Some(last) = pending {
-            out.push(self.finish(last).await?);
-        }
-        Ok(out)
-    }
 }
 
 struct Inner {
@@ -210,23 +213,15 @@ impl std::fmt::Debug for AsyncClient {
 /// only when the result leaves it in step (a cancelled future drops it).
 macro_rules! with_conn {
     ($self:ident, $server:expr, |$conn:ident| $body:expr) => {{
-        let inner = &*$self.inner;
         let server: usize = $server;
-        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
-            (Some(a), Some(i)) => (a, i),
-            _ => return Err(Error::NoServers(format!("no server #{server}"))),
-        };
-        let mut conn = match idle.take() {
-            Some(c) => c,
-            None => Conn::connect(addr, &inner.config, inner.parser).await?,
-        };
+        let mut conn = $self.check_out(server).await?;
         let result = {
             let $conn = &mut conn;
             $body.await
         };
         match &result {
-            Ok(_) => idle.put(conn),
-            Err(e) if keeps_connection(e) => idle.put(conn),
+            Ok(_) => $self.check_in(server, conn),
+            Err(e) if keeps_connection(e) => $self.check_in(server, conn),
             Err(_) => drop(conn),
         }
         result
@@ -320,39 +315,81 @@ impl AsyncClient {
     }
 
     /// See [`Client::get_multi`](super::Client::get_multi).
-    pub async fn get_multi<K: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-    ) -> Result<HashMap<Vec<u8>, GetsItem>> {
-        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let (groups, refused) = self.inner.cluster.group(&keys);
-        let mut results = Vec::with_capacity(groups.len());
-        if let [(server, group)] = groups.as_slice() {
-            results.push(self.pipelined_on(*server, multi_get_ops(group)?).await);
-        } else {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (server, group) in &groups {
-                let ops = multi_get_ops(group)?;
-                let client = self.clone();
-                let server = *server;
-                tasks.spawn(async move { client.pipelined_on(server, ops).await });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                results.push(
-                    joined.unwrap_or_else(|e| {
-                        Err(Error::Client(format!("multi-get task failed: {e}")))
-                    }),
-                );
-            }
-        }
-        combine_multi_get(results, refused)
+    pub async fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
+        let mut out = MultiGetHits::with_capacity_and_hasher(keys.len(), Default::default());
+        self.get_multi_with(keys, |hit| {
+            out.insert(hit.key.to_vec(), hit.to_item());
+        })
+        .await?;
+        Ok(out)
     }
 
-    /// Runs `ops` pipelined on `server`, recording the outcome in its health.
-    async fn pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
-        let result = self.raw_pipelined_on(server, ops).await;
-        self.inner.cluster.record(server, &result);
-        result
+    /// See [`Client::get_multi_with`](super::Client::get_multi_with). The servers work in
+    /// parallel as in the blocking client (every first chunk is sent before any reply is
+    /// read), within the caller's task.
+    pub async fn get_multi_with<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        mut visit: impl FnMut(HitRef<'_>) + Send,
+    ) -> Result<usize> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        let (groups, refused) = self.inner.cluster.group(&keys);
+        let mut hits = 0;
+        let mut counted = |hit: HitRef<'_>| {
+            hits += 1;
+            visit(hit);
+        };
+        let mut flights = Vec::with_capacity(groups.len());
+        for (server, group) in &groups {
+            flights.push((*server, self.take_off(*server, group).await));
+        }
+        let mut outcome = multi_get::Outcome::new(refused);
+        for (server, flight) in flights {
+            let result = match flight {
+                Ok((mut conn, mut chunks)) => {
+                    let landed = conn.land_chunks(&mut chunks, &mut counted).await;
+                    if landed.is_ok() {
+                        self.check_in(server, conn);
+                    }
+                    landed
+                }
+                Err(e) => Err(e),
+            };
+            self.inner.cluster.record(server, &result);
+            outcome.add(result);
+        }
+        outcome.finish()?;
+        Ok(hits)
+    }
+
+    /// Checks out a connection to `server` and sends the first chunk of `group`.
+    async fn take_off(&self, server: usize, group: &[&[u8]]) -> Result<(Conn, Vec<Chunk>)> {
+        let chunks = multi_get::chunks(group)?;
+        let mut conn = self.check_out(server).await?;
+        if let Some(first) = chunks.first() {
+            conn.send(first.request()).await?;
+        }
+        Ok((conn, chunks))
+    }
+
+    /// An idle connection to `server`, or a new one.
+    async fn check_out(&self, server: usize) -> Result<Conn> {
+        let inner = &*self.inner;
+        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
+            (Some(a), Some(i)) => (a, i),
+            _ => return Err(Error::NoServers(format!("no server #{server}"))),
+        };
+        match idle.take() {
+            Some(c) => Ok(c),
+            None => Conn::connect(addr, &inner.config, inner.parser).await,
+        }
+    }
+
+    /// Returns a connection known to be in step with `server` to its idle stack.
+    fn check_in(&self, server: usize, conn: Conn) {
+        if let Some(idle) = self.inner.idle.get(server) {
+            idle.put(conn);
+        }
     }
 
     async fn batches_on(&self, server: usize, ops: Vec<Op<bool>>) -> Result<Vec<bool>> {
@@ -422,10 +459,6 @@ impl AsyncClient {
             Some(e) => Err(e),
             None => Ok(out),
         }
-    }
-
-    async fn raw_pipelined_on<T>(&self, server: usize, ops: Vec<Op<T>>) -> Result<Vec<T>> {
-        with_conn!(self, server, |c| c.run_pipelined(ops))
     }
 
     async fn store(

@@ -16,6 +16,48 @@ use std::marker::PhantomData;
 use super::Client;
 use crate::{Cache, Codec, Encoded, Error, Expiry, MultiWrite, Result};
 
+/// The hits of a cache-level `get_multi`, decoded straight from the client's read buffer
+/// and keyed by the caller's keys (each wire key maps back to the key it came from).
+struct Found<'k, V> {
+    by_wire: HashMap<&'k [u8], &'k str, foldhash::fast::RandomState>,
+    out: HashMap<String, V>,
+    first_err: Option<Error>,
+}
+
+impl<'k, V> Found<'k, V> {
+    fn new(keys: &[&'k str], wire: &'k [Vec<u8>]) -> Self {
+        let mut by_wire = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+        by_wire.extend(wire.iter().map(Vec::as_slice).zip(keys.iter().copied()));
+        Self {
+            by_wire,
+            out: HashMap::with_capacity(keys.len()),
+            first_err: None,
+        }
+    }
+
+    fn visit<C: Codec<V>>(&mut self, codec: &C, hit: super::HitRef<'_>) {
+        let Some(key) = self.by_wire.get(hit.key) else {
+            return;
+        };
+        match codec.decode(hit.value, hit.flags) {
+            Ok(v) => {
+                self.out.insert((*key).to_owned(), v);
+            }
+            Err(e) => {
+                self.first_err.get_or_insert(e);
+            }
+        }
+    }
+
+    /// The decoded hits, or the first value that failed to decode.
+    fn finish(self) -> Result<HashMap<String, V>> {
+        match self.first_err {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
+    }
+}
+
 /// A [`Cache`] stored in memcached.
 pub struct MemcachedCache<V, C> {
     client: Client,
@@ -152,17 +194,10 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
             return Ok(HashMap::new());
         }
         let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
-        let mut found = self.client.get_multi(&wire)?;
-        let mut out = HashMap::with_capacity(found.len());
-        for (key, w) in keys.iter().zip(&wire) {
-            if let Some(item) = found.remove(w) {
-                out.insert(
-                    (*key).to_owned(),
-                    self.codec.decode(&item.data, item.flags)?,
-                );
-            }
-        }
-        Ok(out)
+        let mut found = Found::new(keys, &wire);
+        self.client
+            .get_multi_with(&wire, |hit| found.visit(&self.codec, hit))?;
+        found.finish()
     }
 
     fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {
@@ -261,17 +296,11 @@ impl<V: Send + 'static, C: Codec<V>> crate::AsyncCache<V> for MemcachedCache<V, 
             return Ok(HashMap::new());
         }
         let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
-        let mut found = self.async_client.get_multi(&wire).await?;
-        let mut out = HashMap::with_capacity(found.len());
-        for (key, w) in keys.iter().zip(&wire) {
-            if let Some(item) = found.remove(w) {
-                out.insert(
-                    (*key).to_owned(),
-                    self.codec.decode(&item.data, item.flags)?,
-                );
-            }
-        }
-        Ok(out)
+        let mut found = Found::new(keys, &wire);
+        self.async_client
+            .get_multi_with(&wire, |hit| found.visit(&self.codec, hit))
+            .await?;
+        found.finish()
     }
 
     async fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> {

@@ -12,16 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::cluster::{Cluster, ServerHealth};
+use super::multi_get::{self, Chunk, HitRef, MultiGetHits, Visit};
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
 use crate::pool::{Manager, Pool, PoolConfig, Pooled, Strategy};
 use crate::{Error, Expiry, Result};
 
-/// Most keys per pipelined multi-get chunk.
-pub(crate) const MULTI_GET_CHUNK: usize = 256;
-/// Most key bytes per multi-get chunk (keeps a text `get` line well within server buffers).
-pub(crate) const MULTI_GET_CHUNK_BYTES: usize = 8 * 1024;
 /// Most requests per batch of a multi-key write (sent in one write, replies read after).
 pub(crate) const WRITE_BATCH_OPS: usize = 128;
 /// Most request bytes per batch of a multi-key write.
@@ -162,17 +159,38 @@ impl Conn {
             if let Some(reply) = self.buf.next_reply()? {
                 return Ok(reply);
             }
-            let n = self.stream.read(self.buf.spare()).map_err(|e| {
-                timeout_error(e, format!("read from {}", self.label), self.read_timeout)
-            })?;
-            if n == 0 {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} closed the connection", self.label),
-                )));
-            }
-            self.buf.filled(n);
+            self.fill()?;
         }
+    }
+
+    /// Reads whatever the server has sent next into the buffer (at least one byte).
+    fn fill(&mut self) -> Result<()> {
+        let n = self.stream.read(self.buf.spare()).map_err(|e| {
+            timeout_error(e, format!("read from {}", self.label), self.read_timeout)
+        })?;
+        if n == 0 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} closed the connection", self.label),
+            )));
+        }
+        self.buf.filled(n);
+        Ok(())
+    }
+
+    /// Reads the replies of `chunks` (the first already sent), sending each next chunk
+    /// before reading the one ahead of it.
+    fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut Visit<'_>) -> Result<()> {
+        for i in 0..chunks.len() {
+            if let Some(next) = chunks.get(i + 1) {
+                self.send(next.request())?;
+            }
+            let chunk = &mut chunks[i];
+            while !chunk.read(&mut self.buf, visit)? {
+                self.fill()?;
+            }
+        }
+        Ok(())
     }
 
     fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
@@ -214,30 +232,13 @@ impl Conn {
         }
         Ok(out)
     }
-
-    /// Runs `ops` pipelined: op `i + 1` is sent before the replies of op `i` are read.
-    fn run_pipelined<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
-        let mut out = Vec::with_capacity(ops.len());
-        let mut pending: Option<Op<T>> = None;
-        for op in ops {
-            self.send(&op.request)?;
-            if let Some(prev) = pending.replace(op) {
-                out.push(self.finish(prev)?);
-            }
-        }
-        if let Some(last) = pending {
-            out.push(self.finish(last)?);
-        }
-        Ok(out)
-    }
 }
 
-/// One server's part of a multi-get in progress: its connection, the batch already sent,
-/// and the batches still to send.
+/// One server's part of a multi-get in progress: its connection and its chunks (the first
+/// already sent).
 struct Flight<'p> {
     conn: Pooled<'p, ConnManager>,
-    first: Option<Op<ops::Hits>>,
-    rest: Vec<Op<ops::Hits>>,
+    chunks: Vec<Chunk>,
 }
 
 /// Makes the connections of one server's pool.
@@ -305,43 +306,6 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Splits one server's keys into pipelined multi-get chunks: a text `get k1 k2 …` when every
-/// key of the chunk is a valid text key (measured ~1.4–2.5× the keys/s of quiet `mg`s on
-/// memcached 1.6.18, see the memcache benchmark), quiet meta `mg`s + `mn` otherwise.
-pub(crate) fn multi_get_ops(keys: &[&[u8]]) -> Result<Vec<Op<ops::Hits>>> {
-    let mut ops = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, key) in keys.iter().enumerate() {
-        if i - start == MULTI_GET_CHUNK || bytes + key.len() > MULTI_GET_CHUNK_BYTES {
-            ops.push(chunk_op(&keys[start..i])?);
-            start = i;
-            bytes = 0;
-        }
-        bytes += key.len() + 1;
-    }
-    if start < keys.len() {
-        ops.push(chunk_op(&keys[start..])?);
-    }
-    Ok(ops)
-}
-
-fn chunk_op(chunk: &[&[u8]]) -> Result<Op<ops::Hits>> {
-    if chunk.iter().all(|k| crate::keys::check_key(k).is_ok()) {
-        Ok(ops::get_multi_text(chunk))
-    } else {
-        ops::get_multi(chunk.iter().map(|k| k.to_vec()).collect())
-    }
-}
-
-/// Adds one batch's hits to the result (the first batch is taken as is, not rehashed).
-pub(crate) fn merge_hits(out: &mut Option<ops::Hits>, part: ops::Hits) {
-    match out {
-        None => *out = Some(part),
-        Some(all) => all.extend(part),
-    }
 }
 
 impl Client {
@@ -468,74 +432,87 @@ impl Client {
         self.run(key, ops::get(key, true, Some(Self::exptime(expiry)))?)
     }
 
-    /// The hits among `keys` (value, flags, CAS 0), pipelined per server and fanned out to
-    /// the servers in parallel.
+    /// The hits among `keys` (value, flags, CAS 0), pipelined per server and sent to every
+    /// server before any reply is read. Copies each hit; [`get_multi_with`](Self::get_multi_with)
+    /// visits them in place.
     ///
     /// Partial failure: when some servers fail (or are dead in `FailFast` mode), the hits of
     /// the others are returned and the failed servers' keys count as misses (each failure
     /// counts toward that server's health). Only when every involved server fails is the
     /// call an error (the first failure).
-    pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<HashMap<Vec<u8>, GetsItem>> {
+    pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
+        let mut out = MultiGetHits::with_capacity_and_hasher(keys.len(), Default::default());
+        self.get_multi_with(keys, |hit| {
+            out.insert(hit.key.to_vec(), hit.to_item());
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`get_multi`](Self::get_multi), handing each hit to `visit` as it is parsed,
+    /// borrowed from the connection's read buffer (nothing is copied unless `visit` copies
+    /// it). Returns the number of hits. Hits are visited server by server, in the order each
+    /// server answers; on a partial failure the hits already visited of a server that then
+    /// failed were real hits.
+    pub fn get_multi_with<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        mut visit: impl FnMut(HitRef<'_>),
+    ) -> Result<usize> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
         let (groups, refused) = self.inner.cluster.group(&keys);
-        // In parallel on the wire without threads, as libmemcached does: the first batch goes
+        let mut hits = 0;
+        let mut counted = |hit: HitRef<'_>| {
+            hits += 1;
+            visit(hit);
+        };
+        // In parallel on the wire without threads, as libmemcached does: the first chunk goes
         // to every server before any reply is read, so the servers work at the same time
         // and the call costs about one round trip. (Scoped threads per call cost more than
-        // they saved on loopback.) Later batches of a large multi-get are pipelined per server.
+        // they saved on loopback.) Later chunks of a large multi-get are pipelined per server.
         let mut flights = Vec::with_capacity(groups.len());
         for (server, group) in &groups {
             flights.push((*server, self.take_off(*server, group)));
         }
-        let results = flights
-            .into_iter()
-            .map(|(server, flight)| {
-                let result = flight.and_then(|f| self.land(f));
-                self.inner.cluster.record(server, &result);
-                result
-            })
-            .collect();
-        combine_multi_get(results, refused)
+        let mut outcome = multi_get::Outcome::new(refused);
+        for (server, flight) in flights {
+            let result = flight.and_then(|f| self.land(f, &mut counted));
+            self.inner.cluster.record(server, &result);
+            outcome.add(result);
+        }
+        outcome.finish()?;
+        Ok(hits)
     }
 
-    /// Checks out a connection to `server` and sends the first batch of `group`.
+    /// Checks out a connection to `server` and sends the first chunk of `group`.
     fn take_off<'p>(&'p self, server: usize, group: &[&[u8]]) -> Result<Flight<'p>> {
-        let mut ops = multi_get_ops(group)?.into_iter();
+        let chunks = multi_get::chunks(group)?;
         let pool = self
             .inner
             .pools
             .get(server)
             .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
         let mut conn = pool.get().map_err(unwrap_create_error)?;
-        let first = ops.next();
-        if let Some(op) = &first {
-            if let Err(e) = conn.get_mut()?.send(&op.request) {
+        if let Some(first) = chunks.first() {
+            if let Err(e) = conn.get_mut()?.send(first.request()) {
                 conn.discard();
                 return Err(e);
             }
         }
-        Ok(Flight {
-            conn,
-            first,
-            rest: ops.collect(),
-        })
+        Ok(Flight { conn, chunks })
     }
 
-    /// Reads the first batch's replies and runs the remaining batches.
-    fn land(&self, mut flight: Flight<'_>) -> Result<Vec<ops::Hits>> {
-        let c = flight.conn.get_mut()?;
-        let result = (|| {
-            let mut hits = Vec::with_capacity(1 + flight.rest.len());
-            if let Some(first) = flight.first {
-                hits.push(c.finish(first)?);
-            }
-            hits.extend(c.run_pipelined(flight.rest)?);
-            Ok(hits)
-        })();
+    /// Reads the first chunk's replies and runs the remaining chunks. Any failure drops the
+    /// connection (later chunks may already be on the wire).
+    fn land(&self, flight: Flight<'_>, visit: &mut Visit<'_>) -> Result<()> {
+        let Flight {
+            mut conn,
+            mut chunks,
+        } = flight;
+        let c = conn.get_mut()?;
+        let result = c.land_chunks(&mut chunks, visit);
         c.last_used = Instant::now();
-        if let Err(e) = &result {
-            if !keeps_connection(e) {
-                flight.conn.discard();
-            }
+        if result.is_err() {
+            conn.discard();
         }
         result
     }
@@ -801,34 +778,6 @@ impl Client {
     /// Counters of each server's connection pool, in server order.
     pub fn pool_stats(&self) -> Vec<crate::pool::PoolStats> {
         self.inner.pools.iter().map(Pool::stats).collect()
-    }
-}
-
-/// Merges per-server multi-get results: the hits of the servers that answered; an error only
-/// when none did (the first failure, or the fail-fast refusal when no server was asked).
-pub(crate) fn combine_multi_get(
-    results: Vec<Result<Vec<ops::Hits>>>,
-    refused: Option<Error>,
-) -> Result<HashMap<Vec<u8>, GetsItem>> {
-    let mut out: Option<ops::Hits> = None;
-    let mut first_err = None;
-    let mut any_ok = false;
-    for result in results {
-        match result {
-            Ok(parts) => {
-                any_ok = true;
-                for part in parts {
-                    merge_hits(&mut out, part);
-                }
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    match first_err.or(if any_ok { None } else { refused }) {
-        Some(e) if !any_ok => Err(e),
-        _ => Ok(out.unwrap_or_default()),
     }
 }
 

@@ -75,6 +75,8 @@ struct State {
     servers: Vec<ServerState>,
     /// The ring over the live servers (the full ring while all are live).
     live_ring: Ring,
+    /// How many servers are marked dead.
+    dead: usize,
 }
 
 /// Keys grouped by server index, in key order within each group.
@@ -96,6 +98,7 @@ impl Cluster {
         let state = State {
             servers: vec![ServerState::default(); ring.servers().len()],
             live_ring: ring.clone(),
+            dead: 0,
         };
         Ok(Self {
             ring,
@@ -120,14 +123,21 @@ impl Cluster {
     /// The server that takes `key` now. A dead server whose retry interval has passed is
     /// returned (once per interval) so the call probes it.
     pub(crate) fn route(&self, key: &[u8]) -> Result<usize> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        self.route_locked(key, now, &mut state)
+    }
+
+    /// [`route`](Self::route) under a lock (and a clock reading) the caller already holds.
+    fn route_locked(&self, key: &[u8], now: Instant, state: &mut State) -> Result<usize> {
         let home = self
             .ring
             .server_for(key)
             .ok_or_else(|| Error::NoServers("no memcached servers configured".into()))?;
-        let now = self.clock.now();
-        let mut state = self.lock();
         let Some(dead_since) = state.servers[home].dead_since else {
             return Ok(match self.failover.mode {
+                // Nothing dead: the live ring is the full ring.
+                FailoverMode::Rehash if state.dead == 0 => home,
                 // The rebuilt ring (as libmemcached's, which also moves modula's live keys).
                 FailoverMode::Rehash => state.live_ring.server_for(key).unwrap_or(home),
                 FailoverMode::FailFast => home,
@@ -198,6 +208,7 @@ impl Cluster {
                 .iter()
                 .map(|s| s.dead_since.is_none())
                 .collect();
+            state.dead = live.iter().filter(|alive| !**alive).count();
             state.live_ring = self.ring.without(&live);
         }
     }
@@ -205,10 +216,16 @@ impl Cluster {
     /// Groups `keys` by the server that takes each now; keys whose server failed fast
     /// (FailFast mode, or no live server) are returned apart with the error.
     pub(crate) fn group<'k>(&self, keys: &[&'k [u8]]) -> (ServerGroups<'k>, Option<Error>) {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        if self.ring.servers().len() == 1 && state.dead == 0 && !keys.is_empty() {
+            // One live server takes every key.
+            return (vec![(0, keys.to_vec())], None);
+        }
         let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); self.ring.servers().len()];
         let mut refused = None;
         for key in keys {
-            match self.route(key) {
+            match self.route_locked(key, now, &mut state) {
                 Ok(i) => groups[i].push(key),
                 Err(e) => refused = Some(e),
             }
@@ -225,8 +242,10 @@ impl Cluster {
     /// refusal (FailFast mode, or no live server) is returned instead.
     pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Vec<(usize, Vec<usize>)>> {
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.ring.servers().len()];
+        let now = self.clock.now();
+        let mut state = self.lock();
         for (i, key) in keys.iter().enumerate() {
-            groups[self.route(key)?].push(i);
+            groups[self.route_locked(key, now, &mut state)?].push(i);
         }
         Ok(groups
             .into_iter()

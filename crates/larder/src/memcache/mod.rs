@@ -20,6 +20,7 @@ mod client;
 mod cluster;
 #[cfg(feature = "tokio")]
 mod conn_pool;
+mod multi_get;
 mod ops;
 pub mod proto;
 pub mod ring;
@@ -29,6 +30,7 @@ pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;
 pub use client::Client;
 pub use cluster::{FailoverConfig, FailoverMode, ServerHealth};
+pub use multi_get::{HitRef, MultiGetHits};
 pub use ops::{GetsItem, MetaGetOptions, MetaGetResult};
 pub use proto::SetMode;
 pub use ring::{Distribution, KeyHash, ServerAddr};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::proto::{
     self, encode_ma, encode_md, encode_mg, encode_mn, encode_ms, MaFlags, MdFlags, MetaReply,
-    MetaStatus, MgFlags, MsFlags, Reply, SetMode, WireKey,
+    MetaStatus, MgFlags, MsFlags, Reply, Retrieval, SetMode, WireKey,
 };
 use crate::{Error, Result};
 
@@ -368,54 +368,6 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
     })
 }
 
-/// A text `get k1 k2 …` for keys already checked to be valid; replies are matched to the
-/// requested keys in order (memcached answers in request order, skipping misses).
-pub(crate) fn get_multi_text(keys: &[&[u8]]) -> Op<Hits> {
-    let mut req = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum::<usize>() + 6);
-    let mut spans = Vec::with_capacity(keys.len());
-    req.extend_from_slice(b"get");
-    for k in keys {
-        req.push(b' ');
-        spans.push((req.len(), req.len() + k.len()));
-        req.extend_from_slice(k);
-    }
-    req.extend_from_slice(b"\r\n");
-    let key_bytes = req.clone();
-    let mut out = HashMap::with_capacity(keys.len());
-    let mut cursor = 0;
-    let handler = move |reply: Reply| -> Result<Option<Hits>> {
-        match reply {
-            Reply::Value(v) => {
-                let rest = &spans[cursor.min(spans.len())..];
-                match rest.iter().position(|&(a, b)| key_bytes[a..b] == v.key[..]) {
-                    Some(i) => cursor += i + 1,
-                    None => {
-                        return Err(Error::Protocol(format!(
-                            "VALUE for a key not asked for (or out of order): {:?}",
-                            String::from_utf8_lossy(&v.key)
-                        )))
-                    }
-                }
-                out.insert(
-                    v.key,
-                    GetsItem {
-                        data: v.data,
-                        flags: v.client_flags,
-                        cas: v.cas.unwrap_or(0),
-                    },
-                );
-                Ok(None)
-            }
-            Reply::End => Ok(Some(std::mem::take(&mut out))),
-            other => Err(other.into_error("VALUE or END", b"", 0, 0)),
-        }
-    };
-    Op {
-        request: req,
-        handler: Box::new(handler),
-    }
-}
-
 /// `flush_all`.
 pub(crate) fn flush_all(delay: Option<u32>) -> Op<()> {
     let mut req = Vec::new();
@@ -484,14 +436,25 @@ impl ReadBuf {
     pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>> {
         match self.parser.parse(&self.buf[self.start..self.end])? {
             Some((reply, used)) => {
-                self.start += used;
-                if self.start == self.end {
-                    self.start = 0;
-                    self.end = 0;
-                }
+                self.consume(used);
                 Ok(Some(reply))
             }
             None => Ok(None),
+        }
+    }
+
+    /// The next complete reply of a text retrieval, borrowed from the buffer; the caller
+    /// then [`consume`](Self::consume)s the bytes it used.
+    pub(crate) fn peek_retrieval(&self) -> Result<Option<(Retrieval<'_>, usize)>> {
+        self.parser.parse_retrieval(&self.buf[self.start..self.end])
+    }
+
+    /// Drops `used` bytes from the front of the buffered reply bytes.
+    pub(crate) fn consume(&mut self, used: usize) {
+        self.start = (self.start + used).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
         }
     }
 

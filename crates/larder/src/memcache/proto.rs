@@ -574,6 +574,42 @@ pub struct TextValue {
     pub data: Vec<u8>,
 }
 
+/// One item of a text retrieval reply, borrowed from the bytes it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The client flags.
+    pub flags: u32,
+    /// The CAS value (`gets`/`gats` only).
+    pub cas: Option<u64>,
+    /// The value bytes.
+    pub data: &'a [u8],
+}
+
+impl ItemRef<'_> {
+    /// An owned copy.
+    pub fn to_text_value(&self) -> TextValue {
+        TextValue {
+            key: self.key.to_vec(),
+            client_flags: self.flags,
+            cas: self.cas,
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+/// One reply of a text retrieval, as [`ReplyParser::parse_retrieval`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retrieval<'a> {
+    /// A `VALUE` line and its data.
+    Item(ItemRef<'a>),
+    /// `END`: the retrieval is complete.
+    End,
+    /// Any other reply (an error line, or something out of place).
+    Other(Reply),
+}
+
 /// One complete reply from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -683,17 +719,40 @@ fn lossy_prefix(bytes: &[u8]) -> String {
 }
 
 fn parse_u64(tok: &[u8], what: &str) -> Result<u64> {
-    if tok.is_empty() || tok.len() > 20 || !tok.iter().all(u8::is_ascii_digit) {
-        return Err(protocol(format!(
-            "{what} is not a decimal number: {:?}",
-            lossy_prefix(tok)
-        )));
+    if tok.is_empty() || tok.len() > 20 {
+        return Err(not_a_number(tok, what));
     }
-    tok.iter()
-        .try_fold(0u64, |acc, &d| {
-            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-        .ok_or_else(|| protocol(format!("{what} overflows 64 bits")))
+    let mut acc: u64 = 0;
+    if tok.len() <= 19 {
+        // At most 19 digits cannot overflow 64 bits.
+        for &b in tok {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(not_a_number(tok, what));
+            }
+            acc = acc * 10 + u64::from(digit);
+        }
+        return Ok(acc);
+    }
+    for &b in tok {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(not_a_number(tok, what));
+        }
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(u64::from(digit)))
+            .ok_or_else(|| protocol(format!("{what} overflows 64 bits")))?;
+    }
+    Ok(acc)
+}
+
+#[cold]
+fn not_a_number(tok: &[u8], what: &str) -> Error {
+    protocol(format!(
+        "{what} is not a decimal number: {:?}",
+        lossy_prefix(tok)
+    ))
 }
 
 fn parse_u32(tok: &[u8], what: &str) -> Result<u32> {
@@ -738,7 +797,7 @@ impl ReplyParser {
     /// a valid reply (the connection must then be dropped).
     pub fn parse(&self, buf: &[u8]) -> Result<Option<(Reply, usize)>> {
         let window = &buf[..buf.len().min(self.max_line)];
-        let nl = match window.iter().position(|&b| b == b'\n') {
+        let nl = match memchr::memchr(b'\n', window) {
             Some(i) => i,
             None if buf.len() >= self.max_line => {
                 return Err(protocol(format!(
@@ -797,45 +856,9 @@ impl ReplyParser {
                 let meta = parse_meta_flags(status, toks)?;
                 Ok(Some((Reply::Meta(meta), header_len)))
             }
-            b"VALUE" => {
-                let mut toks: [&[u8]; 4] = [&[]; 4];
-                let mut count = 0;
-                for tok in rest.split(|&b| b == b' ') {
-                    if count == toks.len() {
-                        count += 1;
-                        break;
-                    }
-                    toks[count] = tok;
-                    count += 1;
-                }
-                if count != 3 && count != 4 {
-                    return Err(protocol(format!(
-                        "malformed VALUE line: {:?}",
-                        lossy_prefix(line)
-                    )));
-                }
-                if check_key(toks[0]).is_err() {
-                    return Err(protocol("VALUE line with an invalid key"));
-                }
-                let client_flags = parse_u32(toks[1], "VALUE flags")?;
-                let len = self.check_len(parse_u64(toks[2], "VALUE length")?)?;
-                let cas = match count {
-                    4 => Some(parse_u64(toks[3], "VALUE cas")?),
-                    _ => None,
-                };
-                match self.data(buf, header_len, len)? {
-                    None => Ok(None),
-                    Some((data, used)) => Ok(Some((
-                        Reply::Value(TextValue {
-                            key: toks[0].to_vec(),
-                            client_flags,
-                            cas,
-                            data,
-                        }),
-                        used,
-                    ))),
-                }
-            }
+            b"VALUE" => Ok(self
+                .text_item(buf, line, rest, header_len)?
+                .map(|(item, used)| (Reply::Value(item.to_text_value()), used))),
             b"END" => single(Reply::End),
             b"STORED" => single(Reply::Stored),
             b"NOT_STORED" => single(Reply::NotStored),
@@ -876,6 +899,84 @@ impl ReplyParser {
         }
     }
 
+    /// Parses one reply of a text retrieval (`get`/`gets`) from the start of `buf` without
+    /// copying: a `VALUE` item borrowed from `buf`, `END`, or any other reply (parsed by
+    /// [`parse`](Self::parse), e.g. a `SERVER_ERROR`). Same contract as `parse` otherwise.
+    pub fn parse_retrieval<'a>(&self, buf: &'a [u8]) -> Result<Option<(Retrieval<'a>, usize)>> {
+        let window = &buf[..buf.len().min(self.max_line)];
+        if let Some(nl) = memchr::memchr(b'\n', window) {
+            if nl > 0 && buf[nl - 1] == b'\r' {
+                let line = &buf[..nl - 1];
+                if let Some(rest) = line.strip_prefix(b"VALUE ") {
+                    return Ok(self
+                        .text_item(buf, line, rest, nl + 1)?
+                        .map(|(item, used)| (Retrieval::Item(item), used)));
+                }
+                if line == b"END" {
+                    return Ok(Some((Retrieval::End, nl + 1)));
+                }
+            }
+        }
+        Ok(self
+            .parse(buf)?
+            .map(|(reply, used)| (Retrieval::Other(reply), used)))
+    }
+
+    /// The item of a `VALUE` line (`rest` is the line after `VALUE `) and its data block,
+    /// which starts at `header_len` in `buf`.
+    fn text_item<'a>(
+        &self,
+        buf: &'a [u8],
+        line: &[u8],
+        rest: &'a [u8],
+        header_len: usize,
+    ) -> Result<Option<(ItemRef<'a>, usize)>> {
+        let mut toks: [&[u8]; 4] = [&[]; 4];
+        let mut count = 0;
+        // `split(' ')` by hand: the tokens are a few bytes, too short for memchr to pay.
+        let mut from = 0;
+        for (i, &b) in rest.iter().enumerate() {
+            if b == b' ' {
+                if count == toks.len() {
+                    break;
+                }
+                toks[count] = &rest[from..i];
+                from = i + 1;
+                count += 1;
+            }
+        }
+        if count < toks.len() {
+            toks[count] = &rest[from..];
+        }
+        count += 1;
+        if count != 3 && count != 4 {
+            return Err(protocol(format!(
+                "malformed VALUE line: {:?}",
+                lossy_prefix(line)
+            )));
+        }
+        if check_key(toks[0]).is_err() {
+            return Err(protocol("VALUE line with an invalid key"));
+        }
+        let flags = parse_u32(toks[1], "VALUE flags")?;
+        let len = self.check_len(parse_u64(toks[2], "VALUE length")?)?;
+        let cas = match count {
+            4 => Some(parse_u64(toks[3], "VALUE cas")?),
+            _ => None,
+        };
+        Ok(self.data_range(buf, header_len, len)?.map(|(data, used)| {
+            (
+                ItemRef {
+                    key: toks[0],
+                    flags,
+                    cas,
+                    data,
+                },
+                used,
+            )
+        }))
+    }
+
     fn check_len(&self, len: u64) -> Result<usize> {
         match usize::try_from(len) {
             Ok(n) if n <= self.max_value => Ok(n),
@@ -888,6 +989,18 @@ impl ReplyParser {
 
     /// The data block of `len` bytes after the header, checked for its `\r\n` terminator.
     fn data(&self, buf: &[u8], start: usize, len: usize) -> Result<Option<(Vec<u8>, usize)>> {
+        Ok(self
+            .data_range(buf, start, len)?
+            .map(|(data, used)| (data.to_vec(), used)))
+    }
+
+    /// Like [`data`](Self::data), borrowing the block from `buf`.
+    fn data_range<'a>(
+        &self,
+        buf: &'a [u8],
+        start: usize,
+        len: usize,
+    ) -> Result<Option<(&'a [u8], usize)>> {
         let end = start + len;
         if buf.len() < end + 2 {
             // Catch a bad terminator early when the bytes are already there.
@@ -901,7 +1014,7 @@ impl ReplyParser {
                 "value data not followed by \\r\\n (length mismatch)",
             ));
         }
-        Ok(Some((buf[start..end].to_vec(), end + 2)))
+        Ok(Some((&buf[start..end], end + 2)))
     }
 
     /// Parses every complete reply in `buf`, returning them with the bytes used in total.
