@@ -45,7 +45,9 @@ def rate(op, duration, units=1):
 def measure(single, multi, get_multi, duration, tag):
     """Runs the three workloads with a one-server client and a many-server client."""
     key = "bench:py:%s" % tag
-    keys = ["bench:py:%s:m%d" % (tag, i) for i in range(MULTI)]
+    # The same multi-get key names as the Rust side: with the same ketama ring they land on
+    # the same servers in the same split, so the multi-get cells compare like with like.
+    keys = ["bench:m%d" % i for i in range(MULTI)]
     single.set(key, VALUE)
     for k in keys:
         multi.set(k, VALUE)

@@ -13,10 +13,13 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use larder::memcache::{AsyncClient, Client};
+use larder::memcache::ring::Ring;
+use larder::memcache::{AsyncClient, Client, Distribution, KeyHash};
 use larder::testing::memcached::MemcachedServer;
 use larder::Expiry;
 
@@ -165,7 +168,8 @@ fn main() {
         .expect("tokio runtime");
 
     let key = "bench:rs:key";
-    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:rs:m{i}")).collect();
+    // The same names as bench/python_clients.py: same ring, same split over the servers.
+    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
 
     // larder: one client per server list; the async ones run one task on a current-thread
@@ -212,6 +216,16 @@ fn main() {
     };
     assert_eq!(rt.block_on(fan_out()), MULTI as u64);
     let mut fan_out_best: f64 = 0.0;
+
+    // The limit of one caller: bare sockets that send the three text `get`s of the same
+    // split, then read each reply to its `END`, parsing nothing.
+    let mut bare = BareFanOut::new(&addrs, &key_refs);
+    let mut bare_best: f64 = 0.0;
+    // The limit of one round trip: a bare socket sending `mg <key> v` and reading the reply,
+    // blocking (std) and async (tokio, on the same runtime as the async client).
+    let mut bare_get = BareGet::new(one, key);
+    let mut tokio_get = rt.block_on(TokioBareGet::new(one, key));
+    let (mut bare_get_best, mut tokio_get_best): (f64, f64) = (0.0, 0.0);
 
     // The `memcache` crate: text protocol, TCP_NODELAY. It places keys by its own hash, so
     // it stores its own copies of the keys first.
@@ -281,6 +295,9 @@ fn main() {
         );
 
         fan_out_best = fan_out_best.max(rate_async(&rt, fan_out));
+        bare_best = bare_best.max(rate(|| bare.get_multi()));
+        bare_get_best = bare_get_best.max(rate(|| bare_get.get()));
+        tokio_get_best = tokio_get_best.max(rt.block_on(tokio_get.rate()));
 
         put_best(
             t,
@@ -326,12 +343,170 @@ fn main() {
         "probe: the same multi-get as 3 single-server async get_multis run concurrently: \
          {fan_out_best:.0} keys/s{pylibmc_multi} (the limit of fanning out from one caller)"
     ));
+    let pylibmc_bare = table
+        .get("pylibmc")
+        .and_then(|c| c.get("get_multi"))
+        .map(|py| format!(" = {:.2}× pylibmc", bare_best / py))
+        .unwrap_or_default();
+    let pylibmc_get = table
+        .get("pylibmc")
+        .and_then(|c| c.get("get"))
+        .copied()
+        .unwrap_or(f64::NAN);
+    notes.push(format!(
+        "limit: get over a bare socket: {bare_get_best:.0} ops/s blocking ({:.2}× pylibmc), \
+         {tokio_get_best:.0} ops/s on tokio ({:.2}× pylibmc; an async read costs one more \
+         syscall, epoll_wait, than a blocking one)",
+        bare_get_best / pylibmc_get,
+        tokio_get_best / pylibmc_get,
+    ));
+    notes.push(format!(
+        "limit: the same multi-get over bare sockets (send the 3 text gets, read each to END, \
+         parse nothing): {bare_best:.0} keys/s{pylibmc_bare}"
+    ));
     notes.push(format!(
         "best of {} interleaved rounds of {} s per cell",
         rounds.max(1),
         cell_secs()
     ));
     print_table(&table, &notes);
+}
+
+/// Bare sockets to each server and the text `get` of each server's share of the keys
+/// (placed by the same ketama ring as the clients).
+struct BareFanOut {
+    conns: Vec<(TcpStream, Vec<u8>)>,
+    buf: Vec<u8>,
+    keys: u64,
+}
+
+impl BareFanOut {
+    fn new(addrs: &[&str], keys: &[&str]) -> Self {
+        let specs: Vec<String> = addrs.iter().map(|a| (*a).to_owned()).collect();
+        let ring = Ring::from_specs(&specs, Distribution::Ketama, KeyHash::OneAtATime).unwrap();
+        let mut requests = vec![b"get".to_vec(); addrs.len()];
+        for k in keys {
+            let req = &mut requests[ring.server_for(k.as_bytes()).unwrap()];
+            req.push(b' ');
+            req.extend_from_slice(k.as_bytes());
+        }
+        let conns = addrs
+            .iter()
+            .zip(requests)
+            .filter(|(_, req)| req.len() > 3)
+            .map(|(addr, mut req)| {
+                req.extend_from_slice(b"\r\n");
+                let stream = TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                (stream, req)
+            })
+            .collect();
+        Self {
+            conns,
+            buf: vec![0; 1 << 16],
+            keys: keys.len() as u64,
+        }
+    }
+
+    fn get_multi(&mut self) -> u64 {
+        for (stream, req) in &mut self.conns {
+            stream.write_all(req).unwrap();
+        }
+        for (stream, _) in &mut self.conns {
+            let mut got = 0;
+            while !self.buf[..got].ends_with(b"END\r\n") {
+                got += stream.read(&mut self.buf[got..]).unwrap();
+            }
+        }
+        self.keys
+    }
+}
+
+/// The request of a bare `mg <key> v` and the length of its `VA 100` reply.
+fn bare_get_request(key: &str) -> (Vec<u8>, usize) {
+    let reply = format!("VA {}\r\n", VALUE.len()).len() + VALUE.len() + 2;
+    (format!("mg {key} v\r\n").into_bytes(), reply)
+}
+
+/// A blocking bare socket doing single gets.
+struct BareGet {
+    stream: TcpStream,
+    request: Vec<u8>,
+    reply_len: usize,
+    buf: Vec<u8>,
+}
+
+impl BareGet {
+    fn new(addr: &str, key: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (request, reply_len) = bare_get_request(key);
+        Self {
+            stream,
+            request,
+            reply_len,
+            buf: vec![0; 4096],
+        }
+    }
+
+    fn get(&mut self) -> u64 {
+        self.stream.write_all(&self.request).unwrap();
+        let mut got = 0;
+        while got < self.reply_len {
+            got += self.stream.read(&mut self.buf[got..]).unwrap();
+        }
+        1
+    }
+}
+
+/// A tokio bare socket doing single gets.
+struct TokioBareGet {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    reply_len: usize,
+    buf: Vec<u8>,
+}
+
+impl TokioBareGet {
+    async fn new(addr: &str, key: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (request, reply_len) = bare_get_request(key);
+        Self {
+            stream,
+            request,
+            reply_len,
+            buf: vec![0; 4096],
+        }
+    }
+
+    async fn get(&mut self) -> u64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&self.request).await.unwrap();
+        let mut got = 0;
+        while got < self.reply_len {
+            got += self.stream.read(&mut self.buf[got..]).await.unwrap();
+        }
+        1
+    }
+
+    /// Like [`rate_async`] (which cannot lend `self` to each call's future).
+    async fn rate(&mut self) -> f64 {
+        for _ in 0..50 {
+            black_box(self.get().await);
+        }
+        let cell = Duration::from_secs_f64(cell_secs());
+        let start = Instant::now();
+        let mut units = 0;
+        loop {
+            for _ in 0..64 {
+                units += self.get().await;
+            }
+            if start.elapsed() >= cell {
+                return units as f64 / start.elapsed().as_secs_f64();
+            }
+        }
+    }
 }
 
 fn print_table(table: &Table, notes: &[String]) {

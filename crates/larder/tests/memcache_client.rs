@@ -180,7 +180,7 @@ fn pipelined_get_multi_of_ten_thousand_keys() {
         match got.get(k.as_bytes()) {
             Some(item) => {
                 assert_ne!(i % 10, 0);
-                assert_eq!((item.data.as_slice(), item.flags), (k.as_bytes(), i as u32));
+                assert_eq!((&item.value[..], item.flags), (k.as_bytes(), i as u32));
             }
             None => assert_eq!(i % 10, 0, "{k} missing"),
         }
@@ -409,7 +409,7 @@ fn multi_get_mixes_text_and_binary_chunks() {
     assert_eq!(got.len(), 201);
     assert!(got.contains_key(&b"with space"[..]) && got.contains_key(&b"x1"[..]));
     for (k, item) in &got {
-        assert_eq!((&item.data, item.flags), (k, 9));
+        assert_eq!((&item.value[..], item.flags), (&k[..], 9));
     }
 }
 
@@ -441,7 +441,7 @@ fn get_multi_with_visits_every_hit_once_in_place() {
     assert_eq!(owned.len(), 525);
     assert!(owned
         .iter()
-        .all(|(k, item)| seen.get(k) == Some(&(item.data.clone(), item.flags))));
+        .all(|(k, item)| seen.get(&k[..]) == Some(&(item.value.to_vec(), item.flags))));
     assert_eq!(
         c.get_multi_with::<&str>(&[], |_| panic!("no keys"))
             .unwrap(),

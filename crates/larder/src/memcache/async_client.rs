@@ -316,12 +316,9 @@ impl AsyncClient {
 
     /// See [`Client::get_multi`](super::Client::get_multi).
     pub async fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
-        let mut out = MultiGetHits::with_capacity_and_hasher(keys.len(), Default::default());
-        self.get_multi_with(keys, |hit| {
-            out.insert(hit.key.to_vec(), hit.to_item());
-        })
-        .await?;
-        Ok(out)
+        let mut hits = multi_get::Collector::default();
+        self.get_multi_with(keys, |hit| hits.visit(hit)).await?;
+        Ok(hits.finish())
     }
 
     /// See [`Client::get_multi_with`](super::Client::get_multi_with). The servers work in

@@ -433,19 +433,18 @@ impl Client {
     }
 
     /// The hits among `keys` (value, flags, CAS 0), pipelined per server and sent to every
-    /// server before any reply is read. Copies each hit; [`get_multi_with`](Self::get_multi_with)
-    /// visits them in place.
+    /// server before any reply is read. The hits are copied into one buffer that every
+    /// [`Hit`](super::Hit) value and key views; [`get_multi_with`](Self::get_multi_with)
+    /// visits them in place instead.
     ///
     /// Partial failure: when some servers fail (or are dead in `FailFast` mode), the hits of
     /// the others are returned and the failed servers' keys count as misses (each failure
     /// counts toward that server's health). Only when every involved server fails is the
     /// call an error (the first failure).
     pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
-        let mut out = MultiGetHits::with_capacity_and_hasher(keys.len(), Default::default());
-        self.get_multi_with(keys, |hit| {
-            out.insert(hit.key.to_vec(), hit.to_item());
-        })?;
-        Ok(out)
+        let mut hits = multi_get::Collector::default();
+        self.get_multi_with(keys, |hit| hits.visit(hit))?;
+        Ok(hits.finish())
     }
 
     /// Like [`get_multi`](Self::get_multi), handing each hit to `visit` as it is parsed,

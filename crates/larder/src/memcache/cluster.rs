@@ -2,6 +2,7 @@
 //! servers are dead, and where a key goes meanwhile ([`FailoverMode`]). Pure bookkeeping
 //! under one mutex; no I/O. Times come from the configured [`Clock`](crate::clock::Clock).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,8 +76,6 @@ struct State {
     servers: Vec<ServerState>,
     /// The ring over the live servers (the full ring while all are live).
     live_ring: Ring,
-    /// How many servers are marked dead.
-    dead: usize,
 }
 
 /// Keys grouped by server index, in key order within each group.
@@ -89,6 +88,12 @@ pub(crate) struct Cluster {
     failover: FailoverConfig,
     clock: SharedClock,
     state: Mutex<State>,
+    /// How many servers are marked dead (written under the lock). While none is, keys route
+    /// over the full ring without the lock.
+    dead: AtomicUsize,
+    /// How many servers are dead or have failures since their last success (written under
+    /// the lock). While none has, a success has nothing to record and skips the lock.
+    troubled: AtomicUsize,
 }
 
 impl Cluster {
@@ -98,13 +103,14 @@ impl Cluster {
         let state = State {
             servers: vec![ServerState::default(); ring.servers().len()],
             live_ring: ring.clone(),
-            dead: 0,
         };
         Ok(Self {
             ring,
             failover: config.failover,
             clock: config.clock.clone(),
             state: Mutex::new(state),
+            dead: AtomicUsize::new(0),
+            troubled: AtomicUsize::new(0),
         })
     }
 
@@ -123,6 +129,9 @@ impl Cluster {
     /// The server that takes `key` now. A dead server whose retry interval has passed is
     /// returned (once per interval) so the call probes it.
     pub(crate) fn route(&self, key: &[u8]) -> Result<usize> {
+        if self.dead.load(Ordering::Acquire) == 0 {
+            return self.home(key);
+        }
         let now = self.clock.now();
         let mut state = self.lock();
         self.route_locked(key, now, &mut state)
@@ -130,14 +139,9 @@ impl Cluster {
 
     /// [`route`](Self::route) under a lock (and a clock reading) the caller already holds.
     fn route_locked(&self, key: &[u8], now: Instant, state: &mut State) -> Result<usize> {
-        let home = self
-            .ring
-            .server_for(key)
-            .ok_or_else(|| Error::NoServers("no memcached servers configured".into()))?;
+        let home = self.home(key)?;
         let Some(dead_since) = state.servers[home].dead_since else {
             return Ok(match self.failover.mode {
-                // Nothing dead: the live ring is the full ring.
-                FailoverMode::Rehash if state.dead == 0 => home,
                 // The rebuilt ring (as libmemcached's, which also moves modula's live keys).
                 FailoverMode::Rehash => state.live_ring.server_for(key).unwrap_or(home),
                 FailoverMode::FailFast => home,
@@ -155,6 +159,13 @@ impl Cluster {
                 .server_for(key)
                 .ok_or_else(|| Error::NoServers("every memcached server is marked dead".into())),
         }
+    }
+
+    /// The server of `key` on the full ring.
+    fn home(&self, key: &[u8]) -> Result<usize> {
+        self.ring
+            .server_for(key)
+            .ok_or_else(|| Error::NoServers("no memcached servers configured".into()))
     }
 
     /// Whether `server` may be called for a non-key operation (stats, flush): alive, or due
@@ -180,6 +191,10 @@ impl Cluster {
     pub(crate) fn record<T>(&self, server: usize, result: &Result<T>) {
         let failed =
             matches!(result, Err(e) if e.is_transport() && !matches!(e, Error::ServerDead(_)));
+        if !failed && self.troubled.load(Ordering::Acquire) == 0 {
+            // Every server is alive with no failure to reset.
+            return;
+        }
         let now = self.clock.now();
         let mut state = self.lock();
         let Some(s) = state.servers.get_mut(server) else {
@@ -202,56 +217,69 @@ impl Cluster {
                 changed = true;
             }
         }
+        let troubled = state
+            .servers
+            .iter()
+            .filter(|s| s.consecutive_failures > 0 || s.dead_since.is_some())
+            .count();
+        self.troubled.store(troubled, Ordering::Release);
         if changed {
             let live: Vec<bool> = state
                 .servers
                 .iter()
                 .map(|s| s.dead_since.is_none())
                 .collect();
-            state.dead = live.iter().filter(|alive| !**alive).count();
             state.live_ring = self.ring.without(&live);
+            let dead = live.iter().filter(|alive| !**alive).count();
+            self.dead.store(dead, Ordering::Release);
         }
     }
 
     /// Groups `keys` by the server that takes each now; keys whose server failed fast
     /// (FailFast mode, or no live server) are returned apart with the error.
     pub(crate) fn group<'k>(&self, keys: &[&'k [u8]]) -> (ServerGroups<'k>, Option<Error>) {
-        let now = self.clock.now();
-        let mut state = self.lock();
-        if self.ring.servers().len() == 1 && state.dead == 0 && !keys.is_empty() {
-            // One live server takes every key.
-            return (vec![(0, keys.to_vec())], None);
-        }
         let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); self.ring.servers().len()];
         let mut refused = None;
+        if self.dead.load(Ordering::Acquire) == 0 {
+            if let ([_], false) = (groups.as_slice(), keys.is_empty()) {
+                // One live server takes every key.
+                return (vec![(0, keys.to_vec())], None);
+            }
+            for key in keys {
+                match self.home(key) {
+                    Ok(i) => groups[i].push(key),
+                    Err(e) => refused = Some(e),
+                }
+            }
+            return (non_empty(groups), refused);
+        }
+        let now = self.clock.now();
+        let mut state = self.lock();
         for key in keys {
             match self.route_locked(key, now, &mut state) {
                 Ok(i) => groups[i].push(key),
                 Err(e) => refused = Some(e),
             }
         }
-        let groups = groups
-            .into_iter()
-            .enumerate()
-            .filter(|(_, g)| !g.is_empty())
-            .collect();
-        (groups, refused)
+        (non_empty(groups), refused)
     }
 
     /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
     /// refusal (FailFast mode, or no live server) is returned instead.
     pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Vec<(usize, Vec<usize>)>> {
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.ring.servers().len()];
+        if self.dead.load(Ordering::Acquire) == 0 {
+            for (i, key) in keys.iter().enumerate() {
+                groups[self.home(key)?].push(i);
+            }
+            return Ok(non_empty(groups));
+        }
         let now = self.clock.now();
         let mut state = self.lock();
         for (i, key) in keys.iter().enumerate() {
             groups[self.route_locked(key, now, &mut state)?].push(i);
         }
-        Ok(groups
-            .into_iter()
-            .enumerate()
-            .filter(|(_, g)| !g.is_empty())
-            .collect())
+        Ok(non_empty(groups))
     }
 
     /// A health snapshot of every server, in configuration order.
@@ -301,6 +329,15 @@ impl ServerHealth {
         }
         out
     }
+}
+
+/// The non-empty groups, with their server indices.
+fn non_empty<T>(groups: Vec<Vec<T>>) -> Vec<(usize, Vec<T>)> {
+    groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, g)| !g.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use super::ops::{self, GetsItem, Handler, Hits, ReadBuf};
 use super::proto::Retrieval;
 use crate::{Error, Result};
@@ -32,7 +34,7 @@ pub struct HitRef<'a> {
 }
 
 impl HitRef<'_> {
-    /// The value, flags and CAS as an owned [`GetsItem`].
+    /// The value, flags and CAS as an owned [`GetsItem`] (a copy of the value).
     pub fn to_item(&self) -> GetsItem {
         GetsItem {
             data: self.value.to_vec(),
@@ -42,9 +44,59 @@ impl HitRef<'_> {
     }
 }
 
-/// The hits of a multi-get keyed by key. The hasher is foldhash (seeded per process): a
-/// multi-get inserts every hit, and SipHash was a measurable share of a 100-key call.
-pub type MultiGetHits = HashMap<Vec<u8>, GetsItem, foldhash::fast::RandomState>;
+/// One hit of an owning multi-get (`get_multi`).
+///
+/// The value is a [`Bytes`] view of one buffer shared by all hits of the call (and their
+/// keys): collecting a hit costs no allocation of its own. Holding any one value keeps that
+/// whole buffer alive; `Bytes::copy_from_slice(&hit.value)` detaches a value kept for long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The value bytes.
+    pub value: Bytes,
+    /// The client flags stored with the value.
+    pub flags: u32,
+    /// The item's CAS value (0 when the server did not send one).
+    pub cas: u64,
+}
+
+/// The hits of an owning multi-get, keyed by key (look up with a `&[u8]`). The hasher is
+/// foldhash (seeded per process): SipHash was a measurable share of a 100-key call.
+pub type MultiGetHits = HashMap<Bytes, Hit, foldhash::fast::RandomState>;
+
+/// Collects visited hits into one buffer, then hands them out as views of it.
+#[derive(Default)]
+pub(crate) struct Collector {
+    buf: Vec<u8>,
+    /// Per hit: where its key starts, where its value starts and ends, flags, CAS.
+    hits: Vec<(usize, usize, usize, u32, u64)>,
+}
+
+impl Collector {
+    /// Copies `hit` into the buffer.
+    pub(crate) fn visit(&mut self, hit: HitRef<'_>) {
+        let key_at = self.buf.len();
+        self.buf.extend_from_slice(hit.key);
+        let value_at = self.buf.len();
+        self.buf.extend_from_slice(hit.value);
+        self.hits
+            .push((key_at, value_at, self.buf.len(), hit.flags, hit.cas));
+    }
+
+    /// The collected hits keyed by key.
+    pub(crate) fn finish(self) -> MultiGetHits {
+        let shared = Bytes::from(self.buf);
+        let mut out = MultiGetHits::with_capacity_and_hasher(self.hits.len(), Default::default());
+        for (key_at, value_at, end, flags, cas) in self.hits {
+            let hit = Hit {
+                value: shared.slice(value_at..end),
+                flags,
+                cas,
+            };
+            out.insert(shared.slice(key_at..value_at), hit);
+        }
+        out
+    }
+}
 
 /// A visitor of hits, as the blocking transport passes it around.
 pub(crate) type Visit<'v> = dyn FnMut(HitRef<'_>) + 'v;

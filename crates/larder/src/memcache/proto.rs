@@ -747,6 +747,31 @@ fn parse_u64(tok: &[u8], what: &str) -> Result<u64> {
     Ok(acc)
 }
 
+/// The decimal number at the start of `s`, ended by a space or by the end of `s`, and what
+/// follows that space (`None` at the end).
+fn number_token<'a>(s: &'a [u8], what: &str) -> Result<(u64, Option<&'a [u8]>)> {
+    let mut acc: u64 = 0;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 || i == 19 {
+            break;
+        }
+        acc = acc * 10 + u64::from(digit);
+        i += 1;
+    }
+    match s.get(i) {
+        None if i > 0 => Ok((acc, None)),
+        Some(b' ') if i > 0 => Ok((acc, Some(&s[i + 1..]))),
+        // Not a number, or 20+ digits: the token through the exact checks (and messages).
+        _ => {
+            let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
+            let n = parse_u64(&s[..end], what)?;
+            Ok((n, s.get(end + 1..).filter(|_| end < s.len())))
+        }
+    }
+}
+
 #[cold]
 fn not_a_number(tok: &[u8], what: &str) -> Error {
     protocol(format!(
@@ -931,43 +956,29 @@ impl ReplyParser {
         rest: &'a [u8],
         header_len: usize,
     ) -> Result<Option<(ItemRef<'a>, usize)>> {
-        let mut toks: [&[u8]; 4] = [&[]; 4];
-        let mut count = 0;
-        // `split(' ')` by hand: the tokens are a few bytes, too short for memchr to pay.
-        let mut from = 0;
-        for (i, &b) in rest.iter().enumerate() {
-            if b == b' ' {
-                if count == toks.len() {
-                    break;
-                }
-                toks[count] = &rest[from..i];
-                from = i + 1;
-                count += 1;
-            }
-        }
-        if count < toks.len() {
-            toks[count] = &rest[from..];
-        }
-        count += 1;
-        if count != 3 && count != 4 {
-            return Err(protocol(format!(
-                "malformed VALUE line: {:?}",
-                lossy_prefix(line)
-            )));
-        }
-        if check_key(toks[0]).is_err() {
+        // One pass over `<key> <flags> <bytes>[ <cas>]`: the key up to the first space, then
+        // each number read up to the space after it.
+        let malformed = || protocol(format!("malformed VALUE line: {:?}", lossy_prefix(line)));
+        let space = rest.iter().position(|&b| b == b' ').ok_or_else(malformed)?;
+        let key = &rest[..space];
+        if check_key(key).is_err() {
             return Err(protocol("VALUE line with an invalid key"));
         }
-        let flags = parse_u32(toks[1], "VALUE flags")?;
-        let len = self.check_len(parse_u64(toks[2], "VALUE length")?)?;
-        let cas = match count {
-            4 => Some(parse_u64(toks[3], "VALUE cas")?),
-            _ => None,
+        let (flags, after) = number_token(&rest[space + 1..], "VALUE flags")?;
+        let flags = u32::try_from(flags).map_err(|_| protocol("VALUE flags exceed 32 bits"))?;
+        let (len, after) = number_token(after.ok_or_else(malformed)?, "VALUE length")?;
+        let len = self.check_len(len)?;
+        let cas = match after {
+            None => None,
+            Some(tok) => match number_token(tok, "VALUE cas")? {
+                (cas, None) => Some(cas),
+                (_, Some(_)) => return Err(malformed()),
+            },
         };
         Ok(self.data_range(buf, header_len, len)?.map(|(data, used)| {
             (
                 ItemRef {
-                    key: toks[0],
+                    key,
                     flags,
                     cas,
                     data,
