@@ -184,39 +184,6 @@ fn main() {
     }
     assert_eq!(multi.get_multi(&key_refs).unwrap().len(), MULTI);
 
-    // A probe, not a client column: the same 100 keys split over three single-server async
-    // clients and fetched with one `get_multi` each, the three concurrently — what a
-    // get_multi that queries its servers concurrently (as libmemcached does) would reach.
-    let fan_clients: Vec<AsyncClient> = addrs
-        .iter()
-        .map(|a| AsyncClient::connect(a).unwrap())
-        .collect();
-    let fan_keys: Vec<Vec<String>> = (0..3)
-        .map(|s| {
-            (0..MULTI)
-                .filter(|i| i % 3 == s)
-                .map(|i| format!("bench:rs:f{i}"))
-                .collect()
-        })
-        .collect();
-    rt.block_on(async {
-        for (c, ks) in fan_clients.iter().zip(&fan_keys) {
-            for k in ks {
-                c.set(k, VALUE, 0, Expiry::Never).await.unwrap();
-            }
-        }
-    });
-    let fan_out = || async {
-        let (a, b, c) = tokio::join!(
-            fan_clients[0].get_multi(&fan_keys[0]),
-            fan_clients[1].get_multi(&fan_keys[1]),
-            fan_clients[2].get_multi(&fan_keys[2]),
-        );
-        (a.unwrap().len() + b.unwrap().len() + c.unwrap().len()) as u64
-    };
-    assert_eq!(rt.block_on(fan_out()), MULTI as u64);
-    let mut fan_out_best: f64 = 0.0;
-
     // The limit of one caller: bare sockets that send the three text `get`s of the same
     // split, then read each reply to its `END`, parsing nothing.
     let mut bare = BareFanOut::new(&addrs, &key_refs);
@@ -294,7 +261,6 @@ fn main() {
             }),
         );
 
-        fan_out_best = fan_out_best.max(rate_async(&rt, fan_out));
         bare_best = bare_best.max(rate(|| bare.get_multi()));
         bare_get_best = bare_get_best.max(rate(|| bare_get.get()));
         tokio_get_best = tokio_get_best.max(rt.block_on(tokio_get.rate()));
@@ -334,15 +300,6 @@ fn main() {
             }
         }
     }
-    let pylibmc_multi = table
-        .get("pylibmc")
-        .and_then(|c| c.get("get_multi"))
-        .map(|py| format!(" = {:.2}× pylibmc", fan_out_best / py))
-        .unwrap_or_default();
-    notes.push(format!(
-        "probe: the same multi-get as 3 single-server async get_multis run concurrently: \
-         {fan_out_best:.0} keys/s{pylibmc_multi} (the limit of fanning out from one caller)"
-    ));
     let pylibmc_bare = table
         .get("pylibmc")
         .and_then(|c| c.get("get_multi"))
@@ -355,8 +312,7 @@ fn main() {
         .unwrap_or(f64::NAN);
     notes.push(format!(
         "limit: get over a bare socket: {bare_get_best:.0} ops/s blocking ({:.2}× pylibmc), \
-         {tokio_get_best:.0} ops/s on tokio ({:.2}× pylibmc; an async read costs one more \
-         syscall, epoll_wait, than a blocking one)",
+         {tokio_get_best:.0} ops/s on tokio ({:.2}× pylibmc)",
         bare_get_best / pylibmc_get,
         tokio_get_best / pylibmc_get,
     ));

@@ -221,3 +221,65 @@ proptest! {
         prop_assert!(parser.parse(value.as_bytes()).is_err());
     }
 }
+
+proptest! {
+    // Cheap cases, and the fast path only differs on a few combinations: many of them.
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn near_miss_value_lines_parse_the_same_both_ways(
+        key in prop_oneof![
+            4 => Just("k".to_string()), 1 => Just(String::new()), 1 => Just("k\u{1}".to_string()),
+            1 => Just("k\u{7f}".to_string()), 1 => Just("k".repeat(250)), 1 => Just("k".repeat(251)),
+        ],
+        flags in prop_oneof![
+            Just("0".to_string()), Just("4294967295".to_string()),
+            Just("4294967296".to_string()), Just("x".to_string()), Just(String::new()),
+            Just("00000000000000000001".to_string()),
+        ],
+        len in 0usize..12,
+        len_text in proptest::option::weighted(0.2, prop_oneof![
+            Just("12345678901234567890".to_string()), Just("1x".to_string()),
+            Just(String::new()),
+        ]),
+        cas in proptest::option::of(prop_oneof![
+            Just("7".to_string()), Just("18446744073709551615".to_string()),
+            Just("18446744073709551616".to_string()), Just(String::new()),
+        ]),
+        line_end in prop_oneof![
+            6 => Just("\r\n"), 1 => Just(" \r\n"), 1 => Just("\r\r\n"), 1 => Just("\n")
+        ],
+        data_skew in prop_oneof![6 => Just(0isize), 1 => Just(-1isize), 1 => Just(1isize)],
+        data_end in prop_oneof![
+            6 => Just("\r\n"), 1 => Just("\r"), 1 => Just(""), 1 => Just("xx")
+        ],
+        max_value in 0usize..16,
+        max_line in 0usize..300,
+    ) {
+        let mut line = format!("{key} {flags} {}", len_text.unwrap_or_else(|| len.to_string()));
+        if let Some(cas) = cas {
+            line.push(' ');
+            line.push_str(&cas);
+        }
+        let mut tail = line.into_bytes();
+        tail.extend_from_slice(line_end.as_bytes());
+        tail.extend(std::iter::repeat_n(b'd', len.saturating_add_signed(data_skew)));
+        tail.extend_from_slice(data_end.as_bytes());
+        // `VALUE ` and bytes that often almost make a valid item: the fast path and the
+        // general one must agree on every outcome, errors included.
+        let parser = ReplyParser::new(max_value).with_max_line(max_line);
+        let mut bytes = b"VALUE ".to_vec();
+        bytes.extend_from_slice(&tail);
+        let owned = parser.parse(&bytes);
+        let borrowed = parser.parse_retrieval(&bytes);
+        match (owned, borrowed) {
+            (Err(_), Err(_)) | (Ok(None), Ok(None)) => {}
+            (Ok(Some((Reply::Value(v), n))), Ok(Some((Retrieval::Item(item), m)))) => {
+                prop_assert_eq!((item.to_text_value(), m), (v, n));
+            }
+            (owned, borrowed) => {
+                prop_assert!(false, "parse gave {:?}, parse_retrieval {:?}", owned, borrowed)
+            }
+        }
+    }
+}

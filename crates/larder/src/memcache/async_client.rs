@@ -316,7 +316,7 @@ impl AsyncClient {
 
     /// See [`Client::get_multi`](super::Client::get_multi).
     pub async fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
-        let mut hits = multi_get::Collector::default();
+        let mut hits = multi_get::Collector::new(keys.len());
         self.get_multi_with(keys, |hit| hits.visit(hit)).await?;
         Ok(hits.finish())
     }

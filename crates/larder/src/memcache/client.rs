@@ -442,7 +442,7 @@ impl Client {
     /// counts toward that server's health). Only when every involved server fails is the
     /// call an error (the first failure).
     pub fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
-        let mut hits = multi_get::Collector::default();
+        let mut hits = multi_get::Collector::new(keys.len());
         self.get_multi_with(keys, |hit| hits.visit(hit))?;
         Ok(hits.finish())
     }

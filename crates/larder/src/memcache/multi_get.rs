@@ -64,7 +64,6 @@ pub struct Hit {
 pub type MultiGetHits = HashMap<Bytes, Hit, foldhash::fast::RandomState>;
 
 /// Collects visited hits into one buffer, then hands them out as views of it.
-#[derive(Default)]
 pub(crate) struct Collector {
     buf: Vec<u8>,
     /// Per hit: where its key starts, where its value starts and ends, flags, CAS.
@@ -72,6 +71,14 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
+    /// A collector for the hits of up to `keys` keys.
+    pub(crate) fn new(keys: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            hits: Vec::with_capacity(keys),
+        }
+    }
+
     /// Copies `hit` into the buffer.
     pub(crate) fn visit(&mut self, hit: HitRef<'_>) {
         let key_at = self.buf.len();

@@ -772,6 +772,24 @@ fn number_token<'a>(s: &'a [u8], what: &str) -> Result<(u64, Option<&'a [u8]>)> 
     }
 }
 
+/// The number written by the 1 to 19 decimal digits at the start of `s` (19 digits cannot
+/// overflow 64 bits) and how many digits that is; `None` when `s` starts with no digit or
+/// with 20 or more.
+fn leading_digits(s: &[u8]) -> Option<(u64, usize)> {
+    let mut acc: u64 = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return (i > 0).then_some((acc, i));
+        }
+        if i == 19 {
+            return None;
+        }
+        acc = acc * 10 + u64::from(digit);
+    }
+    (!s.is_empty() && s.len() <= 19).then_some((acc, s.len()))
+}
+
 #[cold]
 fn not_a_number(tok: &[u8], what: &str) -> Error {
     protocol(format!(
@@ -928,6 +946,9 @@ impl ReplyParser {
     /// copying: a `VALUE` item borrowed from `buf`, `END`, or any other reply (parsed by
     /// [`parse`](Self::parse), e.g. a `SERVER_ERROR`). Same contract as `parse` otherwise.
     pub fn parse_retrieval<'a>(&self, buf: &'a [u8]) -> Result<Option<(Retrieval<'a>, usize)>> {
+        if let Some(found) = self.plain_item(buf) {
+            return Ok(Some((Retrieval::Item(found.0), found.1)));
+        }
         let window = &buf[..buf.len().min(self.max_line)];
         if let Some(nl) = memchr::memchr(b'\n', window) {
             if nl > 0 && buf[nl - 1] == b'\r' {
@@ -945,6 +966,60 @@ impl ReplyParser {
         Ok(self
             .parse(buf)?
             .map(|(reply, used)| (Retrieval::Other(reply), used)))
+    }
+
+    /// The fast path of [`parse_retrieval`](Self::parse_retrieval): a complete, well-formed
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n` read in one forward pass, without
+    /// first searching for the end of the line. `None` for anything else (another reply, an
+    /// incomplete one, any irregularity), which the general path then parses or rejects: both
+    /// paths accept exactly the same well-formed items.
+    fn plain_item<'a>(&self, buf: &'a [u8]) -> Option<(ItemRef<'a>, usize)> {
+        const PREFIX: usize = b"VALUE ".len();
+        let rest = buf.strip_prefix(b"VALUE ")?;
+        let key_len = rest[..rest.len().min(crate::keys::MAX_KEY_LEN + 1)]
+            .iter()
+            .position(|&b| b <= b' ' || b == 0x7f)?;
+        if key_len == 0 || rest[key_len] != b' ' {
+            return None;
+        }
+        let mut at = key_len + 1;
+        let (flags, n) = leading_digits(&rest[at..])?;
+        at += n;
+        if rest.get(at) != Some(&b' ') {
+            return None;
+        }
+        let (len, n) = leading_digits(&rest[at + 1..])?;
+        at += 1 + n;
+        let cas = match rest.get(at) {
+            Some(b' ') => {
+                let (cas, n) = leading_digits(&rest[at + 1..])?;
+                at += 1 + n;
+                Some(cas)
+            }
+            _ => None,
+        };
+        if rest.get(at..at + 2) != Some(b"\r\n") {
+            return None;
+        }
+        let header_len = PREFIX + at + 2;
+        let flags = u32::try_from(flags).ok()?;
+        let len = usize::try_from(len).ok().filter(|&n| n <= self.max_value)?;
+        if header_len > self.max_line {
+            return None;
+        }
+        let end = header_len.checked_add(len)?;
+        if buf.get(end..end.checked_add(2)?) != Some(b"\r\n") {
+            return None;
+        }
+        Some((
+            ItemRef {
+                key: &rest[..key_len],
+                flags,
+                cas,
+                data: &buf[header_len..end],
+            },
+            end + 2,
+        ))
     }
 
     /// The item of a `VALUE` line (`rest` is the line after `VALUE `) and its data block,
