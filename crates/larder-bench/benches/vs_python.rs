@@ -191,7 +191,7 @@ fn main() {
     // The limit of one round trip: a bare socket sending `mg <key> v` and reading the reply,
     // blocking (std) and async (tokio, on the same runtime as the async client).
     let mut bare_get = BareGet::new(one, key);
-    let mut tokio_get = rt.block_on(TokioBareGet::new(one, key));
+    let mut tokio_get = rt.block_on(BareGet::connect(one, key));
     let (mut bare_get_best, mut tokio_get_best): (f64, f64) = (0.0, 0.0);
 
     // The `memcache` crate: text protocol, TCP_NODELAY. It places keys by its own hash, so
@@ -378,31 +378,31 @@ impl BareFanOut {
     }
 }
 
-/// The request of a bare `mg <key> v` and the length of its `VA 100` reply.
-fn bare_get_request(key: &str) -> (Vec<u8>, usize) {
-    let reply = format!("VA {}\r\n", VALUE.len()).len() + VALUE.len() + 2;
-    (format!("mg {key} v\r\n").into_bytes(), reply)
-}
-
-/// A blocking bare socket doing single gets.
-struct BareGet {
-    stream: TcpStream,
+/// A bare socket (std or tokio) doing single gets: `mg <key> v`, then reads the `VA 100`
+/// reply's bytes without parsing them.
+struct BareGet<S> {
+    stream: S,
     request: Vec<u8>,
     reply_len: usize,
     buf: Vec<u8>,
 }
 
-impl BareGet {
+impl<S> BareGet<S> {
+    fn on(stream: S, key: &str) -> Self {
+        Self {
+            stream,
+            request: format!("mg {key} v\r\n").into_bytes(),
+            reply_len: format!("VA {}\r\n", VALUE.len()).len() + VALUE.len() + 2,
+            buf: vec![0; 4096],
+        }
+    }
+}
+
+impl BareGet<TcpStream> {
     fn new(addr: &str, key: &str) -> Self {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        let (request, reply_len) = bare_get_request(key);
-        Self {
-            stream,
-            request,
-            reply_len,
-            buf: vec![0; 4096],
-        }
+        Self::on(stream, key)
     }
 
     fn get(&mut self) -> u64 {
@@ -415,25 +415,11 @@ impl BareGet {
     }
 }
 
-/// A tokio bare socket doing single gets.
-struct TokioBareGet {
-    stream: tokio::net::TcpStream,
-    request: Vec<u8>,
-    reply_len: usize,
-    buf: Vec<u8>,
-}
-
-impl TokioBareGet {
-    async fn new(addr: &str, key: &str) -> Self {
+impl BareGet<tokio::net::TcpStream> {
+    async fn connect(addr: &str, key: &str) -> Self {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let (request, reply_len) = bare_get_request(key);
-        Self {
-            stream,
-            request,
-            reply_len,
-            buf: vec![0; 4096],
-        }
+        Self::on(stream, key)
     }
 
     async fn get(&mut self) -> u64 {

@@ -1,8 +1,9 @@
 //! The async memcached [`AsyncClient`] on tokio: the same operations and wire protocol as the
 //! blocking [`Client`](super::Client), driving the same sans-IO [`proto`](super::proto).
 //!
-//! Keys are routed over the ring with failover as in the blocking client; a multi-get fans
-//! out to its servers in parallel (one task per server on a `JoinSet`).
+//! Keys are routed over the ring with failover as in the blocking client; a multi-get sends
+//! its first chunk to every server before reading any reply, within the caller's task (see
+//! [`multi_get`](super::multi_get)); multi-key writes run one task per server on a `JoinSet`.
 //!
 //! Timeouts use `tokio::time::timeout`. A connection is taken out of the idle stack for one
 //! exchange; when the caller's future is cancelled the connection is dropped with it, never
@@ -122,17 +123,18 @@ impl Conn {
             Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
         };
         if n == 0 {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{} closed the connection", self.label),
-            )));
+            return Err(ops::closed_by(&self.label));
         }
         self.buf.filled(n);
         Ok(())
     }
 
     /// See the blocking client's `land_chunks`.
-    async fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut SendVisit<'_>) -> Result<()> {
+    async fn land_chunks(
+        &mut self,
+        chunks: &mut [Chunk],
+        visit: &mut SendVisit<'_>,
+    ) -> Result<usize> {
         for i in 0..chunks.len() {
             if let Some(next) = chunks.get(i + 1) {
                 self.send(next.request()).await?;
@@ -142,7 +144,7 @@ impl Conn {
                 self.fill().await?;
             }
         }
-        Ok(())
+        Ok(chunks.iter().map(Chunk::hits).sum())
     }
 
     async fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
@@ -329,22 +331,15 @@ impl AsyncClient {
         keys: &[K],
         mut visit: impl FnMut(HitRef<'_>) + Send,
     ) -> Result<usize> {
-        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let (groups, refused) = self.inner.cluster.group(&keys);
-        let mut hits = 0;
-        let mut counted = |hit: HitRef<'_>| {
-            hits += 1;
-            visit(hit);
-        };
+        let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
         let mut flights = Vec::with_capacity(groups.len());
         for (server, group) in &groups {
             flights.push((*server, self.take_off(*server, group).await));
         }
-        let mut outcome = multi_get::Outcome::new(refused);
         for (server, flight) in flights {
             let result = match flight {
                 Ok((mut conn, mut chunks)) => {
-                    let landed = conn.land_chunks(&mut chunks, &mut counted).await;
+                    let landed = conn.land_chunks(&mut chunks, &mut visit).await;
                     if landed.is_ok() {
                         self.check_in(server, conn);
                     }
@@ -355,8 +350,7 @@ impl AsyncClient {
             self.inner.cluster.record(server, &result);
             outcome.add(result);
         }
-        outcome.finish()?;
-        Ok(hits)
+        outcome.finish()
     }
 
     /// Checks out a connection to `server` and sends the first chunk of `group`.

@@ -1,7 +1,8 @@
 //! The blocking memcached [`Client`]: std sockets (TCP or Unix), timeouts, one
 //! [`Pool`] (queue strategy) of connections per server, keys routed over the ring with
 //! failover ([`super::cluster`]), and the operations of [`super::ops`] driven over them.
-//! Multi-key reads fan out to their servers in parallel (one scoped thread per server).
+//! A multi-get sends its first chunk to every server before reading any reply (the servers
+//! work in parallel, as with libmemcached); multi-key writes run one scoped thread per server.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -169,18 +170,15 @@ impl Conn {
             timeout_error(e, format!("read from {}", self.label), self.read_timeout)
         })?;
         if n == 0 {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{} closed the connection", self.label),
-            )));
+            return Err(ops::closed_by(&self.label));
         }
         self.buf.filled(n);
         Ok(())
     }
 
     /// Reads the replies of `chunks` (the first already sent), sending each next chunk
-    /// before reading the one ahead of it.
-    fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut Visit<'_>) -> Result<()> {
+    /// before reading the one ahead of it; the number of hits.
+    fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut Visit<'_>) -> Result<usize> {
         for i in 0..chunks.len() {
             if let Some(next) = chunks.get(i + 1) {
                 self.send(next.request())?;
@@ -190,7 +188,7 @@ impl Conn {
                 self.fill()?;
             }
         }
-        Ok(())
+        Ok(chunks.iter().map(Chunk::hits).sum())
     }
 
     fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
@@ -457,13 +455,7 @@ impl Client {
         keys: &[K],
         mut visit: impl FnMut(HitRef<'_>),
     ) -> Result<usize> {
-        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        let (groups, refused) = self.inner.cluster.group(&keys);
-        let mut hits = 0;
-        let mut counted = |hit: HitRef<'_>| {
-            hits += 1;
-            visit(hit);
-        };
+        let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
         // In parallel on the wire without threads, as libmemcached does: the first chunk goes
         // to every server before any reply is read, so the servers work at the same time
         // and the call costs about one round trip. (Scoped threads per call cost more than
@@ -472,14 +464,12 @@ impl Client {
         for (server, group) in &groups {
             flights.push((*server, self.take_off(*server, group)));
         }
-        let mut outcome = multi_get::Outcome::new(refused);
         for (server, flight) in flights {
-            let result = flight.and_then(|f| self.land(f, &mut counted));
+            let result = flight.and_then(|f| self.land(f, &mut visit));
             self.inner.cluster.record(server, &result);
             outcome.add(result);
         }
-        outcome.finish()?;
-        Ok(hits)
+        outcome.finish()
     }
 
     /// Checks out a connection to `server` and sends the first chunk of `group`.
@@ -502,7 +492,7 @@ impl Client {
 
     /// Reads the first chunk's replies and runs the remaining chunks. Any failure drops the
     /// connection (later chunks may already be on the wire).
-    fn land(&self, flight: Flight<'_>, visit: &mut Visit<'_>) -> Result<()> {
+    fn land(&self, flight: Flight<'_>, visit: &mut Visit<'_>) -> Result<usize> {
         let Flight {
             mut conn,
             mut chunks,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::cluster::{Cluster, ServerGroups};
 use super::ops::{self, GetsItem, Handler, Hits, ReadBuf};
 use super::proto::Retrieval;
 use crate::{Error, Result};
@@ -115,6 +116,8 @@ pub(crate) type SendVisit<'v> = dyn FnMut(HitRef<'_>) + Send + 'v;
 pub(crate) struct Chunk {
     request: Vec<u8>,
     reader: Reader,
+    /// Hits visited so far.
+    hits: usize,
 }
 
 enum Reader {
@@ -134,10 +137,19 @@ impl Chunk {
         &self.request
     }
 
+    /// How many hits this chunk has visited.
+    pub(crate) fn hits(&self) -> usize {
+        self.hits
+    }
+
     /// Reads this chunk's replies buffered in `buf`, visiting each hit: `Ok(true)` once the
     /// chunk is complete, `Ok(false)` when more bytes must be read first.
     pub(crate) fn read(&mut self, buf: &mut ReadBuf, visit: &mut Visit<'_>) -> Result<bool> {
-        let Chunk { request, reader } = self;
+        let Chunk {
+            request,
+            reader,
+            hits,
+        } = self;
         match reader {
             Reader::Text { spans, cursor } => loop {
                 let Some((reply, used)) = buf.peek_retrieval()? else {
@@ -154,6 +166,7 @@ impl Chunk {
                             )));
                         };
                         *cursor += i + 1;
+                        *hits += 1;
                         visit(HitRef {
                             key: item.key,
                             value: item.data,
@@ -175,8 +188,9 @@ impl Chunk {
                 let Some(reply) = buf.next_reply()? else {
                     return Ok(false);
                 };
-                if let Some(hits) = handler(reply)? {
-                    for (key, item) in &hits {
+                if let Some(found) = handler(reply)? {
+                    *hits += found.len();
+                    for (key, item) in &found {
                         visit(HitRef {
                             key,
                             value: &item.data,
@@ -227,20 +241,34 @@ fn chunk(keys: &[&[u8]]) -> Result<Chunk> {
         Ok(Chunk {
             request,
             reader: Reader::Text { spans, cursor: 0 },
+            hits: 0,
         })
     } else {
         let op = ops::get_multi(keys.iter().map(|k| k.to_vec()).collect())?;
         Ok(Chunk {
             request: op.request,
             reader: Reader::Meta(op.handler),
+            hits: 0,
         })
     }
+}
+
+/// The keys of a multi-get grouped by the server that takes each now, with the call's
+/// [`Outcome`] so far (the routing refusal of some keys, if any).
+pub(crate) fn route<'k, K: AsRef<[u8]>>(
+    cluster: &Cluster,
+    keys: &'k [K],
+) -> (ServerGroups<'k>, Outcome) {
+    let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+    let (groups, refused) = cluster.group(&keys);
+    (groups, Outcome::new(refused))
 }
 
 /// The per-server results of one multi-get folded into the call's result: success when any
 /// server answered (a failed server's keys read as misses); otherwise the first failure, or
 /// the fail-fast refusal when no server was asked.
 pub(crate) struct Outcome {
+    hits: usize,
     any_ok: bool,
     first_err: Option<Error>,
     refused: Option<Error>,
@@ -248,32 +276,36 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// No server heard from yet; `refused` is the routing refusal of some keys, if any.
-    pub(crate) fn new(refused: Option<Error>) -> Self {
+    fn new(refused: Option<Error>) -> Self {
         Self {
+            hits: 0,
             any_ok: false,
             first_err: None,
             refused,
         }
     }
 
-    /// Adds one server's result.
-    pub(crate) fn add(&mut self, result: Result<()>) {
+    /// Adds one server's result: how many hits it gave, or its failure.
+    pub(crate) fn add(&mut self, result: Result<usize>) {
         match result {
-            Ok(()) => self.any_ok = true,
+            Ok(hits) => {
+                self.any_ok = true;
+                self.hits += hits;
+            }
             Err(e) => {
                 self.first_err.get_or_insert(e);
             }
         }
     }
 
-    /// The call's result.
-    pub(crate) fn finish(self) -> Result<()> {
+    /// The call's result: the number of hits.
+    pub(crate) fn finish(self) -> Result<usize> {
         if self.any_ok {
-            return Ok(());
+            return Ok(self.hits);
         }
         match self.first_err.or(self.refused) {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(0),
         }
     }
 }

@@ -64,6 +64,14 @@ pub(crate) struct Op<T> {
     pub handler: Handler<T>,
 }
 
+/// The error of a read that found the connection closed by `label`.
+pub(crate) fn closed_by(label: &str) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("{label} closed the connection"),
+    ))
+}
+
 /// Errors after which the connection is still in step with the server.
 pub(crate) fn keeps_connection(err: &Error) -> bool {
     matches!(
