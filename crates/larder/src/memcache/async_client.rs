@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{stats_with_health, unix_now, WRITE_BATCH_BYTES, WRITE_BATCH_OPS};
+use super::client::{stats_with_health, unix_now};
 use super::cluster::{Cluster, ServerHealth};
 use super::conn_pool::IdleStack;
 use super::multi_get::{self, Chunk, HitRef, MultiGetHits, SendVisit};
@@ -161,24 +161,12 @@ impl Conn {
         self.finish(op).await
     }
 
-    /// See the blocking client's `run_batches`: bounded batches, one write each.
+    /// Runs `ops` in [`ops::batches`]: each batch in one write, then its replies in order.
     async fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(ops.len());
-        let mut ops = ops.into_iter().peekable();
-        let mut request = Vec::new();
-        let mut batch = Vec::new();
-        while ops.peek().is_some() {
-            request.clear();
-            while let Some(op) = ops.next_if(|op| {
-                batch.is_empty()
-                    || (batch.len() < WRITE_BATCH_OPS
-                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
-            }) {
-                request.extend_from_slice(&op.request);
-                batch.push(op);
-            }
+        for (request, batch) in ops::batches(ops) {
             self.send(&request).await?;
-            for op in batch.drain(..) {
+            for op in batch {
                 out.push(self.finish(op).await?);
             }
         }
@@ -429,27 +417,17 @@ impl AsyncClient {
             let client = self.clone();
             tasks.spawn(async move { (indices, client.batches_on(server, ops).await) });
         }
-        let mut out = vec![false; keys.len()];
-        let mut first_err = None;
+        let mut outcome = ops::WriteOutcome::new(keys.len());
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((indices, Ok(applied))) => {
-                    for (i, a) in indices.into_iter().zip(applied) {
-                        out[i] = a;
-                    }
-                }
-                Ok((_, Err(e))) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(Error::Client(format!("multi-write task failed: {e}")));
-                }
+                Ok((indices, result)) => outcome.add(&indices, result),
+                Err(e) => outcome.add(
+                    &[],
+                    Err(Error::Client(format!("multi-write task failed: {e}"))),
+                ),
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        outcome.finish()
     }
 
     async fn store(

@@ -20,11 +20,6 @@ use super::{ClientConfig, ServerAddr};
 use crate::pool::{Manager, Pool, PoolConfig, Pooled, Strategy};
 use crate::{Error, Expiry, Result};
 
-/// Most requests per batch of a multi-key write (sent in one write, replies read after).
-pub(crate) const WRITE_BATCH_OPS: usize = 128;
-/// Most request bytes per batch of a multi-key write.
-pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
-
 enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
@@ -210,21 +205,9 @@ impl Conn {
     /// read in order (batches are bounded so the small replies never fill the socket).
     fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(ops.len());
-        let mut ops = ops.into_iter().peekable();
-        let mut request = Vec::new();
-        let mut batch = Vec::new();
-        while ops.peek().is_some() {
-            request.clear();
-            while let Some(op) = ops.next_if(|op| {
-                batch.is_empty()
-                    || (batch.len() < WRITE_BATCH_OPS
-                        && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
-            }) {
-                request.extend_from_slice(&op.request);
-                batch.push(op);
-            }
+        for (request, batch) in ops::batches(ops) {
             self.send(&request)?;
-            for op in batch.drain(..) {
+            for op in batch {
                 out.push(self.finish(op)?);
             }
         }
@@ -523,24 +506,11 @@ impl Client {
             self.call(server, |c| c.run_batches(ops))
         };
         let results = in_parallel(&groups, |(server, indices)| run_group(*server, indices));
-        let mut out = vec![false; keys.len()];
-        let mut first_err = None;
+        let mut outcome = ops::WriteOutcome::new(keys.len());
         for ((_, indices), result) in groups.iter().zip(results) {
-            match result {
-                Ok(applied) => {
-                    for (&i, a) in indices.iter().zip(applied) {
-                        out[i] = a;
-                    }
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+            outcome.add(indices, result);
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        outcome.finish()
     }
 
     /// Stores every `(key, value, flags)` with `mode` (`Set`, `Add`, `Replace`, ...): grouped

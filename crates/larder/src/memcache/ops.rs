@@ -21,6 +21,17 @@ pub struct GetsItem {
     pub cas: u64,
 }
 
+impl GetsItem {
+    /// The item of a `VA` meta reply (flags and CAS 0 when not sent).
+    fn from_meta(m: MetaReply) -> Self {
+        Self {
+            data: m.value.unwrap_or_default(),
+            flags: m.client_flags.unwrap_or(0),
+            cas: m.cas.unwrap_or(0),
+        }
+    }
+}
+
 /// Options of [`Client::meta_get`](super::Client::meta_get), the stale-while-revalidate read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetaGetOptions {
@@ -72,6 +83,71 @@ pub(crate) fn closed_by(label: &str) -> Error {
     ))
 }
 
+/// Most requests per batch of a multi-key write (sent in one write, replies read after).
+pub(crate) const WRITE_BATCH_OPS: usize = 128;
+/// Most request bytes per batch of a multi-key write.
+pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Splits `ops` into bounded batches, in order: each is the concatenated requests to send in
+/// one write and the ops whose replies then follow (bounded so the small replies never fill
+/// the socket while the client is still writing).
+pub(crate) fn batches<T>(ops: Vec<Op<T>>) -> impl Iterator<Item = (Vec<u8>, Vec<Op<T>>)> {
+    let mut ops = ops.into_iter().peekable();
+    std::iter::from_fn(move || {
+        ops.peek()?;
+        let mut request = Vec::new();
+        let mut batch = Vec::new();
+        while let Some(op) = ops.next_if(|op| {
+            batch.is_empty()
+                || (batch.len() < WRITE_BATCH_OPS
+                    && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
+        }) {
+            request.extend_from_slice(&op.request);
+            batch.push(op);
+        }
+        Some((request, batch))
+    })
+}
+
+/// The per-key outcomes of a multi-key write gathered from its servers back into key order;
+/// the call fails with the first server failure (the other servers' writes still happened).
+pub(crate) struct WriteOutcome {
+    applied: Vec<bool>,
+    first_err: Option<Error>,
+}
+
+impl WriteOutcome {
+    /// Nothing heard yet about `keys` keys.
+    pub(crate) fn new(keys: usize) -> Self {
+        Self {
+            applied: vec![false; keys],
+            first_err: None,
+        }
+    }
+
+    /// One server's result for the keys at `indices`.
+    pub(crate) fn add(&mut self, indices: &[usize], result: Result<Vec<bool>>) {
+        match result {
+            Ok(applied) => {
+                for (&i, a) in indices.iter().zip(applied) {
+                    self.applied[i] = a;
+                }
+            }
+            Err(e) => {
+                self.first_err.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Whether each key's write was applied, in key order.
+    pub(crate) fn finish(self) -> Result<Vec<bool>> {
+        match self.first_err {
+            Some(e) => Err(e),
+            None => Ok(self.applied),
+        }
+    }
+}
+
 /// Errors after which the connection is still in step with the server.
 pub(crate) fn keeps_connection(err: &Error) -> bool {
     matches!(
@@ -119,11 +195,7 @@ pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<O
         },
     );
     Ok(single(req, "VA or EN", key, 0, 0, |m| match m.status {
-        Some(MetaStatus::Va) => Ok(Some(GetsItem {
-            data: m.value.unwrap_or_default(),
-            flags: m.client_flags.unwrap_or(0),
-            cas: m.cas.unwrap_or(0),
-        })),
+        Some(MetaStatus::Va) => Ok(Some(GetsItem::from_meta(m))),
         Some(MetaStatus::En) => Ok(None),
         _ => Err(unexpected("VA or EN", &m)),
     }))
@@ -340,14 +412,7 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
                         ))
                     }
                 };
-                out.insert(
-                    key,
-                    GetsItem {
-                        data: m.value.unwrap_or_default(),
-                        flags: m.client_flags.unwrap_or(0),
-                        cas: m.cas.unwrap_or(0),
-                    },
-                );
+                out.insert(key, GetsItem::from_meta(m));
             }
             Reply::Meta(MetaReply {
                 status: Some(MetaStatus::En),
