@@ -151,15 +151,26 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
             .collect()
     }
 
-    /// The per-key outcome of a multi-write; a single-key batch's error names its key.
-    fn multi_outcome(&self, items: &[(&str, V)], applied: Result<Vec<bool>>) -> Result<MultiWrite> {
-        let applied = applied.map_err(|e| match items {
-            [(key, _)] => self.name_key(key, e),
-            _ => e,
-        })?;
+    /// The per-key outcome of a multi-write of `keys`; a single-key batch's error names its
+    /// key.
+    fn multi_outcome<'k>(
+        &self,
+        mut keys: impl ExactSizeIterator<Item = &'k str>,
+        applied: Result<Vec<bool>>,
+    ) -> Result<MultiWrite> {
+        let applied = match (applied, keys.len()) {
+            (Ok(applied), _) => applied,
+            (Err(e), 1) => {
+                return Err(match keys.next() {
+                    Some(key) => self.name_key(key, e),
+                    None => e,
+                })
+            }
+            (Err(e), _) => return Err(e),
+        };
         let mut out = MultiWrite::default();
-        for ((key, _), applied) in items.iter().zip(applied) {
-            out.record(*key, applied);
+        for (key, applied) in keys.zip(applied) {
+            out.record(key, applied);
         }
         Ok(out)
     }
@@ -173,7 +184,7 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
         let encoded = self.encode_items(&items)?;
         let wire = wire_items(&encoded);
         let applied = self.client.store_multi(mode, &wire, expiry);
-        self.multi_outcome(&items, applied)
+        self.multi_outcome(items.iter().map(|(key, _)| *key), applied)
     }
 }
 
@@ -233,15 +244,8 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
         let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
-        let deleted = self.client.delete_multi(&wire).map_err(|e| match keys {
-            [key] => self.name_key(key, e),
-            _ => e,
-        })?;
-        let mut out = MultiWrite::default();
-        for (key, deleted) in keys.iter().zip(deleted) {
-            out.record(*key, deleted);
-        }
-        Ok(out)
+        let deleted = self.client.delete_multi(&wire);
+        self.multi_outcome(keys.iter().copied(), deleted)
     }
 
     fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
@@ -348,19 +352,8 @@ impl<V: Send + 'static, C: Codec<V>> crate::AsyncCache<V> for MemcachedCache<V, 
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
         let wire: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect();
-        let deleted = self
-            .async_client
-            .delete_multi(&wire)
-            .await
-            .map_err(|e| match keys {
-                [key] => self.name_key(key, e),
-                _ => e,
-            })?;
-        let mut out = MultiWrite::default();
-        for (key, deleted) in keys.iter().zip(deleted) {
-            out.record(*key, deleted);
-        }
-        Ok(out)
+        let deleted = self.async_client.delete_multi(&wire).await;
+        self.multi_outcome(keys.iter().copied(), deleted)
     }
 
     async fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
@@ -418,7 +411,7 @@ impl<V: Send + 'static, C: Codec<V>> MemcachedCache<V, C> {
         let encoded = self.encode_items(&items)?;
         let wire = wire_items(&encoded);
         let applied = self.async_client.store_multi(mode, &wire, expiry).await;
-        self.multi_outcome(&items, applied)
+        self.multi_outcome(items.iter().map(|(key, _)| *key), applied)
     }
 }
 
