@@ -31,6 +31,19 @@ pub struct MemcachedServer {
     socket: Option<PathBuf>,
 }
 
+/// Starts memcached listening where `listen` says, UDP off, 64 MB, `-u root` (required when
+/// run as root), with `extra` arguments; stderr piped (it says why a start failed).
+fn spawn_memcached(listen: &[&str], extra: &[&str]) -> Result<Child> {
+    Ok(Command::new(memcached_bin())
+        .args(listen)
+        .args(["-U", "0", "-m", "64", "-u", "root"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?)
+}
+
 impl MemcachedServer {
     /// Starts `memcached -l 127.0.0.1 -p PORT -U 0 -m 64` on a free port.
     pub fn start() -> Result<Self> {
@@ -54,24 +67,8 @@ impl MemcachedServer {
     /// bring it back), with extra arguments.
     pub fn start_on_port(port: u16, args: &[&str]) -> Result<Self> {
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(memcached_bin())
-            .args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-m",
-                "64",
-                "-u",
-                "root",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let port_text = port.to_string();
+        let child = spawn_memcached(&["-l", "127.0.0.1", "-p", &port_text], args)?;
         let mut server = MemcachedServer {
             child,
             addr,
@@ -120,12 +117,7 @@ impl MemcachedServer {
         let path = path.as_ref().to_path_buf();
         let _ = std::fs::remove_file(&path);
         let path_text = path.to_string_lossy().into_owned();
-        let child = Command::new(memcached_bin())
-            .args(["-s", &path_text, "-U", "0", "-m", "64", "-u", "root"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let child = spawn_memcached(&["-s", &path_text], &[])?;
         let mut server = MemcachedServer {
             child,
             addr: path_text,
