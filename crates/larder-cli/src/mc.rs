@@ -14,6 +14,23 @@ use larder::memcache::{Client, ClientConfig, Distribution, KeyHash};
 use larder::redis::{RedisCache, RedisConfig};
 use larder::Expiry;
 
+/// What `set` and `add` store, and where.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The key.
+    key: String,
+    /// The value; stdin when absent.
+    value: Option<String>,
+    /// Time to live in seconds (none: never expires).
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Client flags stored with the value.
+    #[arg(long, default_value_t = 0)]
+    flags: u32,
+    #[command(flatten)]
+    servers: ServerArgs,
+}
+
 /// Which servers to talk to.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -43,35 +60,9 @@ pub enum McCommand {
         servers: ServerArgs,
     },
     /// Stores a value (read from stdin as exact bytes when VALUE is absent).
-    Set {
-        /// The key.
-        key: String,
-        /// The value; stdin when absent.
-        value: Option<String>,
-        /// Time to live in seconds (none: never expires).
-        #[arg(long)]
-        ttl: Option<u64>,
-        /// Client flags stored with the value.
-        #[arg(long, default_value_t = 0)]
-        flags: u32,
-        #[command(flatten)]
-        servers: ServerArgs,
-    },
+    Set(StoreArgs),
     /// Stores a value only when the key is absent (exit 1 when present).
-    Add {
-        /// The key.
-        key: String,
-        /// The value; stdin when absent.
-        value: Option<String>,
-        /// Time to live in seconds.
-        #[arg(long)]
-        ttl: Option<u64>,
-        /// Client flags stored with the value.
-        #[arg(long, default_value_t = 0)]
-        flags: u32,
-        #[command(flatten)]
-        servers: ServerArgs,
-    },
+    Add(StoreArgs),
     /// Deletes a key (exit 1 when it was absent).
     Delete {
         /// The key.
@@ -211,27 +202,15 @@ fn execute(cmd: McCommand) -> larder::Result<i32> {
             }
             Ok(code)
         }
-        McCommand::Set {
-            key,
-            value,
-            ttl,
-            flags,
-            servers,
-        } => {
-            let c = client(&servers)?;
-            c.set(&key, &value_bytes(value)?, flags, expiry(ttl))?;
+        McCommand::Set(a) => {
+            let c = client(&a.servers)?;
+            c.set(&a.key, &value_bytes(a.value)?, a.flags, expiry(a.ttl))?;
             Ok(0)
         }
-        McCommand::Add {
-            key,
-            value,
-            ttl,
-            flags,
-            servers,
-        } => {
-            let c = client(&servers)?;
-            let stored = c.add(&key, &value_bytes(value)?, flags, expiry(ttl))?;
-            Ok(found(stored, &key, "already present, not stored"))
+        McCommand::Add(a) => {
+            let c = client(&a.servers)?;
+            let stored = c.add(&a.key, &value_bytes(a.value)?, a.flags, expiry(a.ttl))?;
+            Ok(found(stored, &a.key, "already present, not stored"))
         }
         McCommand::Delete { key, servers } => {
             let deleted = client(&servers)?.delete(&key)?;
