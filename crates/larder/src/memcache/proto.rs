@@ -719,50 +719,32 @@ fn lossy_prefix(bytes: &[u8]) -> String {
 }
 
 fn parse_u64(tok: &[u8], what: &str) -> Result<u64> {
-    if tok.is_empty() || tok.len() > 20 {
-        return Err(not_a_number(tok, what));
-    }
-    let mut acc: u64 = 0;
-    if tok.len() <= 19 {
-        // At most 19 digits cannot overflow 64 bits.
-        for &b in tok {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
+    match leading_digits(tok) {
+        Some((n, len)) if len == tok.len() => Ok(n),
+        // Not all digits, or 20 or more of them: checked digit by digit.
+        _ => {
+            if tok.is_empty() || tok.len() > 20 {
                 return Err(not_a_number(tok, what));
             }
-            acc = acc * 10 + u64::from(digit);
+            tok.iter().try_fold(0u64, |acc, &b| {
+                let digit = b.wrapping_sub(b'0');
+                if digit > 9 {
+                    return Err(not_a_number(tok, what));
+                }
+                acc.checked_mul(10)
+                    .and_then(|a| a.checked_add(u64::from(digit)))
+                    .ok_or_else(|| protocol(format!("{what} overflows 64 bits")))
+            })
         }
-        return Ok(acc);
     }
-    for &b in tok {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return Err(not_a_number(tok, what));
-        }
-        acc = acc
-            .checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(digit)))
-            .ok_or_else(|| protocol(format!("{what} overflows 64 bits")))?;
-    }
-    Ok(acc)
 }
 
 /// The decimal number at the start of `s`, ended by a space or by the end of `s`, and what
 /// follows that space (`None` at the end).
 fn number_token<'a>(s: &'a [u8], what: &str) -> Result<(u64, Option<&'a [u8]>)> {
-    let mut acc: u64 = 0;
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 || i == 19 {
-            break;
-        }
-        acc = acc * 10 + u64::from(digit);
-        i += 1;
-    }
-    match s.get(i) {
-        None if i > 0 => Ok((acc, None)),
-        Some(b' ') if i > 0 => Ok((acc, Some(&s[i + 1..]))),
+    match leading_digits(s) {
+        Some((n, len)) if len == s.len() => Ok((n, None)),
+        Some((n, len)) if s[len] == b' ' => Ok((n, Some(&s[len + 1..]))),
         // Not a number, or 20+ digits: the token through the exact checks (and messages).
         _ => {
             let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
@@ -1158,6 +1140,46 @@ mod tests {
         let mut v = Vec::new();
         f(&mut v);
         String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn numbers_parse_exactly_to_the_64_bit_edge() {
+        assert_eq!(parse_u64(b"0", "n").unwrap(), 0);
+        assert_eq!(parse_u64(b"007", "n").unwrap(), 7);
+        assert_eq!(
+            parse_u64(b"9999999999999999999", "n").unwrap(),
+            9_999_999_999_999_999_999
+        );
+        assert_eq!(parse_u64(b"18446744073709551615", "n").unwrap(), u64::MAX);
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"100000000000000000000",
+            b"1x",
+            b"-1",
+            b" 1",
+        ] {
+            assert!(
+                parse_u64(bad, "n").is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            number_token(b"12 rest", "n").unwrap(),
+            (12, Some(&b"rest"[..]))
+        );
+        assert_eq!(number_token(b"12", "n").unwrap(), (12, None));
+        assert_eq!(
+            number_token(b"18446744073709551615 x", "n").unwrap(),
+            (u64::MAX, Some(&b"x"[..]))
+        );
+        assert_eq!(number_token(b"5 ", "n").unwrap(), (5, Some(&b""[..])));
+        assert!(number_token(b"1x 2", "n").is_err());
+        assert!(number_token(b" 2", "n").is_err());
+        assert_eq!(leading_digits(b"123abc"), Some((123, 3)));
+        assert_eq!(leading_digits(b"12345678901234567890"), None);
+        assert_eq!(leading_digits(b""), None);
     }
 
     #[test]
