@@ -238,13 +238,14 @@ impl Cluster {
     /// Groups `keys` by the server that takes each now; keys whose server failed fast
     /// (FailFast mode, or no live server) are returned apart with the error.
     pub(crate) fn group<'k>(&self, keys: &[&'k [u8]]) -> (ServerGroups<'k>, Option<Error>) {
+        let all_live = self.dead.load(Ordering::Acquire) == 0;
+        if all_live && self.ring.servers().len() == 1 && !keys.is_empty() {
+            // One live server takes every key.
+            return (vec![(0, keys.to_vec())], None);
+        }
         let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); self.ring.servers().len()];
         let mut refused = None;
-        if self.dead.load(Ordering::Acquire) == 0 {
-            if let ([_], false) = (groups.as_slice(), keys.is_empty()) {
-                // One live server takes every key.
-                return (vec![(0, keys.to_vec())], None);
-            }
+        if all_live {
             for key in keys {
                 match self.home(key) {
                     Ok(i) => groups[i].push(key),
