@@ -192,7 +192,7 @@ fn execute(cmd: McCommand) -> larder::Result<i32> {
             for key in &keys {
                 match hits.get(key.as_bytes()) {
                     Some(item) => {
-                        writeln!(out, "{key}\t{}", display_value(&item.value, item.flags))?
+                        writeln!(out, "{key}\t{}", display_value(item.value, item.flags))?
                     }
                     None => {
                         eprintln!("{key}: not found");

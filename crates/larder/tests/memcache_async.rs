@@ -42,7 +42,7 @@ async fn operations() {
     }
     let got = c.get_multi(&keys).await.unwrap();
     assert_eq!(got.len(), 500);
-    assert!(got.iter().all(|(k, item)| item.value == *k));
+    assert!(got.iter().all(|hit| hit.value == hit.key));
     let mut visited = Vec::new();
     let hits = c
         .get_multi_with(&keys, |hit| {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use larder::memcache::{Client, ClientConfig, MetaGetOptions, ServerAddr};
+use larder::memcache::{Client, ClientConfig, Hit, MetaGetOptions, ServerAddr};
 use larder::testing::memcached::{FakeAction, FakeServer, MemcachedServer};
 use larder::{Error, Expiry};
 
@@ -180,7 +180,7 @@ fn pipelined_get_multi_of_ten_thousand_keys() {
         match got.get(k.as_bytes()) {
             Some(item) => {
                 assert_ne!(i % 10, 0);
-                assert_eq!((&item.value[..], item.flags), (k.as_bytes(), i as u32));
+                assert_eq!((item.value, item.flags), (k.as_bytes(), i as u32));
             }
             None => assert_eq!(i % 10, 0, "{k} missing"),
         }
@@ -408,8 +408,8 @@ fn multi_get_mixes_text_and_binary_chunks() {
     // Every third of the 600 keys, plus "x1" stored through its repeat at index 600.
     assert_eq!(got.len(), 201);
     assert!(got.contains_key(&b"with space"[..]) && got.contains_key(&b"x1"[..]));
-    for (k, item) in &got {
-        assert_eq!((&item.value[..], item.flags), (&k[..], 9));
+    for hit in &got {
+        assert_eq!((hit.value, hit.flags), (hit.key, 9));
     }
 }
 
@@ -441,7 +441,15 @@ fn get_multi_with_visits_every_hit_once_in_place() {
     assert_eq!(owned.len(), 525);
     assert!(owned
         .iter()
-        .all(|(k, item)| seen.get(&k[..]) == Some(&(item.value.to_vec(), item.flags))));
+        .all(|hit| seen.get(hit.key) == Some(&(hit.value.to_vec(), hit.flags))));
+    let found = owned.get_owned(&keys[6]).expect("key #6 hit");
+    assert_eq!((&found.value[..], found.flags), (&b"value 6"[..], 6));
+    assert!(owned.get(&keys[4]).is_some() && owned.get(&keys[5]).is_none());
+    let detached: Vec<(bytes::Bytes, Hit)> = owned.into_iter().collect();
+    assert_eq!(detached.len(), 525);
+    assert!(detached
+        .iter()
+        .all(|(k, hit)| seen.get(&k[..]) == Some(&(hit.value.to_vec(), hit.flags))));
     assert_eq!(
         c.get_multi_with::<&str>(&[], |_| panic!("no keys"))
             .unwrap(),

@@ -522,6 +522,12 @@ impl ReadBuf {
         self.parser.parse_retrieval(&self.buf[self.start..self.end])
     }
 
+    /// The parser and the buffered reply bytes, for a reader that parses several replies
+    /// before it [`consume`](Self::consume)s them all at once.
+    pub(crate) fn parser_and_bytes(&self) -> (&proto::ReplyParser, &[u8]) {
+        (&self.parser, &self.buf[self.start..self.end])
+    }
+
     /// Drops `used` bytes from the front of the buffered reply bytes.
     pub(crate) fn consume(&mut self, used: usize) {
         self.start = (self.start + used).min(self.end);

@@ -757,6 +757,7 @@ fn number_token<'a>(s: &'a [u8], what: &str) -> Result<(u64, Option<&'a [u8]>)> 
 /// The number written by the 1 to 19 decimal digits at the start of `s` (19 digits cannot
 /// overflow 64 bits) and how many digits that is; `None` when `s` starts with no digit or
 /// with 20 or more.
+#[inline(always)]
 fn leading_digits(s: &[u8]) -> Option<(u64, usize)> {
     let mut acc: u64 = 0;
     for (i, &b) in s.iter().enumerate() {
@@ -956,12 +957,43 @@ impl ReplyParser {
     /// incomplete one, any irregularity), which the general path then parses or rejects: both
     /// paths accept exactly the same well-formed items.
     fn plain_item<'a>(&self, buf: &'a [u8]) -> Option<(ItemRef<'a>, usize)> {
-        const PREFIX: usize = b"VALUE ".len();
         let rest = buf.strip_prefix(b"VALUE ")?;
         let key_len = rest[..rest.len().min(crate::keys::MAX_KEY_LEN + 1)]
             .iter()
             .position(|&b| b <= b' ' || b == 0x7f)?;
-        if key_len == 0 || rest[key_len] != b' ' {
+        self.plain_item_after_key(buf, key_len)
+    }
+
+    /// [`plain_item`](Self::plain_item) for an item the caller expects next: `Some` only
+    /// when `buf` starts with a complete, well-formed `VALUE` item whose key is exactly
+    /// `key`, found by comparing instead of scanning. `key` must be a valid text key (see
+    /// [`check_key`](crate::keys::check_key)); then the result is exactly `plain_item`'s
+    /// whenever that item's key is `key`, and `None` otherwise. Inlined: returning the item
+    /// through memory stalled the caller's loop on every item.
+    #[inline(always)]
+    pub(crate) fn expected_item<'a>(
+        &self,
+        buf: &'a [u8],
+        key: &[u8],
+    ) -> Option<(ItemRef<'a>, usize)> {
+        let rest = buf.strip_prefix(b"VALUE ")?;
+        if !rest.starts_with(key) {
+            return None;
+        }
+        self.plain_item_after_key(buf, key.len())
+    }
+
+    /// The rest of [`plain_item`](Self::plain_item) once the key is known to be the
+    /// `key_len` bytes after `VALUE ` (none of them a space or control byte).
+    #[inline(always)]
+    fn plain_item_after_key<'a>(
+        &self,
+        buf: &'a [u8],
+        key_len: usize,
+    ) -> Option<(ItemRef<'a>, usize)> {
+        const PREFIX: usize = b"VALUE ".len();
+        let rest = &buf[PREFIX..];
+        if key_len == 0 || rest.get(key_len) != Some(&b' ') {
             return None;
         }
         let mut at = key_len + 1;
@@ -1442,5 +1474,37 @@ CLIENT_ERROR bad\r\nSERVER_ERROR out of memory\r\n",
             Reply::Stored.into_error("HD", b"k", 0, 0),
             Error::Protocol(_)
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Looking for an expected key gives exactly the scanning fast path's item when its
+        /// key is the one expected, and nothing otherwise, on items that almost parse.
+        #[test]
+        fn expected_item_is_plain_item_for_that_key(
+            key in proptest::sample::select(vec!["k", "kk", "k\u{1}", "", "kk k"]),
+            expected in proptest::sample::select(vec!["k", "kk", "kkk"]),
+            flags in proptest::sample::select(vec!["0", "4294967296", "x", ""]),
+            len in 0usize..6,
+            cas in proptest::option::of(proptest::sample::select(vec!["7", ""])),
+            line_end in proptest::sample::select(vec!["\r\n", " \r\n", "\n"]),
+            data_skew in -1isize..2,
+            data_end in proptest::sample::select(vec!["\r\n", "\r", "", "xx"]),
+            max_value in 0usize..8,
+        ) {
+            let mut bytes = format!("VALUE {key} {flags} {len}").into_bytes();
+            if let Some(cas) = cas {
+                bytes.extend_from_slice(format!(" {cas}").as_bytes());
+            }
+            bytes.extend_from_slice(line_end.as_bytes());
+            bytes.extend(std::iter::repeat_n(b'd', len.saturating_add_signed(data_skew)));
+            bytes.extend_from_slice(data_end.as_bytes());
+            let parser = ReplyParser::new(max_value);
+            let scanned = parser
+                .plain_item(&bytes)
+                .filter(|(item, _)| item.key == expected.as_bytes());
+            proptest::prop_assert_eq!(parser.expected_item(&bytes, expected.as_bytes()), scanned);
+        }
     }
 }
