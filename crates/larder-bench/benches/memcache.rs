@@ -1,14 +1,19 @@
 //! memcached client throughput, side by side on one local memcached started for the run:
 //! a bare-socket loop (the limit), larder's blocking `Client`, larder's `AsyncClient`, and the
 //! `memcache` crate — single get and set round trips (ops/s) and 100-key multi-gets (keys/s),
-//! at 1 and 16 concurrent callers. Multi-gets run both as `get_multi` (a map of owned
-//! copies) and as `get_multi_with` (each hit visited in the read buffer). The multi-get limit
-//! is a bare text `get k1 … k100` (faster on the wire than quiet `mg`s + `mn`, also printed).
-//! The machine is shared and noisy, so every cell is measured in `MC_BENCH_ROUNDS`
-//! interleaved rounds (default 5) and the table shows each cell's best round.
+//! at 1 and 16 concurrent callers. Multi-gets run both as `get_multi` (an owned result) and as
+//! `get_multi_with` (each hit visited in the read buffer). The multi-get limit is a bare text
+//! `get k1 … k100` (faster on the wire than quiet `mg`s + `mn`, also printed).
 //!
-//! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_MS` sets the time per cell and
-//! round, default 300).
+//! The machine is shared and its speed drifts by ±10 % over seconds, more than some of the
+//! differences measured. So the contenders of a case take turns in short slices
+//! (`MC_BENCH_MS`, default 100 ms; the order rotates every turn), `MC_BENCH_SLICES` turns
+//! (default 25). A ratio to the bare socket is the median of the per-turn ratios, each
+//! comparing runs a fraction of a second apart; its quartiles are shown beside it. Rates are
+//! the median slice.
+//!
+//! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_CALLERS=1,16` picks the caller
+//! counts; `MC_BENCH_VERBOSE=1` prints every slice's rate).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,16 +28,19 @@ use larder::Expiry;
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;
 
-fn cell_time() -> Duration {
-    let ms = std::env::var("MC_BENCH_MS")
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    Duration::from_millis(ms)
+        .unwrap_or(default)
 }
 
-/// Runs `make(caller)()` in `callers` threads for the cell time; units per second.
-fn threads<F: FnMut() -> u64>(callers: usize, make: impl Fn(usize) -> F + Sync) -> f64 {
+/// Runs `make(caller)()` in `callers` threads for `time`; units per second.
+fn threads<F: FnMut() -> u64>(
+    callers: usize,
+    time: Duration,
+    make: impl Fn(usize) -> F + Sync,
+) -> f64 {
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
     let start = Instant::now();
@@ -48,15 +56,14 @@ fn threads<F: FnMut() -> u64>(callers: usize, make: impl Fn(usize) -> F + Sync) 
                 total.fetch_add(n, Ordering::Relaxed);
             });
         }
-        std::thread::sleep(cell_time());
+        std::thread::sleep(time);
         stop.store(true, Ordering::Relaxed);
     });
     total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Runs `op` in `callers` tokio tasks (2 worker threads) for the cell time; units per second.
-/// One runtime for every async cell: an `AsyncClient`'s connections belong to the runtime
-/// that opened them.
+/// One runtime for every async slice (2 worker threads): an `AsyncClient`'s connections
+/// belong to the runtime that opened them.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| {
@@ -68,28 +75,29 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn tasks<Fut>(callers: usize, op: impl Fn(usize) -> Fut + Send + Sync + 'static) -> f64
+/// Runs `op` in a loop in each of `callers` tokio tasks for `time`; units per second.
+fn tasks<Op, Fut>(callers: usize, time: Duration, op: Op) -> f64
 where
+    Op: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
-    let rt = runtime();
     let stop = Arc::new(AtomicBool::new(false));
     let op = Arc::new(op);
-    rt.block_on(async move {
+    runtime().block_on(async move {
         let start = Instant::now();
         let handles: Vec<_> = (0..callers)
-            .map(|c| {
+            .map(|_| {
                 let (stop, op) = (stop.clone(), op.clone());
                 tokio::spawn(async move {
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        n += op(c).await;
+                        n += op().await;
                     }
                     n
                 })
             })
             .collect();
-        tokio::time::sleep(cell_time()).await;
+        tokio::time::sleep(time).await;
         stop.store(true, Ordering::Relaxed);
         let mut total = 0;
         for h in handles {
@@ -128,211 +136,375 @@ impl Bare {
     }
 }
 
-/// The best of each cell over the rounds, in first-measured order.
-#[derive(Default)]
-struct Best {
-    rows: Vec<(String, usize, &'static str, [f64; 4])>,
+// Every contender opens new connections for each slice. memcached pins a connection to one
+// of its worker threads, and on this 2-core VM a round trip's speed depends on where that
+// thread runs relative to the caller's thread, by up to 2× at one caller: a connection kept
+// for the whole run keeps one draw of that luck, new ones each slice average it out.
+
+/// The bare-socket limit: each caller connects, then sends `req` and reads until `done` says
+/// the reply is complete, counting `units`.
+fn bare<'a>(
+    addr: &'a str,
+    callers: usize,
+    req: &'a [u8],
+    done: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    units: u64,
+) -> Contender<'a> {
+    Box::new(move |time| {
+        threads(callers, time, |_| {
+            let mut b = Bare::new(addr);
+            move || {
+                b.round_trip(req, done);
+                units
+            }
+        })
+    })
 }
 
-impl Best {
-    /// Keeps the better of each of `cells` and the row's earlier rounds.
-    fn put(&mut self, name: &str, callers: usize, unit: &'static str, cells: [f64; 4]) {
-        match self
-            .rows
-            .iter_mut()
-            .find(|(n, c, _, _)| n == name && *c == callers)
-        {
-            Some((_, _, _, best)) => {
-                for (b, v) in best.iter_mut().zip(cells) {
-                    *b = b.max(v);
-                }
+/// The bare-socket limit on tokio, for the async client: each caller's task connects, then
+/// sends `req` and reads until `done` says the reply is complete, counting `units`.
+fn bare_tokio<'a>(
+    addr: &'a str,
+    callers: usize,
+    req: &[u8],
+    done: fn(&[u8]) -> bool,
+    units: u64,
+) -> Contender<'a> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req: Arc<[u8]> = req.into();
+    Box::new(move |time| {
+        let stop = Arc::new(AtomicBool::new(false));
+        runtime().block_on(async {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..callers)
+                .map(|_| {
+                    let (stop, req, addr) = (stop.clone(), req.clone(), addr.to_owned());
+                    tokio::spawn(async move {
+                        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                        s.set_nodelay(true).unwrap();
+                        let mut buf = vec![0; 64 * 1024];
+                        let mut n = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            s.write_all(&req).await.unwrap();
+                            let mut got = 0;
+                            while !done(&buf[..got]) {
+                                got += s.read(&mut buf[got..]).await.unwrap();
+                            }
+                            n += units;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            tokio::time::sleep(time).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut total = 0;
+            for h in handles {
+                total += h.await.unwrap();
             }
-            None => self.rows.push((name.to_owned(), callers, unit, cells)),
-        }
-    }
+            total as f64 / start.elapsed().as_secs_f64()
+        })
+    })
+}
 
-    fn print(&self) {
-        println!(
-            "{:<16} {:>3} {:<7} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-            "case",
-            "n",
-            "unit",
-            "bare socket",
-            "larder",
-            "larder async",
-            "memcache",
-            "larder/b",
-            "async/b"
-        );
-        for (name, callers, unit, [bare, larder, larder_async, crate_mc]) in &self.rows {
-            println!(
-                "{name:<16} {callers:>3} {unit:<7} {bare:>12.0} {larder:>12.0} {larder_async:>12.0} {crate_mc:>12.0} {:>9.2} {:>9.2}",
-                larder / bare,
-                larder_async / bare,
-            );
+/// larder's blocking `Client`, new for each slice, running `op` in each caller.
+fn blocking<'a>(
+    addr: &'a str,
+    callers: usize,
+    op: impl Fn(&Client) -> u64 + Sync + 'a,
+) -> Contender<'a> {
+    Box::new(move |time| {
+        let client = Client::connect(addr).unwrap();
+        threads(callers, time, |_| {
+            let (c, op) = (client.clone(), &op);
+            move || op(&c)
+        })
+    })
+}
+
+/// larder's `AsyncClient`, new for each slice, running `op` in each caller's task.
+fn asynchronous<'a, Fut>(
+    addr: &'a str,
+    callers: usize,
+    op: impl Fn(AsyncClient) -> Fut + Clone + Send + Sync + 'static,
+) -> Contender<'a>
+where
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    Box::new(move |time| {
+        let client = AsyncClient::connect(addr).unwrap();
+        let op = op.clone();
+        tasks(callers, time, move || op(client.clone()))
+    })
+}
+
+/// The `memcache` crate's client, new for each slice (it connects when built, before the
+/// slice is timed), running `op` in each caller.
+fn memcache_crate<'a>(
+    addr: &'a str,
+    callers: usize,
+    op: impl Fn(&memcache::Client) -> u64 + Sync + 'a,
+) -> Contender<'a> {
+    Box::new(move |time| {
+        let mc = memcache::Client::builder()
+            .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
+            .unwrap()
+            .with_max_pool_size(callers as u32)
+            .build()
+            .unwrap();
+        threads(callers, time, |_| {
+            let (mc, op) = (&mc, &op);
+            move || op(mc)
+        })
+    })
+}
+
+/// A contender: runs its workload for one slice of the given length; units per second.
+type Contender<'a> = Box<dyn FnMut(Duration) -> f64 + 'a>;
+
+/// Runs the contenders in turns, the order rotating each turn; each contender's slice rates.
+fn take_turns(contenders: &mut [Contender<'_>]) -> Vec<Vec<f64>> {
+    let turns = env_or("MC_BENCH_SLICES", 25).max(1) as usize;
+    let slice = Duration::from_millis(env_or("MC_BENCH_MS", 100));
+    let n = contenders.len();
+    let mut rates = vec![Vec::with_capacity(turns); n];
+    for turn in 0..turns {
+        for j in 0..n {
+            let c = (turn + j) % n;
+            rates[c].push(contenders[c](slice));
         }
     }
+    if std::env::var_os("MC_BENCH_VERBOSE").is_some() {
+        for (c, r) in rates.iter().enumerate() {
+            let r: Vec<String> = r.iter().map(|v| format!("{v:.0}")).collect();
+            eprintln!("contender {c}: {}", r.join(" "));
+        }
+    }
+    rates
+}
+
+/// The 25th, 50th and 75th percentiles of `values`.
+fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
+}
+
+/// One printed row: the median rates and the per-turn ratios to the limit.
+struct Row {
+    case: &'static str,
+    callers: usize,
+    unit: &'static str,
+    /// Median rates: bare std socket, larder, bare tokio socket, larder async, memcache crate
+    /// (NaN when not run).
+    rates: [f64; 5],
+    /// Quartiles of the per-turn ratios: larder to the std socket, larder async to the tokio
+    /// socket.
+    ratios: [[f64; 3]; 2],
+}
+
+impl Row {
+    /// The row of `cols` (indices into `rates`, in [`Row::rates`] order; `None` when not
+    /// run).
+    fn new(
+        case: &'static str,
+        callers: usize,
+        unit: &'static str,
+        rates: &[Vec<f64>],
+        cols: [Option<usize>; 5],
+    ) -> Self {
+        let median = |c: Option<usize>| c.map_or(f64::NAN, |c| quartiles(rates[c].clone())[1]);
+        let ratio = |c: Option<usize>, limit: Option<usize>| match (c, limit) {
+            (Some(c), Some(limit)) => quartiles(
+                rates[c]
+                    .iter()
+                    .zip(&rates[limit])
+                    .map(|(r, l)| r / l)
+                    .collect(),
+            ),
+            _ => [f64::NAN; 3],
+        };
+        Row {
+            case,
+            callers,
+            unit,
+            rates: cols.map(median),
+            ratios: [ratio(cols[1], cols[0]), ratio(cols[3], cols[2])],
+        }
+    }
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "{:<16} {:>3} {:<7} {:>11} {:>11} {:>11} {:>11} {:>11} {:>17} {:>17}",
+        "case",
+        "n",
+        "unit",
+        "bare std",
+        "larder",
+        "bare tokio",
+        "async",
+        "memcache",
+        "larder/std",
+        "async/tokio"
+    );
+    for r in rows {
+        let [bare, larder, bare_tokio, larder_async, crate_mc] = r.rates;
+        let ratio = |[lo, mid, hi]: [f64; 3]| {
+            if mid.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{mid:.2} ({lo:.2}-{hi:.2})")
+            }
+        };
+        println!(
+            "{:<16} {:>3} {:<7} {bare:>11.0} {larder:>11.0} {bare_tokio:>11.0} {larder_async:>11.0} {crate_mc:>11.0} {:>17} {:>17}",
+            r.case,
+            r.callers,
+            r.unit,
+            ratio(r.ratios[0]),
+            ratio(r.ratios[1]),
+        );
+    }
+    println!(
+        "rates: median of {} slices of {} ms; ratios: median (quartiles) of the per-turn ratios",
+        env_or("MC_BENCH_SLICES", 25).max(1),
+        env_or("MC_BENCH_MS", 100)
+    );
 }
 
 fn main() {
     let server = MemcachedServer::start().expect("memcached starts");
     let addr = server.addr().to_owned();
     let client = Client::connect(&addr).unwrap();
-    let aclient = AsyncClient::connect(&addr).unwrap();
-    let mc = memcache::Client::builder()
-        .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
-        .unwrap()
-        .with_max_pool_size(32)
-        .build()
-        .unwrap();
-
     client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
     let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
     for k in &keys {
         client.set(k, VALUE, 0, Expiry::Never).unwrap();
     }
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut multi_req = Vec::new();
+    let owned_keys = Arc::new(keys.clone());
+    let mut meta_req = Vec::new();
     for k in &keys {
-        multi_req.extend_from_slice(format!("mg {k} v q\r\n").as_bytes());
+        meta_req.extend_from_slice(format!("mg {k} v q\r\n").as_bytes());
     }
-    multi_req.extend_from_slice(b"mn\r\n");
-    let get_reply_len = format!("VA {}\r\n", VALUE.len()).len() + VALUE.len() + 2;
+    meta_req.extend_from_slice(b"mn\r\n");
+    let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
+    // A get's reply is complete at `VA 100\r\n`, the value and `\r\n`.
+    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100\r\n".len() + VALUE.len() + 2;
     let mut set_req = format!("ms bench:key {}\r\n", VALUE.len()).into_bytes();
     set_req.extend_from_slice(VALUE);
     set_req.extend_from_slice(b"\r\n");
 
-    let rounds: usize = std::env::var("MC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut best = Best::default();
-    for (_, callers) in (0..rounds.max(1)).flat_map(|r| [(r, 1), (r, 16)]) {
-        let bare = threads(callers, |_| {
-            let mut b = Bare::new(&addr);
-            move || {
-                b.round_trip(b"mg bench:key v\r\n", |r| r.len() >= get_reply_len);
-                1
-            }
-        });
-        let lg = threads(callers, |_| {
-            let c = client.clone();
-            move || u64::from(c.get("bench:key").unwrap().is_some())
-        });
-        let ac = aclient.clone();
-        let la = tasks(callers, move |_| {
-            let c = ac.clone();
-            async move { u64::from(c.get("bench:key").await.unwrap().is_some()) }
-        });
-        let cg = threads(callers, |_| {
-            let mc = &mc;
-            move || u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
-        });
-        best.put("get", callers, "ops/s", [bare, lg, la, cg]);
+    let mut rows = Vec::new();
+    let callers_list: Vec<usize> = match std::env::var("MC_BENCH_CALLERS") {
+        Ok(list) => list.split(',').filter_map(|n| n.parse().ok()).collect(),
+        Err(_) => vec![1, 16],
+    };
+    for &callers in &callers_list {
+        let addr = addr.as_str();
+        let rates = take_turns(&mut [
+            bare(addr, callers, b"mg bench:key v\r\n", &get_done, 1),
+            blocking(addr, callers, |c| {
+                u64::from(c.get("bench:key").unwrap().is_some())
+            }),
+            bare_tokio(addr, callers, b"mg bench:key v\r\n", get_done, 1),
+            asynchronous(addr, callers, |c| async move {
+                u64::from(c.get("bench:key").await.unwrap().is_some())
+            }),
+            memcache_crate(addr, callers, |mc| {
+                u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
+            }),
+        ]);
+        rows.push(Row::new(
+            "get",
+            callers,
+            "ops/s",
+            &rates,
+            [0, 1, 2, 3, 4].map(Some),
+        ));
 
-        let bare = threads(callers, |_| {
-            let mut b = Bare::new(&addr);
-            let req = set_req.clone();
-            move || {
-                b.round_trip(&req, |r| r.len() >= 4);
-                1
-            }
-        });
-        let ls = threads(callers, |_| {
-            let c = client.clone();
-            move || {
+        let rates = take_turns(&mut [
+            bare(addr, callers, &set_req, &|r| r.len() >= 4, 1),
+            blocking(addr, callers, |c| {
                 c.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
                 1
-            }
-        });
-        let ac = aclient.clone();
-        let las = tasks(callers, move |_| {
-            let c = ac.clone();
-            async move {
+            }),
+            bare_tokio(addr, callers, &set_req, |r| r.len() >= 4, 1),
+            asynchronous(addr, callers, |c| async move {
                 c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
                 1
-            }
-        });
-        let cs = threads(callers, |_| {
-            let mc = &mc;
-            move || {
+            }),
+            memcache_crate(addr, callers, |mc| {
                 mc.set("bench:key", &VALUE[..], 0).unwrap();
                 1
-            }
-        });
-        best.put("set", callers, "ops/s", [bare, ls, las, cs]);
+            }),
+        ]);
+        rows.push(Row::new(
+            "set",
+            callers,
+            "ops/s",
+            &rates,
+            [0, 1, 2, 3, 4].map(Some),
+        ));
 
-        // The limit for multi-get is the faster wire form, text `get k1 … k100`.
-        let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
-        let bare = threads(callers, |_| {
-            let mut b = Bare::new(&addr);
-            let req = text_req.clone();
-            move || {
-                b.round_trip(&req, |r| r.ends_with(b"END\r\n"));
-                MULTI as u64
-            }
-        });
-        let lm = threads(callers, |_| {
-            let c = client.clone();
-            let k = key_refs.clone();
-            move || c.get_multi(&k).unwrap().len() as u64
-        });
-        let ac = aclient.clone();
-        let owned = keys.clone();
-        let lam = tasks(callers, move |_| {
-            let c = ac.clone();
-            let k = owned.clone();
-            async move { c.get_multi(&k).await.unwrap().len() as u64 }
-        });
-        let cm = threads(callers, |_| {
-            let mc = &mc;
-            let k = key_refs.clone();
-            move || mc.gets::<Vec<u8>>(&k).unwrap().len() as u64
-        });
-        best.put("multi-get 100", callers, "keys/s", [bare, lm, lam, cm]);
-        // The same multi-get visiting each hit in the read buffer (no copies, no map).
-        let lv = threads(callers, |_| {
-            let c = client.clone();
-            let k = key_refs.clone();
-            move || {
-                c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+        let (k_map, k_visit) = (owned_keys.clone(), owned_keys.clone());
+        let rates = take_turns(&mut [
+            // The limit for multi-get is the faster wire form, text `get k1 … k100`.
+            bare(
+                addr,
+                callers,
+                &text_req,
+                &|r| r.ends_with(b"END\r\n"),
+                MULTI as u64,
+            ),
+            blocking(addr, callers, |c| {
+                c.get_multi(&key_refs).unwrap().len() as u64
+            }),
+            bare_tokio(
+                addr,
+                callers,
+                &text_req,
+                |r| r.ends_with(b"END\r\n"),
+                MULTI as u64,
+            ),
+            asynchronous(addr, callers, move |c| {
+                let k = k_map.clone();
+                async move { c.get_multi(&k).await.unwrap().len() as u64 }
+            }),
+            memcache_crate(addr, callers, |mc| {
+                mc.gets::<Vec<u8>>(&key_refs).unwrap().len() as u64
+            }),
+            // The same multi-get visiting each hit in the read buffer (no copies).
+            blocking(addr, callers, |c| {
+                c.get_multi_with(&key_refs, |hit| assert_eq!(hit.value.len(), VALUE.len()))
                     .unwrap() as u64
-            }
-        });
-        let ac = aclient.clone();
-        let owned = keys.clone();
-        let lav = tasks(callers, move |_| {
-            let c = ac.clone();
-            let k = owned.clone();
-            async move {
-                c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
-                    .await
-                    .unwrap() as u64
-            }
-        });
-        best.put(
+            }),
+            asynchronous(addr, callers, move |c| {
+                let k = k_visit.clone();
+                async move {
+                    c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+                        .await
+                        .unwrap() as u64
+                }
+            }),
+            bare(
+                addr,
+                callers,
+                &meta_req,
+                &|r| r.ends_with(b"MN\r\n"),
+                MULTI as u64,
+            ),
+        ]);
+        let row = |case, cols| Row::new(case, callers, "keys/s", &rates, cols);
+        rows.push(row("multi-get 100", [0, 1, 2, 3, 4].map(Some)));
+        rows.push(row(
             "multi-get visit",
-            callers,
-            "keys/s",
-            [bare, lv, lav, f64::NAN],
-        );
-        let bare_meta = threads(callers, |_| {
-            let mut b = Bare::new(&addr);
-            let req = multi_req.clone();
-            move || {
-                b.round_trip(&req, |r| r.ends_with(b"MN\r\n"));
-                MULTI as u64
-            }
-        });
-        best.put(
-            "  (meta mg q)",
-            callers,
-            "keys/s",
-            [bare_meta, f64::NAN, f64::NAN, f64::NAN],
-        );
+            [Some(0), Some(5), Some(2), Some(6), None],
+        ));
+        rows.push(row("  (meta mg q)", [Some(7), None, None, None, None]));
     }
-    best.print();
-    println!("best of {} interleaved rounds per cell", rounds.max(1));
+    print(&rows);
     cluster();
 }
 
@@ -359,12 +531,12 @@ fn cluster() {
         per_server[ring.server_for(k.as_bytes()).unwrap()].push(k);
     }
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let parallel = threads(1, |_| {
+    let parallel = threads(1, Duration::from_millis(300), |_| {
         let c = all.clone();
         let k = key_refs.clone();
         move || c.get_multi(&k).unwrap().len() as u64
     });
-    let sequential = threads(1, |_| {
+    let sequential = threads(1, Duration::from_millis(300), |_| {
         let groups = per_server.clone();
         let singles = singles.clone();
         move || {
@@ -377,7 +549,7 @@ fn cluster() {
     });
     let items: Vec<(&[u8], &[u8], u32)> =
         keys.iter().map(|k| (k.as_bytes(), &VALUE[..], 0)).collect();
-    let batched = threads(1, |_| {
+    let batched = threads(1, Duration::from_millis(300), |_| {
         let c = all.clone();
         let items = items.clone();
         move || {
@@ -386,7 +558,7 @@ fn cluster() {
                 .len() as u64
         }
     });
-    let one_by_one = threads(1, |_| {
+    let one_by_one = threads(1, Duration::from_millis(300), |_| {
         let c = all.clone();
         let k = key_refs.clone();
         move || {
