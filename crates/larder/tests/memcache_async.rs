@@ -12,6 +12,29 @@ use larder::memcache::{
 use larder::testing::memcached::{FakeAction, FakeServer, MemcachedServer};
 use larder::{AsyncCache, Error, Expiry};
 
+/// Values larger than a socket buffer: the write and the reply's reads both take several
+/// steps (the first try without waiting, the rest under the timeouts), and the bytes are
+/// exact, in a single get and in a multi-get next to small values.
+#[tokio::test]
+async fn values_larger_than_a_socket_buffer_arrive_exactly() {
+    let server = MemcachedServer::start().unwrap();
+    let c = AsyncClient::connect(server.addr()).unwrap();
+    // memcached 1.6.18 with -I 1m stores at most 1,048,516 bytes under a 1-byte key.
+    let largest: Vec<u8> = (0..1_048_516u32).map(|i| (i % 251) as u8).collect();
+    c.set("k", &largest, 0, Expiry::Never).await.unwrap();
+    c.set("s", b"small", 1, Expiry::Never).await.unwrap();
+    assert_eq!(c.get("k").await.unwrap(), Some((largest.clone(), 0)));
+    let hits = c.get_multi(&["s", "k", "absent"]).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits.get("k").map(|h| h.value), Some(&largest[..]));
+    assert_eq!(
+        hits.get("s").map(|h| (h.value, h.flags)),
+        Some((&b"small"[..], 1))
+    );
+    // The connection is still in step afterwards.
+    assert_eq!(c.get("s").await.unwrap(), Some((b"small".to_vec(), 1)));
+}
+
 #[tokio::test]
 async fn operations() {
     let server = MemcachedServer::start().unwrap();

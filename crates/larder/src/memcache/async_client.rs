@@ -35,6 +35,26 @@ enum Stream {
     Unix(UnixStream),
 }
 
+impl Stream {
+    /// Writes what the socket takes now, without waiting (`WouldBlock` when nothing).
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(bytes),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_write(bytes),
+        }
+    }
+
+    /// Reads what has arrived, without waiting (`WouldBlock` when nothing).
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+}
+
 async fn bounded<T>(
     after: Duration,
     what: impl FnOnce() -> String,
@@ -94,12 +114,22 @@ impl Conn {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        // Most requests fit the socket's send buffer at once: try that first, so the timer
+        // is only set up when the write has to wait.
+        let sent = match self.stream.try_write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let Some(rest) = bytes.get(sent..).filter(|rest| !rest.is_empty()) else {
+            return Ok(());
+        };
         let label = &self.label;
         let what = || format!("write to {label}");
         match &mut self.stream {
-            Stream::Tcp(s) => bounded(self.write_timeout, what, s.write_all(bytes)).await,
+            Stream::Tcp(s) => bounded(self.write_timeout, what, s.write_all(rest)).await,
             #[cfg(unix)]
-            Stream::Unix(s) => bounded(self.write_timeout, what, s.write_all(bytes)).await,
+            Stream::Unix(s) => bounded(self.write_timeout, what, s.write_all(rest)).await,
         }
     }
 
@@ -112,15 +142,20 @@ impl Conn {
         }
     }
 
-    /// Reads whatever the server has sent next into the buffer (at least one byte).
+    /// Reads whatever the server has sent next into the buffer (at least one byte). Bytes
+    /// already received are taken without setting up the read timeout's timer.
     async fn fill(&mut self) -> Result<()> {
         let label = &self.label;
         let what = || format!("read from {label}");
         let spare = self.buf.spare();
-        let n = match &mut self.stream {
-            Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
-            #[cfg(unix)]
-            Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+        let n = match self.stream.try_read(spare) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match &mut self.stream {
+                Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+                #[cfg(unix)]
+                Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
+            },
+            Err(e) => return Err(Error::Io(e)),
         };
         if n == 0 {
             return Err(ops::closed_by(&self.label));

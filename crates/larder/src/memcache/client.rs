@@ -414,9 +414,9 @@ impl Client {
     }
 
     /// The hits among `keys` (value, flags, CAS 0), pipelined per server and sent to every
-    /// server before any reply is read. The hits are copied into one buffer that every
-    /// [`Hit`](super::Hit) value and key views; [`get_multi_with`](Self::get_multi_with)
-    /// visits them in place instead.
+    /// server before any reply is read. The hits are copied into one buffer with a hash
+    /// index over it ([`MultiGetHits`]): look a key up with `get`, iterate with `iter`;
+    /// [`get_multi_with`](Self::get_multi_with) visits them in place instead.
     ///
     /// Partial failure: when some servers fail (or are dead in `FailFast` mode), the hits of
     /// the others are returned and the failed servers' keys count as misses (each failure
