@@ -75,6 +75,10 @@ struct Conn {
     buf: ReadBuf,
     label: String,
     read_timeout: Duration,
+    /// The read timeout's timer, kept for the connection's life and pushed forward before
+    /// each wait: moving a registered deadline later costs no timer-wheel work, where a new
+    /// `tokio::time::timeout` per read registered and removed an entry every time.
+    read_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     write_timeout: Duration,
 }
 
@@ -109,6 +113,7 @@ impl Conn {
             buf: ReadBuf::new(parser),
             label,
             read_timeout: cfg.read_timeout,
+            read_timer: Box::pin(tokio::time::sleep(cfg.read_timeout)),
             write_timeout: cfg.write_timeout,
         })
     }
@@ -150,11 +155,29 @@ impl Conn {
         let spare = self.buf.spare();
         let n = match self.stream.try_read(spare) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match &mut self.stream {
-                Stream::Tcp(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
-                #[cfg(unix)]
-                Stream::Unix(s) => bounded(self.read_timeout, what, s.read(spare)).await?,
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let timer = &mut self.read_timer;
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + self.read_timeout);
+                let read = async {
+                    match &mut self.stream {
+                        Stream::Tcp(s) => s.read(spare).await,
+                        #[cfg(unix)]
+                        Stream::Unix(s) => s.read(spare).await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    read = read => read.map_err(Error::Io)?,
+                    () = timer.as_mut() => {
+                        return Err(Error::Timeout {
+                            what: what(),
+                            after: self.read_timeout,
+                        })
+                    }
+                }
+            }
             Err(e) => return Err(Error::Io(e)),
         };
         if n == 0 {
