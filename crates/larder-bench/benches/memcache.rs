@@ -75,27 +75,17 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs `op` in a loop in each of `callers` tokio tasks for `time`; units per second.
-fn tasks<Op, Fut>(callers: usize, time: Duration, op: Op) -> f64
+/// Spawns `callers` tasks made by `task(stop)`, each counting units until `stop` is set
+/// after `time`; units per second.
+fn spawn_for<Fut>(callers: usize, time: Duration, task: impl Fn(Arc<AtomicBool>) -> Fut) -> f64
 where
-    Op: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
-    let op = Arc::new(op);
-    runtime().block_on(async move {
+    runtime().block_on(async {
         let start = Instant::now();
         let handles: Vec<_> = (0..callers)
-            .map(|_| {
-                let (stop, op) = (stop.clone(), op.clone());
-                tokio::spawn(async move {
-                    let mut n = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += op().await;
-                    }
-                    n
-                })
-            })
+            .map(|_| tokio::spawn(task(stop.clone())))
             .collect();
         tokio::time::sleep(time).await;
         stop.store(true, Ordering::Relaxed);
@@ -104,6 +94,25 @@ where
             total += h.await.unwrap();
         }
         total as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+/// Runs `op` in a loop in each of `callers` tokio tasks for `time`; units per second.
+fn tasks<Op, Fut>(callers: usize, time: Duration, op: Op) -> f64
+where
+    Op: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let op = Arc::new(op);
+    spawn_for(callers, time, |stop| {
+        let op = op.clone();
+        async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += op().await;
+            }
+            n
+        }
     })
 }
 
@@ -173,36 +182,23 @@ fn bare_tokio<'a>(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let req: Arc<[u8]> = req.into();
     Box::new(move |time| {
-        let stop = Arc::new(AtomicBool::new(false));
-        runtime().block_on(async {
-            let start = Instant::now();
-            let handles: Vec<_> = (0..callers)
-                .map(|_| {
-                    let (stop, req, addr) = (stop.clone(), req.clone(), addr.to_owned());
-                    tokio::spawn(async move {
-                        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-                        s.set_nodelay(true).unwrap();
-                        let mut buf = vec![0; 64 * 1024];
-                        let mut n = 0;
-                        while !stop.load(Ordering::Relaxed) {
-                            s.write_all(&req).await.unwrap();
-                            let mut got = 0;
-                            while !done(&buf[..got]) {
-                                got += s.read(&mut buf[got..]).await.unwrap();
-                            }
-                            n += units;
-                        }
-                        n
-                    })
-                })
-                .collect();
-            tokio::time::sleep(time).await;
-            stop.store(true, Ordering::Relaxed);
-            let mut total = 0;
-            for h in handles {
-                total += h.await.unwrap();
+        spawn_for(callers, time, |stop| {
+            let (req, addr) = (req.clone(), addr.to_owned());
+            async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut buf = vec![0; 64 * 1024];
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    s.write_all(&req).await.unwrap();
+                    let mut got = 0;
+                    while !done(&buf[..got]) {
+                        got += s.read(&mut buf[got..]).await.unwrap();
+                    }
+                    n += units;
+                }
+                n
             }
-            total as f64 / start.elapsed().as_secs_f64()
         })
     })
 }
