@@ -5,9 +5,11 @@
 //! its first chunk to every server before reading any reply, within the caller's task (see
 //! [`multi_get`](super::multi_get)); multi-key writes run one task per server on a `JoinSet`.
 //!
-//! Timeouts use `tokio::time::timeout`. A connection is taken out of the idle stack for one
-//! exchange; when the caller's future is cancelled the connection is dropped with it, never
-//! returned half-read.
+//! Every read and write is first tried without waiting; only one that must wait is bounded
+//! by its timeout (a per-connection timer for reads, pushed forward before each wait;
+//! `tokio::time::timeout` for writes and connects). A connection is taken out of the idle
+//! stack for one exchange; when the caller's future is cancelled the connection is dropped
+//! with it, never returned half-read.
 
 use std::collections::HashMap;
 use std::future::Future;
