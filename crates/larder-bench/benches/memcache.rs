@@ -392,6 +392,8 @@ fn main() {
     set_req.extend_from_slice(VALUE);
     set_req.extend_from_slice(b"\r\n");
 
+    // A row of every contender, in `Row::rates` order.
+    const ALL: [Option<usize>; 5] = [Some(0), Some(1), Some(2), Some(3), Some(4)];
     let mut rows = Vec::new();
     let callers_list: Vec<usize> = match std::env::var("MC_BENCH_CALLERS") {
         Ok(list) => list.split(',').filter_map(|n| n.parse().ok()).collect(),
@@ -412,13 +414,7 @@ fn main() {
                 u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
             }),
         ]);
-        rows.push(Row::new(
-            "get",
-            callers,
-            "ops/s",
-            &rates,
-            [0, 1, 2, 3, 4].map(Some),
-        ));
+        rows.push(Row::new("get", callers, "ops/s", &rates, ALL));
 
         let rates = take_turns(&mut [
             bare(addr, callers, &set_req, &|r| r.len() >= 4, 1),
@@ -436,13 +432,7 @@ fn main() {
                 1
             }),
         ]);
-        rows.push(Row::new(
-            "set",
-            callers,
-            "ops/s",
-            &rates,
-            [0, 1, 2, 3, 4].map(Some),
-        ));
+        rows.push(Row::new("set", callers, "ops/s", &rates, ALL));
 
         let (k_map, k_visit) = (owned_keys.clone(), owned_keys.clone());
         let rates = take_turns(&mut [
@@ -493,7 +483,7 @@ fn main() {
             ),
         ]);
         let row = |case, cols| Row::new(case, callers, "keys/s", &rates, cols);
-        rows.push(row("multi-get 100", [0, 1, 2, 3, 4].map(Some)));
+        rows.push(row("multi-get 100", ALL));
         rows.push(row(
             "multi-get visit",
             [Some(0), Some(5), Some(2), Some(6), None],
