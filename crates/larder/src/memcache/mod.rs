@@ -30,7 +30,7 @@ pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;
 pub use client::Client;
 pub use cluster::{FailoverConfig, FailoverMode, ServerHealth};
-pub use multi_get::{Hit, HitRef, MultiGetHits};
+pub use multi_get::{Hit, HitRef, MultiGetHits, MultiGetIter};
 pub use ops::{GetsItem, MetaGetOptions, MetaGetResult};
 pub use proto::SetMode;
 pub use ring::{Distribution, KeyHash, ServerAddr};

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::cluster::{Cluster, ServerGroups};
 use super::ops::{self, GetsItem, Handler, Hits, ReadBuf};
-use super::proto::Retrieval;
+use super::proto::{ItemRef, Retrieval};
 use crate::{Error, Result};
 
 /// Most keys per pipelined multi-get chunk.
@@ -32,6 +32,18 @@ pub struct HitRef<'a> {
     pub flags: u32,
     /// The item's CAS value (0 when the server did not send one).
     pub cas: u64,
+}
+
+impl<'a> From<ItemRef<'a>> for HitRef<'a> {
+    /// A text retrieval's item as a hit (CAS 0 when the server sent none).
+    fn from(item: ItemRef<'a>) -> Self {
+        HitRef {
+            key: item.key,
+            value: item.data,
+            flags: item.flags,
+            cas: item.cas.unwrap_or(0),
+        }
+    }
 }
 
 impl HitRef<'_> {
@@ -110,32 +122,56 @@ impl MultiGetHits {
         self.slots.is_empty()
     }
 
-    /// The hit for `key`, borrowed from this result.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<HitRef<'_>> {
-        let key = key.as_ref();
+    /// Where `key`'s hit lies, if it hit.
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
         self.slots
             .find(self.hasher.hash_one(key), |s| s.key(&self.buf) == key)
-            .map(|s| s.hit(&self.buf))
+    }
+
+    /// The hit for `key`, borrowed from this result.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<HitRef<'_>> {
+        self.slot(key.as_ref()).map(|s| s.hit(&self.buf))
     }
 
     /// The hit for `key` as an owned [`Hit`] whose value shares this result's buffer.
     pub fn get_owned(&self, key: impl AsRef<[u8]>) -> Option<Hit> {
-        let key = key.as_ref();
-        self.slots
-            .find(self.hasher.hash_one(key), |s| s.key(&self.buf) == key)
-            .map(|s| Hit::of(&self.buf, s))
+        self.slot(key.as_ref()).map(|s| Hit::of(&self.buf, s))
     }
 
     /// Whether `key` hit.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.get(key).is_some()
+        self.slot(key.as_ref()).is_some()
     }
 
     /// Every hit, borrowed from this result.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = HitRef<'_>> + '_ {
-        self.slots.iter().map(|s| s.hit(&self.buf))
+    pub fn iter(&self) -> MultiGetIter<'_> {
+        MultiGetIter {
+            slots: self.slots.iter(),
+            buf: &self.buf,
+        }
     }
 }
+
+/// The hits of a [`MultiGetHits`], borrowed from it (see [`MultiGetHits::iter`]).
+#[derive(Clone)]
+pub struct MultiGetIter<'a> {
+    slots: hashbrown::hash_table::Iter<'a, Slot>,
+    buf: &'a [u8],
+}
+
+impl<'a> Iterator for MultiGetIter<'a> {
+    type Item = HitRef<'a>;
+
+    fn next(&mut self) -> Option<HitRef<'a>> {
+        self.slots.next().map(|s| s.hit(self.buf))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.slots.size_hint()
+    }
+}
+
+impl ExactSizeIterator for MultiGetIter<'_> {}
 
 impl Hit {
     fn of(buf: &Bytes, slot: &Slot) -> Self {
@@ -149,10 +185,10 @@ impl Hit {
 
 impl<'a> IntoIterator for &'a MultiGetHits {
     type Item = HitRef<'a>;
-    type IntoIter = Box<dyn ExactSizeIterator<Item = HitRef<'a>> + 'a>;
+    type IntoIter = MultiGetIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> MultiGetIter<'a> {
+        self.iter()
     }
 }
 
@@ -303,12 +339,7 @@ impl Chunk {
                     used += n;
                     *cursor += 1;
                     *hits += 1;
-                    visit(HitRef {
-                        key: item.key,
-                        value: item.data,
-                        flags: item.flags,
-                        cas: item.cas.unwrap_or(0),
-                    });
+                    visit(HitRef::from(item));
                 }
                 buf.consume(used);
                 // Anything else (a miss skipped, END, an error, an incomplete reply).
@@ -327,12 +358,7 @@ impl Chunk {
                         };
                         *cursor += i + 1;
                         *hits += 1;
-                        visit(HitRef {
-                            key: item.key,
-                            value: item.data,
-                            flags: item.flags,
-                            cas: item.cas.unwrap_or(0),
-                        });
+                        visit(HitRef::from(item));
                     }
                     Retrieval::End => {
                         buf.consume(used);
