@@ -7,17 +7,19 @@
 //!
 //! The machine is shared and its speed drifts by ±10 % over seconds, more than some of the
 //! differences measured. So the contenders of a case take turns in short slices
-//! (`MC_BENCH_MS`, default 100 ms; the order rotates every turn), `MC_BENCH_SLICES` turns
-//! (default 25). A ratio to the bare socket is the median of the per-turn ratios, each
-//! comparing runs a fraction of a second apart; its quartiles are shown beside it. Rates are
-//! the median slice.
+//! (`MC_BENCH_MS`, default 100 ms, after `MC_BENCH_WARM_MS`, default 20 ms, of unmeasured
+//! warm-up in which the callers connect), `MC_BENCH_SLICES` turns (default 25). The blocking
+//! contenders and the tokio ones take turns in separate groups, each turn in a new seeded
+//! random order (`MC_BENCH_SEED`): a slice's speed depends on the kind of slice before it.
+//! A ratio to the bare socket is the median of the per-turn ratios, each comparing runs a
+//! fraction of a second apart; its quartiles are shown beside it. Rates are the median slice.
 //!
 //! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_CALLERS=1,16` picks the caller
 //! counts; `MC_BENCH_VERBOSE=1` prints every slice's rate).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,31 +37,66 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Runs `make(caller)()` in `callers` threads for `time`; units per second.
+/// The phase of one slice, shared by its callers: they warm up (connect, settle) unmeasured,
+/// then count units, then stop.
+struct Phase(AtomicU8);
+
+const WARM: u8 = 0;
+const COUNT: u8 = 1;
+const STOP: u8 = 2;
+
+impl Phase {
+    fn new() -> Arc<Self> {
+        Arc::new(Phase(AtomicU8::new(WARM)))
+    }
+
+    fn now(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Lets the callers warm up for `MC_BENCH_WARM_MS`, then counts for `time`: the counting
+    /// time.
+    fn run(&self, time: Duration) -> Duration {
+        std::thread::sleep(Duration::from_millis(env_or("MC_BENCH_WARM_MS", 20)));
+        self.0.store(COUNT, Ordering::Relaxed);
+        let start = Instant::now();
+        std::thread::sleep(time);
+        self.0.store(STOP, Ordering::Relaxed);
+        start.elapsed()
+    }
+}
+
+/// Runs `op` until `phase` stops; the units it did while counting.
+fn count_units(phase: &Phase, mut op: impl FnMut() -> u64) -> u64 {
+    let mut n = 0;
+    loop {
+        match phase.now() {
+            WARM => drop(op()),
+            COUNT => n += op(),
+            _ => return n,
+        }
+    }
+}
+
+/// Runs `make(caller)()` in `callers` threads for a slice of `time`; units per second.
 fn threads<F: FnMut() -> u64>(
     callers: usize,
     time: Duration,
     make: impl Fn(usize) -> F + Sync,
 ) -> f64 {
-    let stop = AtomicBool::new(false);
+    let phase = Phase::new();
     let total = AtomicU64::new(0);
-    let start = Instant::now();
-    std::thread::scope(|s| {
+    let counted = std::thread::scope(|s| {
         for c in 0..callers {
-            let (stop, total, make) = (&stop, &total, &make);
+            let (phase, total, make) = (&phase, &total, &make);
             s.spawn(move || {
                 let mut op = make(c);
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += op();
-                }
-                total.fetch_add(n, Ordering::Relaxed);
+                total.fetch_add(count_units(phase, &mut op), Ordering::Relaxed);
             });
         }
-        std::thread::sleep(time);
-        stop.store(true, Ordering::Relaxed);
+        phase.run(time)
     });
-    total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    total.load(Ordering::Relaxed) as f64 / counted.as_secs_f64()
 }
 
 /// One runtime for every async slice (2 worker threads): an `AsyncClient`'s connections
@@ -75,43 +112,46 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Spawns `callers` tasks made by `task(stop)`, each counting units until `stop` is set
-/// after `time`; units per second.
-fn spawn_for<Fut>(callers: usize, time: Duration, task: impl Fn(Arc<AtomicBool>) -> Fut) -> f64
+/// Spawns `callers` tasks made by `task(phase)`, each returning the units it counted, for
+/// a slice of `time`; units per second.
+fn spawn_for<Fut>(callers: usize, time: Duration, task: impl Fn(Arc<Phase>) -> Fut) -> f64
 where
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
-    let stop = Arc::new(AtomicBool::new(false));
-    runtime().block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..callers)
-            .map(|_| tokio::spawn(task(stop.clone())))
-            .collect();
-        tokio::time::sleep(time).await;
-        stop.store(true, Ordering::Relaxed);
+    let phase = Phase::new();
+    let handles: Vec<_> = (0..callers)
+        .map(|_| runtime().spawn(task(phase.clone())))
+        .collect();
+    let counted = phase.run(time);
+    let total: u64 = runtime().block_on(async {
         let mut total = 0;
         for h in handles {
             total += h.await.unwrap();
         }
-        total as f64 / start.elapsed().as_secs_f64()
-    })
+        total
+    });
+    total as f64 / counted.as_secs_f64()
 }
 
-/// Runs `op` in a loop in each of `callers` tokio tasks for `time`; units per second.
+/// Runs `op` in a loop in each of `callers` tokio tasks for a slice of `time`; units per
+/// second.
 fn tasks<Op, Fut>(callers: usize, time: Duration, op: Op) -> f64
 where
     Op: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
     let op = Arc::new(op);
-    spawn_for(callers, time, |stop| {
+    spawn_for(callers, time, |phase| {
         let op = op.clone();
         async move {
             let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                n += op().await;
+            loop {
+                match phase.now() {
+                    WARM => drop(op().await),
+                    COUNT => n += op().await,
+                    _ => return n,
+                }
             }
-            n
         }
     })
 }
@@ -182,22 +222,28 @@ fn bare_tokio<'a>(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let req: Arc<[u8]> = req.into();
     Box::new(move |time| {
-        spawn_for(callers, time, |stop| {
+        spawn_for(callers, time, |phase| {
             let (req, addr) = (req.clone(), addr.to_owned());
             async move {
                 let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
                 s.set_nodelay(true).unwrap();
                 let mut buf = vec![0; 64 * 1024];
                 let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
+                loop {
+                    let counting = match phase.now() {
+                        WARM => false,
+                        COUNT => true,
+                        _ => return n,
+                    };
                     s.write_all(&req).await.unwrap();
                     let mut got = 0;
                     while !done(&buf[..got]) {
                         got += s.read(&mut buf[got..]).await.unwrap();
                     }
-                    n += units;
+                    if counting {
+                        n += units;
+                    }
                 }
-                n
             }
         })
     })
@@ -258,16 +304,28 @@ fn memcache_crate<'a>(
 /// A contender: runs its workload for one slice of the given length; units per second.
 type Contender<'a> = Box<dyn FnMut(Duration) -> f64 + 'a>;
 
-/// Runs the contenders in turns, the order rotating each turn; each contender's slice rates.
-fn take_turns(contenders: &mut [Contender<'_>]) -> Vec<Vec<f64>> {
+/// Runs each group of contenders (indices into `contenders`) in turns, each turn in a new
+/// random order (seeded: the same orders every run); each contender's slice rates.
+///
+/// A slice's speed depends on the slice before it: a std-thread slice after a tokio one ran
+/// ~25 % slower than after another std one, and a tokio slice after a std one faster. A
+/// rotating order keeps who runs after whom, which biased the ratios systematically; so the
+/// blocking contenders and the tokio ones take turns in separate groups, each group's order
+/// shuffled every turn.
+fn take_turns(contenders: &mut [Contender<'_>], groups: &[&[usize]]) -> Vec<Vec<f64>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
     let turns = env_or("MC_BENCH_SLICES", 25).max(1) as usize;
     let slice = Duration::from_millis(env_or("MC_BENCH_MS", 100));
-    let n = contenders.len();
-    let mut rates = vec![Vec::with_capacity(turns); n];
-    for turn in 0..turns {
-        for j in 0..n {
-            let c = (turn + j) % n;
-            rates[c].push(contenders[c](slice));
+    let mut rates = vec![Vec::with_capacity(turns); contenders.len()];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(env_or("MC_BENCH_SEED", 1));
+    for group in groups {
+        let mut order = group.to_vec();
+        for _ in 0..turns {
+            order.shuffle(&mut rng);
+            for &c in &order {
+                rates[c].push(contenders[c](slice));
+            }
         }
     }
     if std::env::var_os("MC_BENCH_VERBOSE").is_some() {
@@ -394,6 +452,9 @@ fn main() {
 
     // A row of every contender, in `Row::rates` order.
     const ALL: [Option<usize>; 5] = [Some(0), Some(1), Some(2), Some(3), Some(4)];
+    // The blocking contenders (bare std, larder, memcache crate) and the tokio ones take
+    // turns apart (see `take_turns`).
+    const BY_KIND: &[&[usize]] = &[&[0, 1, 4], &[2, 3]];
     let mut rows = Vec::new();
     let callers_list: Vec<usize> = match std::env::var("MC_BENCH_CALLERS") {
         Ok(list) => list.split(',').filter_map(|n| n.parse().ok()).collect(),
@@ -401,87 +462,96 @@ fn main() {
     };
     for &callers in &callers_list {
         let addr = addr.as_str();
-        let rates = take_turns(&mut [
-            bare(addr, callers, b"mg bench:key v\r\n", &get_done, 1),
-            blocking(addr, callers, |c| {
-                u64::from(c.get("bench:key").unwrap().is_some())
-            }),
-            bare_tokio(addr, callers, b"mg bench:key v\r\n", get_done, 1),
-            asynchronous(addr, callers, |c| async move {
-                u64::from(c.get("bench:key").await.unwrap().is_some())
-            }),
-            memcache_crate(addr, callers, |mc| {
-                u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
-            }),
-        ]);
+        let rates = take_turns(
+            &mut [
+                bare(addr, callers, b"mg bench:key v\r\n", &get_done, 1),
+                blocking(addr, callers, |c| {
+                    u64::from(c.get("bench:key").unwrap().is_some())
+                }),
+                bare_tokio(addr, callers, b"mg bench:key v\r\n", get_done, 1),
+                asynchronous(addr, callers, |c| async move {
+                    u64::from(c.get("bench:key").await.unwrap().is_some())
+                }),
+                memcache_crate(addr, callers, |mc| {
+                    u64::from(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
+                }),
+            ],
+            BY_KIND,
+        );
         rows.push(Row::new("get", callers, "ops/s", &rates, ALL));
 
-        let rates = take_turns(&mut [
-            bare(addr, callers, &set_req, &|r| r.len() >= 4, 1),
-            blocking(addr, callers, |c| {
-                c.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
-                1
-            }),
-            bare_tokio(addr, callers, &set_req, |r| r.len() >= 4, 1),
-            asynchronous(addr, callers, |c| async move {
-                c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
-                1
-            }),
-            memcache_crate(addr, callers, |mc| {
-                mc.set("bench:key", &VALUE[..], 0).unwrap();
-                1
-            }),
-        ]);
+        let rates = take_turns(
+            &mut [
+                bare(addr, callers, &set_req, &|r| r.len() >= 4, 1),
+                blocking(addr, callers, |c| {
+                    c.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
+                    1
+                }),
+                bare_tokio(addr, callers, &set_req, |r| r.len() >= 4, 1),
+                asynchronous(addr, callers, |c| async move {
+                    c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
+                    1
+                }),
+                memcache_crate(addr, callers, |mc| {
+                    mc.set("bench:key", &VALUE[..], 0).unwrap();
+                    1
+                }),
+            ],
+            BY_KIND,
+        );
         rows.push(Row::new("set", callers, "ops/s", &rates, ALL));
 
         let (k_map, k_visit) = (owned_keys.clone(), owned_keys.clone());
-        let rates = take_turns(&mut [
-            // The limit for multi-get is the faster wire form, text `get k1 … k100`.
-            bare(
-                addr,
-                callers,
-                &text_req,
-                &|r| r.ends_with(b"END\r\n"),
-                MULTI as u64,
-            ),
-            blocking(addr, callers, |c| {
-                c.get_multi(&key_refs).unwrap().len() as u64
-            }),
-            bare_tokio(
-                addr,
-                callers,
-                &text_req,
-                |r| r.ends_with(b"END\r\n"),
-                MULTI as u64,
-            ),
-            asynchronous(addr, callers, move |c| {
-                let k = k_map.clone();
-                async move { c.get_multi(&k).await.unwrap().len() as u64 }
-            }),
-            memcache_crate(addr, callers, |mc| {
-                mc.gets::<Vec<u8>>(&key_refs).unwrap().len() as u64
-            }),
-            // The same multi-get visiting each hit in the read buffer (no copies).
-            blocking(addr, callers, |c| {
-                c.get_multi_with(&key_refs, |hit| assert_eq!(hit.value.len(), VALUE.len()))
-                    .unwrap() as u64
-            }),
-            asynchronous(addr, callers, move |c| {
-                let k = k_visit.clone();
-                async move {
-                    c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
-                        .await
+        let rates = take_turns(
+            &mut [
+                // The limit for multi-get is the faster wire form, text `get k1 … k100`.
+                bare(
+                    addr,
+                    callers,
+                    &text_req,
+                    &|r| r.ends_with(b"END\r\n"),
+                    MULTI as u64,
+                ),
+                blocking(addr, callers, |c| {
+                    c.get_multi(&key_refs).unwrap().len() as u64
+                }),
+                bare_tokio(
+                    addr,
+                    callers,
+                    &text_req,
+                    |r| r.ends_with(b"END\r\n"),
+                    MULTI as u64,
+                ),
+                asynchronous(addr, callers, move |c| {
+                    let k = k_map.clone();
+                    async move { c.get_multi(&k).await.unwrap().len() as u64 }
+                }),
+                memcache_crate(addr, callers, |mc| {
+                    mc.gets::<Vec<u8>>(&key_refs).unwrap().len() as u64
+                }),
+                // The same multi-get visiting each hit in the read buffer (no copies).
+                blocking(addr, callers, |c| {
+                    c.get_multi_with(&key_refs, |hit| assert_eq!(hit.value.len(), VALUE.len()))
                         .unwrap() as u64
-                }
-            }),
-            bare(
-                addr,
-                callers,
-                &meta_req,
-                &|r| r.ends_with(b"MN\r\n"),
-                MULTI as u64,
-            ),
-        ]);
+                }),
+                asynchronous(addr, callers, move |c| {
+                    let k = k_visit.clone();
+                    async move {
+                        c.get_multi_with(&k, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+                            .await
+                            .unwrap() as u64
+                    }
+                }),
+                bare(
+                    addr,
+                    callers,
+                    &meta_req,
+                    &|r| r.ends_with(b"MN\r\n"),
+                    MULTI as u64,
+                ),
+            ],
+            &[&[0, 1, 4, 5, 7], &[2, 3, 6]],
+        );
         let row = |case, cols| Row::new(case, callers, "keys/s", &rates, cols);
         rows.push(row("multi-get 100", ALL));
         rows.push(row(
