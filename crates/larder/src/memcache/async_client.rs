@@ -25,7 +25,7 @@ use tokio::net::UnixStream;
 use super::client::{stats_with_health, unix_now};
 use super::cluster::{Cluster, ServerHealth};
 use super::conn_pool::IdleStack;
-use super::multi_get::{self, Chunk, HitRef, MultiGetHits, SendVisit};
+use super::multi_get::{self, Chunk, HitRef, MultiGetHits};
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, Reply, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
@@ -190,11 +190,10 @@ impl Conn {
     }
 
     /// See the blocking client's `land_chunks`.
-    async fn land_chunks(
-        &mut self,
-        chunks: &mut [Chunk],
-        visit: &mut SendVisit<'_>,
-    ) -> Result<usize> {
+    async fn land_chunks<V>(&mut self, chunks: &mut [Chunk], visit: &mut V) -> Result<usize>
+    where
+        V: FnMut(HitRef<'_>) + Send + ?Sized,
+    {
         for i in 0..chunks.len() {
             if let Some(next) = chunks.get(i + 1) {
                 self.send(next.request()).await?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::cluster::{Cluster, ServerHealth};
-use super::multi_get::{self, Chunk, HitRef, MultiGetHits, Visit};
+use super::multi_get::{self, Chunk, HitRef, MultiGetHits};
 use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
 use super::proto::{self, ReplyParser, SetMode};
 use super::{ClientConfig, ServerAddr};
@@ -173,7 +173,10 @@ impl Conn {
 
     /// Reads the replies of `chunks` (the first already sent), sending each next chunk
     /// before reading the one ahead of it; the number of hits.
-    fn land_chunks(&mut self, chunks: &mut [Chunk], visit: &mut Visit<'_>) -> Result<usize> {
+    fn land_chunks<V>(&mut self, chunks: &mut [Chunk], visit: &mut V) -> Result<usize>
+    where
+        V: FnMut(HitRef<'_>) + ?Sized,
+    {
         for i in 0..chunks.len() {
             if let Some(next) = chunks.get(i + 1) {
                 self.send(next.request())?;
@@ -475,7 +478,10 @@ impl Client {
 
     /// Reads the first chunk's replies and runs the remaining chunks. Any failure drops the
     /// connection (later chunks may already be on the wire).
-    fn land(&self, flight: Flight<'_>, visit: &mut Visit<'_>) -> Result<usize> {
+    fn land<V>(&self, flight: Flight<'_>, visit: &mut V) -> Result<usize>
+    where
+        V: FnMut(HitRef<'_>) + ?Sized,
+    {
         let Flight {
             mut conn,
             mut chunks,

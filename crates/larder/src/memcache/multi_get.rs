@@ -282,12 +282,6 @@ impl Collector {
     }
 }
 
-/// A visitor of hits, as the blocking transport passes it around.
-pub(crate) type Visit<'v> = dyn FnMut(HitRef<'_>) + 'v;
-/// A visitor of hits that an async call may hold across awaits.
-#[cfg(feature = "tokio")]
-pub(crate) type SendVisit<'v> = dyn FnMut(HitRef<'_>) + Send + 'v;
-
 /// One pipelined request of a server's multi-get and the reading of its replies.
 pub(crate) struct Chunk {
     request: Vec<u8>,
@@ -319,8 +313,13 @@ impl Chunk {
     }
 
     /// Reads this chunk's replies buffered in `buf`, visiting each hit: `Ok(true)` once the
-    /// chunk is complete, `Ok(false)` when more bytes must be read first.
-    pub(crate) fn read(&mut self, buf: &mut ReadBuf, visit: &mut Visit<'_>) -> Result<bool> {
+    /// chunk is complete, `Ok(false)` when more bytes must be read first. Generic over the
+    /// visitor so that a small one (`get_multi`'s collector) is inlined into the parsing
+    /// loop.
+    pub(crate) fn read<V>(&mut self, buf: &mut ReadBuf, visit: &mut V) -> Result<bool>
+    where
+        V: FnMut(HitRef<'_>) + ?Sized,
+    {
         let Chunk {
             request,
             reader,
