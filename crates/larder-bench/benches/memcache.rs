@@ -1,9 +1,10 @@
 //! memcached client throughput, side by side on one local memcached started for the run:
-//! a bare-socket loop (the limit), larder's blocking `Client`, larder's `AsyncClient`, and the
-//! `memcache` crate — single get and set round trips (ops/s) and 100-key multi-gets (keys/s),
-//! at 1 and 16 concurrent callers. Multi-gets run both as `get_multi` (an owned result) and as
-//! `get_multi_with` (each hit visited in the read buffer). The multi-get limit is a bare text
-//! `get k1 … k100` (faster on the wire than quiet `mg`s + `mn`, also printed).
+//! a bare-socket loop sending the bytes larder sends (the limit), larder's blocking
+//! `Client`, larder's `AsyncClient`, and the `memcache` crate — single get and set round
+//! trips (ops/s) and 100-key multi-gets (keys/s), at 1 and 16 concurrent callers.
+//! Multi-gets run both as `get_multi` (an owned result) and as `get_multi_with` (each hit
+//! visited in the read buffer). The multi-get limit is a bare text `get k1 … k100`, as
+//! larder sends it (faster on the wire than quiet `mg`s + `mn`, also printed).
 //!
 //! The machine is shared and its speed drifts by ±10 % over seconds, more than some of the
 //! differences measured. So the contenders of a case take turns in short slices
@@ -444,8 +445,10 @@ fn main() {
     }
     meta_req.extend_from_slice(b"mn\r\n");
     let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
-    // A get's reply is complete at `VA 100\r\n`, the value and `\r\n`.
-    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100\r\n".len() + VALUE.len() + 2;
+    // The bare loops send the bytes larder sends: `mg <key> v f` for a get (value and client
+    // flags), whose reply is complete at `VA 100 f0\r\n`, the value and `\r\n`.
+    let get_req = b"mg bench:key v f\r\n";
+    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2;
     let mut set_req = format!("ms bench:key {}\r\n", VALUE.len()).into_bytes();
     set_req.extend_from_slice(VALUE);
     set_req.extend_from_slice(b"\r\n");
@@ -464,11 +467,11 @@ fn main() {
         let addr = addr.as_str();
         let rates = take_turns(
             &mut [
-                bare(addr, callers, b"mg bench:key v\r\n", &get_done, 1),
+                bare(addr, callers, get_req, &get_done, 1),
                 blocking(addr, callers, |c| {
                     u64::from(c.get("bench:key").unwrap().is_some())
                 }),
-                bare_tokio(addr, callers, b"mg bench:key v\r\n", get_done, 1),
+                bare_tokio(addr, callers, get_req, get_done, 1),
                 asynchronous(addr, callers, |c| async move {
                     u64::from(c.get("bench:key").await.unwrap().is_some())
                 }),
