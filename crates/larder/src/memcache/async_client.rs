@@ -237,7 +237,8 @@ struct Inner {
     config: ClientConfig,
     cluster: Arc<Cluster>,
     parser: ReplyParser,
-    idle: Vec<IdleStack<Conn>>,
+    /// Boxed connections: one moves in and out of its stack on every call.
+    idle: Vec<IdleStack<Box<Conn>>>,
 }
 
 /// An async memcached client for tokio: `Send + Sync`, cheap to clone.
@@ -401,7 +402,7 @@ impl AsyncClient {
     }
 
     /// Checks out a connection to `server` and sends the first chunk of `group`.
-    async fn take_off(&self, server: usize, group: &[&[u8]]) -> Result<(Conn, Vec<Chunk>)> {
+    async fn take_off(&self, server: usize, group: &[&[u8]]) -> Result<(Box<Conn>, Vec<Chunk>)> {
         let chunks = multi_get::chunks(group)?;
         let mut conn = self.check_out(server).await?;
         if let Some(first) = chunks.first() {
@@ -411,7 +412,7 @@ impl AsyncClient {
     }
 
     /// An idle connection to `server`, or a new one.
-    async fn check_out(&self, server: usize) -> Result<Conn> {
+    async fn check_out(&self, server: usize) -> Result<Box<Conn>> {
         let inner = &*self.inner;
         let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
             (Some(a), Some(i)) => (a, i),
@@ -419,12 +420,14 @@ impl AsyncClient {
         };
         match idle.take() {
             Some(c) => Ok(c),
-            None => Conn::connect(addr, &inner.config, inner.parser).await,
+            None => Conn::connect(addr, &inner.config, inner.parser)
+                .await
+                .map(Box::new),
         }
     }
 
     /// Returns a connection known to be in step with `server` to its idle stack.
-    fn check_in(&self, server: usize, conn: Conn) {
+    fn check_in(&self, server: usize, conn: Box<Conn>) {
         if let Some(idle) = self.inner.idle.get(server) {
             idle.put(conn);
         }

@@ -233,14 +233,16 @@ struct ConnManager {
 }
 
 impl Manager for ConnManager {
-    type Object = Conn;
+    /// Boxed: the pool moves its objects in and out of its idle list on every checkout,
+    /// and moving a pointer instead of the connection took ~8 `memcpy` calls off a get.
+    type Object = Box<Conn>;
     type Error = Error;
 
-    fn create(&self) -> Result<Conn> {
-        Conn::connect(&self.addr, &self.config, self.parser)
+    fn create(&self) -> Result<Box<Conn>> {
+        Conn::connect(&self.addr, &self.config, self.parser).map(Box::new)
     }
 
-    fn recycle(&self, conn: &mut Conn) -> Result<()> {
+    fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
         if conn.last_used.elapsed() >= self.config.idle_check_after && !conn.is_healthy() {
             return Err(Error::Io(io::Error::new(
                 io::ErrorKind::ConnectionReset,

@@ -160,15 +160,18 @@ fn unexpected(expected: &str, m: &MetaReply) -> Error {
     Error::Protocol(format!("expected {expected}, got {:?}", m.status))
 }
 
+/// The op of one meta request answered by one reply, mapped by `map`. `arithmetic_key` is
+/// the key of an `ma` (named by a non-numeric-value error); the other ops keep no copy of
+/// their key.
 fn single<T: 'static>(
     request: Vec<u8>,
     expected: &'static str,
-    key: &[u8],
+    arithmetic_key: Option<&[u8]>,
     value_size: usize,
     limit: usize,
     map: impl FnOnce(MetaReply) -> Result<T> + Send + 'static,
 ) -> Op<T> {
-    let key = key.to_vec();
+    let key = arithmetic_key.map(<[u8]>::to_vec).unwrap_or_default();
     let mut map = Some(map);
     Op {
         request,
@@ -194,7 +197,7 @@ pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<O
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "VA or EN", key, 0, 0, |m| match m.status {
+    Ok(single(req, "VA or EN", None, 0, 0, |m| match m.status {
         Some(MetaStatus::Va) => Ok(Some(GetsItem::from_meta(m))),
         Some(MetaStatus::En) => Ok(None),
         _ => Err(unexpected("VA or EN", &m)),
@@ -213,7 +216,7 @@ pub(crate) fn touch(key: &[u8], exptime: u32) -> Result<Op<bool>> {
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "HD or EN", key, 0, 0, |m| match m.status {
+    Ok(single(req, "HD or EN", None, 0, 0, |m| match m.status {
         Some(MetaStatus::Hd) => Ok(true),
         Some(MetaStatus::En) => Ok(false),
         _ => Err(unexpected("HD or EN", &m)),
@@ -253,7 +256,7 @@ pub(crate) fn store(
     Ok(single(
         req,
         "HD, NS, EX or NF",
-        key,
+        None,
         data.len(),
         item_limit,
         |m| match m.status {
@@ -300,7 +303,7 @@ fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
     } else {
         "HD or NF"
     };
-    Ok(single(req, expected, key, 0, 0, move |m| match m.status {
+    Ok(single(req, expected, None, 0, 0, move |m| match m.status {
         Some(MetaStatus::Hd) => Ok(true),
         Some(MetaStatus::Nf) => Ok(false),
         Some(MetaStatus::Ex) if cas_checked => Ok(false),
@@ -322,15 +325,17 @@ pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option
             ..MaFlags::default()
         },
     );
-    Ok(single(req, "VA or NF", key, 0, 0, |m| match m.status {
-        Some(MetaStatus::Va) => {
-            let digits = m.value.unwrap_or_default();
-            crate::value::parse_decimal(digits.trim_ascii())
-                .map(Some)
-                .ok_or_else(|| Error::Protocol("ma returned a non-numeric value".into()))
+    Ok(single(req, "VA or NF", Some(key), 0, 0, |m| {
+        match m.status {
+            Some(MetaStatus::Va) => {
+                let digits = m.value.unwrap_or_default();
+                crate::value::parse_decimal(digits.trim_ascii())
+                    .map(Some)
+                    .ok_or_else(|| Error::Protocol("ma returned a non-numeric value".into()))
+            }
+            Some(MetaStatus::Nf) => Ok(None),
+            _ => Err(unexpected("VA or NF", &m)),
         }
-        Some(MetaStatus::Nf) => Ok(None),
-        _ => Err(unexpected("VA or NF", &m)),
     }))
 }
 
@@ -352,17 +357,19 @@ pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetRes
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "VA, HD or EN", key, 0, 0, |m| match m.status {
-        Some(MetaStatus::Va | MetaStatus::Hd | MetaStatus::En) => Ok(MetaGetResult {
-            stale: m.stale,
-            won: m.win,
-            winner_elsewhere: m.win_elsewhere,
-            flags: m.client_flags.unwrap_or(0),
-            cas: m.cas.unwrap_or(0),
-            ttl_remaining: m.ttl.and_then(|t| u64::try_from(t).ok()),
-            value: m.value,
-        }),
-        _ => Err(unexpected("VA, HD or EN", &m)),
+    Ok(single(req, "VA, HD or EN", None, 0, 0, |m| {
+        match m.status {
+            Some(MetaStatus::Va | MetaStatus::Hd | MetaStatus::En) => Ok(MetaGetResult {
+                stale: m.stale,
+                won: m.win,
+                winner_elsewhere: m.win_elsewhere,
+                flags: m.client_flags.unwrap_or(0),
+                cas: m.cas.unwrap_or(0),
+                ttl_remaining: m.ttl.and_then(|t| u64::try_from(t).ok()),
+                value: m.value,
+            }),
+            _ => Err(unexpected("VA, HD or EN", &m)),
+        }
     }))
 }
 

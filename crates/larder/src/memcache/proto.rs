@@ -664,7 +664,8 @@ impl Reply {
     /// The typed error for an error reply, or a protocol error naming what was expected.
     ///
     /// `value_size` and `limit` fill [`Error::ValueTooLarge`] when the server says the value
-    /// was too large; `key` fills [`Error::NotANumber`].
+    /// was too large; `key` fills [`Error::NotANumber`] (with an empty `key`, for a request
+    /// that is no `incr`/`decr`, that reply is an [`Error::Client`]).
     pub fn into_error(self, expected: &str, key: &[u8], value_size: usize, limit: usize) -> Error {
         match self {
             Reply::ServerError(t) if t.starts_with(TOO_LARGE_TEXT) => Error::ValueTooLarge {
@@ -672,9 +673,11 @@ impl Reply {
                 limit,
             },
             Reply::ServerError(t) => Error::Server(t),
-            Reply::ClientError(t) if t.starts_with(NON_NUMERIC_TEXT) => Error::NotANumber {
-                key: String::from_utf8_lossy(key).into_owned(),
-            },
+            Reply::ClientError(t) if t.starts_with(NON_NUMERIC_TEXT) && !key.is_empty() => {
+                Error::NotANumber {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                }
+            }
             Reply::ClientError(t) => Error::Client(t),
             Reply::Error => Error::Client("server answered ERROR (unknown command)".into()),
             other => Error::Protocol(format!("expected {expected}, got {}", other.describe())),

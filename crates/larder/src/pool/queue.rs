@@ -223,9 +223,9 @@ impl<M: Manager> Inner<M> {
         &self,
         q: &QueueState<M::Object>,
     ) -> Result<ObjectState<M::Object>> {
-        let start = Instant::now();
-        let deadline = start.checked_add(self.wait_timeout());
-        let mut waited = false;
+        // The wait's clock starts at the first wait: a checkout that finds an object reads
+        // no clock.
+        let mut waiting_since: Option<(Instant, Option<Instant>)> = None;
         let mut s = q.lock();
         loop {
             match self.step(&mut s)? {
@@ -241,11 +241,11 @@ impl<M: Manager> Inner<M> {
                     return self.create_in_slot(q);
                 }
                 Step::Wait => {
-                    if !waited {
-                        waited = true;
-                        bump(&self.counters.waits);
-                    }
                     let now = Instant::now();
+                    let (start, deadline) = *waiting_since.get_or_insert_with(|| {
+                        bump(&self.counters.waits);
+                        (now, now.checked_add(self.wait_timeout()))
+                    });
                     let left = match deadline {
                         Some(deadline) if now >= deadline => {
                             drop(s);
