@@ -190,7 +190,7 @@ impl Conn {
     }
 
     /// See the blocking client's `land_chunks`.
-    async fn land_chunks<V>(&mut self, chunks: &mut [Chunk], visit: &mut V) -> Result<usize>
+    async fn land_chunks<V>(&mut self, chunks: &mut [Chunk<'_>], visit: &mut V) -> Result<usize>
     where
         V: FnMut(HitRef<'_>) + Send + ?Sized,
     {
@@ -402,7 +402,11 @@ impl AsyncClient {
     }
 
     /// Checks out a connection to `server` and sends the first chunk of `group`.
-    async fn take_off(&self, server: usize, group: &[&[u8]]) -> Result<(Box<Conn>, Vec<Chunk>)> {
+    async fn take_off<'k>(
+        &self,
+        server: usize,
+        group: &'k [&'k [u8]],
+    ) -> Result<(Box<Conn>, Vec<Chunk<'k>>)> {
         let chunks = multi_get::chunks(group)?;
         let mut conn = self.check_out(server).await?;
         if let Some(first) = chunks.first() {

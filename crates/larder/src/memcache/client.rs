@@ -173,7 +173,7 @@ impl Conn {
 
     /// Reads the replies of `chunks` (the first already sent), sending each next chunk
     /// before reading the one ahead of it; the number of hits.
-    fn land_chunks<V>(&mut self, chunks: &mut [Chunk], visit: &mut V) -> Result<usize>
+    fn land_chunks<V>(&mut self, chunks: &mut [Chunk<'_>], visit: &mut V) -> Result<usize>
     where
         V: FnMut(HitRef<'_>) + ?Sized,
     {
@@ -219,10 +219,10 @@ impl Conn {
 }
 
 /// One server's part of a multi-get in progress: its connection and its chunks (the first
-/// already sent).
-struct Flight<'p> {
+/// already sent); `'k` borrows the keys.
+struct Flight<'p, 'k> {
     conn: Pooled<'p, ConnManager>,
-    chunks: Vec<Chunk>,
+    chunks: Vec<Chunk<'k>>,
 }
 
 /// Makes the connections of one server's pool.
@@ -461,7 +461,7 @@ impl Client {
     }
 
     /// Checks out a connection to `server` and sends the first chunk of `group`.
-    fn take_off<'p>(&'p self, server: usize, group: &[&[u8]]) -> Result<Flight<'p>> {
+    fn take_off<'p, 'k>(&'p self, server: usize, group: &'k [&'k [u8]]) -> Result<Flight<'p, 'k>> {
         let chunks = multi_get::chunks(group)?;
         let pool = self
             .inner
@@ -480,7 +480,7 @@ impl Client {
 
     /// Reads the first chunk's replies and runs the remaining chunks. Any failure drops the
     /// connection (later chunks may already be on the wire).
-    fn land<V>(&self, flight: Flight<'_>, visit: &mut V) -> Result<usize>
+    fn land<V>(&self, flight: Flight<'_, '_>, visit: &mut V) -> Result<usize>
     where
         V: FnMut(HitRef<'_>) + ?Sized,
     {

@@ -282,26 +282,24 @@ impl Collector {
     }
 }
 
-/// One pipelined request of a server's multi-get and the reading of its replies.
-pub(crate) struct Chunk {
+/// One pipelined request of a server's multi-get and the reading of its replies; `'k` is
+/// the borrow of the keys it asks for.
+pub(crate) struct Chunk<'k> {
     request: Vec<u8>,
-    reader: Reader,
+    reader: Reader<'k>,
     /// Hits visited so far.
     hits: usize,
 }
 
-enum Reader {
-    /// Text `get`: replies come in request order, skipping misses; `spans` locate each
-    /// requested key in the request, `cursor` is the first not yet answered or skipped.
-    Text {
-        spans: Vec<(usize, usize)>,
-        cursor: usize,
-    },
+enum Reader<'k> {
+    /// Text `get`: replies come in request order, skipping misses; `keys` are the keys
+    /// asked for, `cursor` the first not yet answered or skipped.
+    Text { keys: &'k [&'k [u8]], cursor: usize },
     /// Quiet `mg`s + `mn` (binary keys): the generic reply handler.
     Meta(Handler<Hits>),
 }
 
-impl Chunk {
+impl Chunk<'_> {
     /// The request bytes to send.
     pub(crate) fn request(&self) -> &[u8] {
         &self.request
@@ -320,19 +318,14 @@ impl Chunk {
     where
         V: FnMut(HitRef<'_>) + ?Sized,
     {
-        let Chunk {
-            request,
-            reader,
-            hits,
-        } = self;
+        let Chunk { reader, hits, .. } = self;
         match reader {
-            Reader::Text { spans, cursor } => loop {
+            Reader::Text { keys, cursor } => loop {
                 // The common case: the next replies are the next keys asked for, in order.
                 let (parser, bytes) = buf.parser_and_bytes();
                 let mut used = 0;
-                while let Some(&(a, b)) = spans.get(*cursor) {
-                    let Some((item, n)) = parser.expected_item(&bytes[used..], &request[a..b])
-                    else {
+                while let Some(&key) = keys.get(*cursor) {
+                    let Some((item, n)) = parser.expected_item(&bytes[used..], key) else {
                         break;
                     };
                     used += n;
@@ -347,9 +340,8 @@ impl Chunk {
                 };
                 match reply {
                     Retrieval::Item(item) => {
-                        let rest = spans.get(*cursor..).unwrap_or_default();
-                        let Some(i) = rest.iter().position(|&(a, b)| request[a..b] == *item.key)
-                        else {
+                        let rest = keys.get(*cursor..).unwrap_or_default();
+                        let Some(i) = rest.iter().position(|&k| k == item.key) else {
                             return Err(Error::Protocol(format!(
                                 "VALUE for a key not asked for (or out of order): {:?}",
                                 String::from_utf8_lossy(item.key)
@@ -394,7 +386,7 @@ impl Chunk {
 /// [`CHUNK_BYTES`] key bytes: a text `get` when every key of the chunk is a valid text key
 /// (measured ~1.4–2.5× the keys/s of quiet `mg`s on memcached 1.6.18, see the memcache
 /// benchmark), quiet meta `mg`s + `mn` (base64 keys) otherwise.
-pub(crate) fn chunks(keys: &[&[u8]]) -> Result<Vec<Chunk>> {
+pub(crate) fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
     let mut out = Vec::with_capacity(1);
     let mut start = 0;
     let mut bytes = 0;
@@ -414,9 +406,8 @@ pub(crate) fn chunks(keys: &[&[u8]]) -> Result<Vec<Chunk>> {
 
 /// The chunk of `keys`, whose lengths plus one sum to `bytes`: built as a text `get` in one
 /// pass that checks each key on the way, or as quiet `mg`s when some key is not a text key.
-fn chunk(keys: &[&[u8]], bytes: usize) -> Result<Chunk> {
+fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
     let mut request = Vec::with_capacity(bytes + b"get\r\n".len());
-    let mut spans = Vec::with_capacity(keys.len());
     request.extend_from_slice(b"get");
     for k in keys {
         if crate::keys::check_key(k).is_err() {
@@ -428,13 +419,12 @@ fn chunk(keys: &[&[u8]], bytes: usize) -> Result<Chunk> {
             });
         }
         request.push(b' ');
-        spans.push((request.len(), request.len() + k.len()));
         request.extend_from_slice(k);
     }
     request.extend_from_slice(b"\r\n");
     Ok(Chunk {
         request,
-        reader: Reader::Text { spans, cursor: 0 },
+        reader: Reader::Text { keys, cursor: 0 },
         hits: 0,
     })
 }
