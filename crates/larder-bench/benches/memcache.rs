@@ -15,6 +15,13 @@
 //! A ratio to the bare socket is the median of the per-turn ratios, each comparing runs a
 //! fraction of a second apart; its quartiles are shown beside it. Rates are the median slice.
 //!
+//! At one caller a slice's ratio still varies by ±15 %: memcached serves each connection on
+//! one of its worker threads, and where that thread runs against the caller moves a round
+//! trip by up to 4× on this VM. So a second table measures the 1-caller ratios in pairs: one
+//! caller alternates between the bare socket and the client in blocks of a few milliseconds
+//! (`MC_BENCH_PAIRS` pairs, default 200) on a memcached with one worker thread, which serves
+//! both connections alike.
+//!
 //! `cargo bench -p larder-bench --bench memcache` (`MC_BENCH_CALLERS=1,16` picks the caller
 //! counts; `MC_BENCH_VERBOSE=1` prints every slice's rate).
 
@@ -564,7 +571,211 @@ fn main() {
         rows.push(row("  (meta mg q)", [Some(7), None, None, None, None]));
     }
     print(&rows);
+    one_caller_paired(get_req, &set_req, &text_req);
     cluster();
+}
+
+/// One caller alternating between the bare socket (`bare`) and a client (`client`) in
+/// blocks of `block` calls, `MC_BENCH_PAIRS` pairs (default 200), the order within a pair
+/// alternating; the client's rate over the socket's in each pair.
+///
+/// For the 1-caller figures, on a memcached with one worker thread: memcached serves a
+/// connection on one of its threads, and on this VM two connections alternating in one
+/// caller measured up to 4× apart with four threads (two bare sockets, both ways round) —
+/// where each thread runs against the caller decides. On one thread both connections are
+/// served alike, and blocks a few milliseconds apart share the machine's state.
+fn paired(block: usize, mut bare: impl FnMut(), mut client: impl FnMut()) -> Vec<f64> {
+    let pairs = env_or("MC_BENCH_PAIRS", 200).max(1) as usize;
+    for _ in 0..block {
+        bare();
+        client();
+    }
+    (0..pairs)
+        .map(|p| {
+            let mut secs = [0.0; 2];
+            for side in [p % 2, 1 - p % 2] {
+                let start = Instant::now();
+                for _ in 0..block {
+                    if side == 0 {
+                        bare();
+                    } else {
+                        client();
+                    }
+                }
+                secs[side] = start.elapsed().as_secs_f64();
+            }
+            secs[0] / secs[1]
+        })
+        .collect()
+}
+
+/// [`paired`] on tokio: one task alternating between a bare tokio socket sending `req`
+/// (complete when `done`) and `op` on an `AsyncClient`.
+fn paired_tokio<Fut>(
+    addr: &str,
+    block: usize,
+    req: &[u8],
+    done: fn(&[u8]) -> bool,
+    op: impl Fn(AsyncClient) -> Fut + Send + 'static,
+) -> Vec<f64>
+where
+    Fut: std::future::Future<Output = u64> + Send,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, req) = (addr.to_owned(), req.to_vec());
+    let pairs = env_or("MC_BENCH_PAIRS", 200).max(1) as usize;
+    let task = runtime().spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let client = AsyncClient::connect(&addr).unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        let mut ratios = Vec::with_capacity(pairs);
+        for p in 0..=pairs {
+            let mut secs = [0.0; 2];
+            for side in [p % 2, 1 - p % 2] {
+                let start = Instant::now();
+                for _ in 0..block {
+                    if side == 0 {
+                        s.write_all(&req).await.unwrap();
+                        let mut got = 0;
+                        while !done(&buf[..got]) {
+                            got += s.read(&mut buf[got..]).await.unwrap();
+                        }
+                    } else {
+                        op(client.clone()).await;
+                    }
+                }
+                secs[side] = start.elapsed().as_secs_f64();
+            }
+            // The first pair warms up.
+            if p > 0 {
+                ratios.push(secs[0] / secs[1]);
+            }
+        }
+        ratios
+    });
+    runtime().block_on(task).unwrap()
+}
+
+/// The 1-caller ratios to the bare socket, measured in pairs (see [`paired`]) on a
+/// memcached with one worker thread: larder, larder async (to a tokio socket) and the
+/// `memcache` crate, for get, set and the 100-key multi-gets.
+fn one_caller_paired(get_req: &[u8], set_req: &[u8], text_req: &[u8]) {
+    let server = MemcachedServer::start_with(&["-t", "1"]).expect("memcached starts");
+    let addr = server.addr();
+    let client = Client::connect(addr).unwrap();
+    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
+    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
+    for k in &keys {
+        client.set(k, VALUE, 0, Expiry::Never).unwrap();
+    }
+    let mc = memcache::Client::builder()
+        .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
+        .unwrap()
+        .with_max_pool_size(1)
+        .build()
+        .unwrap();
+    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2;
+    let set_done: fn(&[u8]) -> bool = |r| r.len() >= 4;
+    let multi_done: fn(&[u8]) -> bool = |r| r.ends_with(b"END\r\n");
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let owned_keys = Arc::new(keys.clone());
+    // Blocks of a few milliseconds: 100 single round trips, 20 multi-gets.
+    let std_pair = |block, req: &[u8], done: fn(&[u8]) -> bool, op: &mut dyn FnMut()| {
+        let mut bare = Bare::new(addr);
+        quartiles(paired(block, || bare.round_trip(req, done), op))
+    };
+    let rows: [(&str, [[f64; 3]; 3]); 4] = [
+        (
+            "get",
+            [
+                std_pair(100, get_req, get_done, &mut || {
+                    assert!(client.get("bench:key").unwrap().is_some())
+                }),
+                quartiles(paired_tokio(addr, 100, get_req, get_done, |c| async move {
+                    u64::from(c.get("bench:key").await.unwrap().is_some())
+                })),
+                std_pair(100, get_req, get_done, &mut || {
+                    assert!(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
+                }),
+            ],
+        ),
+        (
+            "set",
+            [
+                std_pair(100, set_req, set_done, &mut || {
+                    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap()
+                }),
+                quartiles(paired_tokio(addr, 100, set_req, set_done, |c| async move {
+                    c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
+                    1
+                })),
+                std_pair(100, set_req, set_done, &mut || {
+                    mc.set("bench:key", &VALUE[..], 0).unwrap()
+                }),
+            ],
+        ),
+        (
+            "multi-get 100",
+            [
+                std_pair(20, text_req, multi_done, &mut || {
+                    assert_eq!(client.get_multi(&key_refs).unwrap().len(), MULTI)
+                }),
+                quartiles(paired_tokio(addr, 20, text_req, multi_done, {
+                    let keys = owned_keys.clone();
+                    move |c| {
+                        let keys = keys.clone();
+                        async move { c.get_multi(&keys).await.unwrap().len() as u64 }
+                    }
+                })),
+                std_pair(20, text_req, multi_done, &mut || {
+                    assert_eq!(mc.gets::<Vec<u8>>(&key_refs).unwrap().len(), MULTI)
+                }),
+            ],
+        ),
+        (
+            "multi-get visit",
+            [
+                std_pair(20, text_req, multi_done, &mut || {
+                    let hits = client
+                        .get_multi_with(&key_refs, |hit| assert_eq!(hit.value.len(), VALUE.len()));
+                    assert_eq!(hits.unwrap(), MULTI)
+                }),
+                quartiles(paired_tokio(addr, 20, text_req, multi_done, {
+                    let keys = owned_keys.clone();
+                    move |c| {
+                        let keys = keys.clone();
+                        async move {
+                            c.get_multi_with(&keys, |hit| assert_eq!(hit.value.len(), VALUE.len()))
+                                .await
+                                .unwrap() as u64
+                        }
+                    }
+                })),
+                [f64::NAN; 3],
+            ],
+        ),
+    ];
+    println!();
+    println!(
+        "1 caller, paired: {} pairs of blocks, on a memcached with one worker thread",
+        env_or("MC_BENCH_PAIRS", 200).max(1)
+    );
+    println!(
+        "{:<16} {:>17} {:>17} {:>17}",
+        "case", "larder/std", "async/tokio", "memcache/std"
+    );
+    for (case, ratios) in rows {
+        let [larder, larder_async, crate_mc] = ratios.map(|[lo, mid, hi]| {
+            if mid.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{mid:.2} ({lo:.2}-{hi:.2})")
+            }
+        });
+        println!("{case:<16} {larder:>17} {larder_async:>17} {crate_mc:>17}");
+    }
+    println!("ratios: median (quartiles) of the per-pair ratios of rates");
 }
 
 /// Three servers: a 300-key multi-get fanned out in parallel vs the same keys fetched server
