@@ -356,7 +356,7 @@ impl Chunk<'_> {
                         return Ok(true);
                     }
                     Retrieval::Other(reply) => {
-                        return Err(reply.into_error("VALUE or END", b"", 0, 0))
+                        return Err(reply.into_error("VALUE or END", None, 0, 0))
                     }
                 }
                 buf.consume(used);

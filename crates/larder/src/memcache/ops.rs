@@ -171,13 +171,13 @@ fn single<T: 'static>(
     limit: usize,
     map: impl FnOnce(MetaReply) -> Result<T> + Send + 'static,
 ) -> Op<T> {
-    let key = arithmetic_key.map(<[u8]>::to_vec).unwrap_or_default();
+    let key = arithmetic_key.map(<[u8]>::to_vec);
     let mut map = Some(map);
     Op {
         request,
         handler: Box::new(move |reply| match (reply, map.take()) {
             (Reply::Meta(m), Some(f)) => f(m).map(Some),
-            (other, _) => Err(other.into_error(expected, &key, value_size, limit)),
+            (other, _) => Err(other.into_error(expected, key.as_deref(), value_size, limit)),
         }),
     }
 }
@@ -427,7 +427,7 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
             }) => {}
             Reply::Meta(m) => return Err(unexpected("VA or MN", &m)),
             other if other.is_error() => {
-                let err = other.into_error("VA", b"", 0, 0);
+                let err = other.into_error("VA", None, 0, 0);
                 if !keeps_connection(&err) {
                     return Err(err);
                 }
@@ -456,7 +456,7 @@ pub(crate) fn flush_all(delay: Option<u32>) -> Op<()> {
         request: req,
         handler: Box::new(|reply| match reply {
             Reply::Ok => Ok(Some(())),
-            other => Err(other.into_error("OK", b"", 0, 0)),
+            other => Err(other.into_error("OK", None, 0, 0)),
         }),
     }
 }
@@ -474,7 +474,7 @@ pub(crate) fn stats(group: Option<&str>) -> Result<Op<HashMap<String, String>>> 
                 Ok(None)
             }
             Reply::End => Ok(Some(std::mem::take(&mut out))),
-            other => Err(other.into_error("STAT or END", b"", 0, 0)),
+            other => Err(other.into_error("STAT or END", None, 0, 0)),
         }),
     })
 }
@@ -487,7 +487,7 @@ pub(crate) fn version() -> Op<String> {
         request: req,
         handler: Box::new(|reply| match reply {
             Reply::Version(v) => Ok(Some(v)),
-            other => Err(other.into_error("VERSION", b"", 0, 0)),
+            other => Err(other.into_error("VERSION", None, 0, 0)),
         }),
     }
 }

@@ -664,21 +664,28 @@ impl Reply {
     /// The typed error for an error reply, or a protocol error naming what was expected.
     ///
     /// `value_size` and `limit` fill [`Error::ValueTooLarge`] when the server says the value
-    /// was too large; `key` fills [`Error::NotANumber`] (with an empty `key`, for a request
-    /// that is no `incr`/`decr`, that reply is an [`Error::Client`]).
-    pub fn into_error(self, expected: &str, key: &[u8], value_size: usize, limit: usize) -> Error {
+    /// was too large. `arithmetic_key` is the key of an `incr`/`decr` (`ma`) request, which
+    /// the server's non-numeric-value error names as [`Error::NotANumber`]; for any other
+    /// request (`None`) that reply is an [`Error::Client`].
+    pub fn into_error(
+        self,
+        expected: &str,
+        arithmetic_key: Option<&[u8]>,
+        value_size: usize,
+        limit: usize,
+    ) -> Error {
         match self {
             Reply::ServerError(t) if t.starts_with(TOO_LARGE_TEXT) => Error::ValueTooLarge {
                 size: value_size,
                 limit,
             },
             Reply::ServerError(t) => Error::Server(t),
-            Reply::ClientError(t) if t.starts_with(NON_NUMERIC_TEXT) && !key.is_empty() => {
-                Error::NotANumber {
+            Reply::ClientError(t) => match arithmetic_key {
+                Some(key) if t.starts_with(NON_NUMERIC_TEXT) => Error::NotANumber {
                     key: String::from_utf8_lossy(key).into_owned(),
-                }
-            }
-            Reply::ClientError(t) => Error::Client(t),
+                },
+                _ => Error::Client(t),
+            },
             Reply::Error => Error::Client("server answered ERROR (unknown command)".into()),
             other => Error::Protocol(format!("expected {expected}, got {}", other.describe())),
         }
@@ -1455,26 +1462,31 @@ CLIENT_ERROR bad\r\nSERVER_ERROR out of memory\r\n",
     fn error_replies_map_to_typed_errors() {
         let too_large = Reply::ServerError(TOO_LARGE_TEXT.into());
         assert!(matches!(
-            too_large.into_error("HD", b"k", 2_000_000, 1 << 20),
+            too_large.into_error("HD", Some(b"k"), 2_000_000, 1 << 20),
             Error::ValueTooLarge {
                 size: 2_000_000,
                 limit: 1_048_576
             }
         ));
         let nan = Reply::ClientError(NON_NUMERIC_TEXT.into());
-        assert!(
-            matches!(nan.into_error("VA", b"k", 0, 0), Error::NotANumber { key } if key == "k")
-        );
         assert!(matches!(
-            Reply::ServerError("x".into()).into_error("HD", b"k", 0, 0),
+            nan.clone().into_error("VA", Some(b"k"), 0, 0),
+            Error::NotANumber { key } if key == "k"
+        ));
+        assert!(matches!(
+            nan.into_error("VA", None, 0, 0),
+            Error::Client(t) if t == NON_NUMERIC_TEXT
+        ));
+        assert!(matches!(
+            Reply::ServerError("x".into()).into_error("HD", Some(b"k"), 0, 0),
             Error::Server(t) if t == "x"
         ));
         assert!(matches!(
-            Reply::ClientError("y".into()).into_error("HD", b"k", 0, 0),
+            Reply::ClientError("y".into()).into_error("HD", Some(b"k"), 0, 0),
             Error::Client(t) if t == "y"
         ));
         assert!(matches!(
-            Reply::Stored.into_error("HD", b"k", 0, 0),
+            Reply::Stored.into_error("HD", Some(b"k"), 0, 0),
             Error::Protocol(_)
         ));
     }
