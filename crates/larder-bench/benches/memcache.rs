@@ -38,6 +38,35 @@ use larder::Expiry;
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;
 
+/// The bare loops send the bytes larder sends: `mg <key> v f` for a get (value and client
+/// flags), whose reply is complete at `VA 100 f0\r\n`, the value and `\r\n`.
+const GET_REQ: &[u8] = b"mg bench:key v f\r\n";
+
+fn get_done(reply: &[u8]) -> bool {
+    reply.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2
+}
+
+/// A set's reply (`HD\r\n`) is complete at four bytes.
+fn set_done(reply: &[u8]) -> bool {
+    reply.len() >= 4
+}
+
+/// A text multi-get's reply is complete at `END\r\n`.
+fn multi_done(reply: &[u8]) -> bool {
+    reply.ends_with(b"END\r\n")
+}
+
+/// Stores the benchmark's items through `client`: `bench:key` and the multi-get's keys,
+/// which it returns.
+fn stock(client: &Client) -> Vec<String> {
+    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
+    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
+    for k in &keys {
+        client.set(k, VALUE, 0, Expiry::Never).unwrap();
+    }
+    keys
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -204,7 +233,7 @@ fn bare<'a>(
     addr: &'a str,
     callers: usize,
     req: &'a [u8],
-    done: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    done: fn(&[u8]) -> bool,
     units: u64,
 ) -> Contender<'a> {
     Box::new(move |time| {
@@ -218,6 +247,22 @@ fn bare<'a>(
     })
 }
 
+/// Writes `req` on a bare tokio socket and reads into `buf` until `done` says the reply is
+/// complete.
+async fn tokio_round_trip(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut [u8],
+    req: &[u8],
+    done: fn(&[u8]) -> bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(req).await.unwrap();
+    let mut got = 0;
+    while !done(&buf[..got]) {
+        got += s.read(&mut buf[got..]).await.unwrap();
+    }
+}
+
 /// The bare-socket limit on tokio, for the async client: each caller's task connects, then
 /// sends `req` and reads until `done` says the reply is complete, counting `units`.
 fn bare_tokio<'a>(
@@ -227,7 +272,6 @@ fn bare_tokio<'a>(
     done: fn(&[u8]) -> bool,
     units: u64,
 ) -> Contender<'a> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let req: Arc<[u8]> = req.into();
     Box::new(move |time| {
         spawn_for(callers, time, |phase| {
@@ -243,11 +287,7 @@ fn bare_tokio<'a>(
                         COUNT => true,
                         _ => return n,
                     };
-                    s.write_all(&req).await.unwrap();
-                    let mut got = 0;
-                    while !done(&buf[..got]) {
-                        got += s.read(&mut buf[got..]).await.unwrap();
-                    }
+                    tokio_round_trip(&mut s, &mut buf, &req, done).await;
                     if counting {
                         n += units;
                     }
@@ -296,17 +336,23 @@ fn memcache_crate<'a>(
     op: impl Fn(&memcache::Client) -> u64 + Sync + 'a,
 ) -> Contender<'a> {
     Box::new(move |time| {
-        let mc = memcache::Client::builder()
-            .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
-            .unwrap()
-            .with_max_pool_size(callers as u32)
-            .build()
-            .unwrap();
+        let mc = memcache_client(addr, callers as u32);
         threads(callers, time, |_| {
             let (mc, op) = (&mc, &op);
             move || op(mc)
         })
     })
+}
+
+/// A `memcache` crate client of `addr` (text protocol, `TCP_NODELAY`) with up to `pool`
+/// connections; it connects when built.
+fn memcache_client(addr: &str, pool: u32) -> memcache::Client {
+    memcache::Client::builder()
+        .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
+        .unwrap()
+        .with_max_pool_size(pool)
+        .build()
+        .unwrap()
 }
 
 /// A contender: runs its workload for one slice of the given length; units per second.
@@ -396,6 +442,15 @@ impl Row {
     }
 }
 
+/// A ratio's median (quartiles) as printed; `-` when it was not measured.
+fn ratio_text([lo, mid, hi]: [f64; 3]) -> String {
+    if mid.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{mid:.2} ({lo:.2}-{hi:.2})")
+    }
+}
+
 fn print(rows: &[Row]) {
     println!(
         "{:<16} {:>3} {:<7} {:>11} {:>11} {:>11} {:>11} {:>11} {:>17} {:>17}",
@@ -412,20 +467,13 @@ fn print(rows: &[Row]) {
     );
     for r in rows {
         let [bare, larder, bare_tokio, larder_async, crate_mc] = r.rates;
-        let ratio = |[lo, mid, hi]: [f64; 3]| {
-            if mid.is_nan() {
-                "-".to_owned()
-            } else {
-                format!("{mid:.2} ({lo:.2}-{hi:.2})")
-            }
-        };
         println!(
             "{:<16} {:>3} {:<7} {bare:>11.0} {larder:>11.0} {bare_tokio:>11.0} {larder_async:>11.0} {crate_mc:>11.0} {:>17} {:>17}",
             r.case,
             r.callers,
             r.unit,
-            ratio(r.ratios[0]),
-            ratio(r.ratios[1]),
+            ratio_text(r.ratios[0]),
+            ratio_text(r.ratios[1]),
         );
     }
     println!(
@@ -438,12 +486,7 @@ fn print(rows: &[Row]) {
 fn main() {
     let server = MemcachedServer::start().expect("memcached starts");
     let addr = server.addr().to_owned();
-    let client = Client::connect(&addr).unwrap();
-    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
-    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
-    for k in &keys {
-        client.set(k, VALUE, 0, Expiry::Never).unwrap();
-    }
+    let keys = stock(&Client::connect(&addr).unwrap());
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let owned_keys = Arc::new(keys.clone());
     let mut meta_req = Vec::new();
@@ -452,10 +495,6 @@ fn main() {
     }
     meta_req.extend_from_slice(b"mn\r\n");
     let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
-    // The bare loops send the bytes larder sends: `mg <key> v f` for a get (value and client
-    // flags), whose reply is complete at `VA 100 f0\r\n`, the value and `\r\n`.
-    let get_req = b"mg bench:key v f\r\n";
-    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2;
     let mut set_req = format!("ms bench:key {}\r\n", VALUE.len()).into_bytes();
     set_req.extend_from_slice(VALUE);
     set_req.extend_from_slice(b"\r\n");
@@ -474,11 +513,11 @@ fn main() {
         let addr = addr.as_str();
         let rates = take_turns(
             &mut [
-                bare(addr, callers, get_req, &get_done, 1),
+                bare(addr, callers, GET_REQ, get_done, 1),
                 blocking(addr, callers, |c| {
                     u64::from(c.get("bench:key").unwrap().is_some())
                 }),
-                bare_tokio(addr, callers, get_req, get_done, 1),
+                bare_tokio(addr, callers, GET_REQ, get_done, 1),
                 asynchronous(addr, callers, |c| async move {
                     u64::from(c.get("bench:key").await.unwrap().is_some())
                 }),
@@ -492,12 +531,12 @@ fn main() {
 
         let rates = take_turns(
             &mut [
-                bare(addr, callers, &set_req, &|r| r.len() >= 4, 1),
+                bare(addr, callers, &set_req, set_done, 1),
                 blocking(addr, callers, |c| {
                     c.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
                     1
                 }),
-                bare_tokio(addr, callers, &set_req, |r| r.len() >= 4, 1),
+                bare_tokio(addr, callers, &set_req, set_done, 1),
                 asynchronous(addr, callers, |c| async move {
                     c.set("bench:key", VALUE, 0, Expiry::Never).await.unwrap();
                     1
@@ -515,23 +554,11 @@ fn main() {
         let rates = take_turns(
             &mut [
                 // The limit for multi-get is the faster wire form, text `get k1 … k100`.
-                bare(
-                    addr,
-                    callers,
-                    &text_req,
-                    &|r| r.ends_with(b"END\r\n"),
-                    MULTI as u64,
-                ),
+                bare(addr, callers, &text_req, multi_done, MULTI as u64),
                 blocking(addr, callers, |c| {
                     c.get_multi(&key_refs).unwrap().len() as u64
                 }),
-                bare_tokio(
-                    addr,
-                    callers,
-                    &text_req,
-                    |r| r.ends_with(b"END\r\n"),
-                    MULTI as u64,
-                ),
+                bare_tokio(addr, callers, &text_req, multi_done, MULTI as u64),
                 asynchronous(addr, callers, move |c| {
                     let k = k_map.clone();
                     async move { c.get_multi(&k).await.unwrap().len() as u64 }
@@ -556,7 +583,7 @@ fn main() {
                     addr,
                     callers,
                     &meta_req,
-                    &|r| r.ends_with(b"MN\r\n"),
+                    |r| r.ends_with(b"MN\r\n"),
                     MULTI as u64,
                 ),
             ],
@@ -571,12 +598,12 @@ fn main() {
         rows.push(row("  (meta mg q)", [Some(7), None, None, None, None]));
     }
     print(&rows);
-    one_caller_paired(get_req, &set_req, &text_req);
+    one_caller_paired(&set_req, &text_req);
     cluster();
 }
 
 /// One caller alternating between the bare socket (`bare`) and a client (`client`) in
-/// blocks of `block` calls, `MC_BENCH_PAIRS` pairs (default 200), the order within a pair
+/// blocks of `block` calls, [`pairs`] pairs after one of warm-up, the order within a pair
 /// alternating; the client's rate over the socket's in each pair.
 ///
 /// For the 1-caller figures, on a memcached with one worker thread: memcached serves a
@@ -585,28 +612,31 @@ fn main() {
 /// where each thread runs against the caller decides. On one thread both connections are
 /// served alike, and blocks a few milliseconds apart share the machine's state.
 fn paired(block: usize, mut bare: impl FnMut(), mut client: impl FnMut()) -> Vec<f64> {
-    let pairs = env_or("MC_BENCH_PAIRS", 200).max(1) as usize;
-    for _ in 0..block {
-        bare();
-        client();
-    }
-    (0..pairs)
-        .map(|p| {
-            let mut secs = [0.0; 2];
-            for side in [p % 2, 1 - p % 2] {
-                let start = Instant::now();
-                for _ in 0..block {
-                    if side == 0 {
-                        bare();
-                    } else {
-                        client();
-                    }
+    let mut ratios = Vec::with_capacity(pairs());
+    for p in 0..=pairs() {
+        let mut secs = [0.0; 2];
+        for side in [p % 2, 1 - p % 2] {
+            let start = Instant::now();
+            for _ in 0..block {
+                if side == 0 {
+                    bare();
+                } else {
+                    client();
                 }
-                secs[side] = start.elapsed().as_secs_f64();
             }
-            secs[0] / secs[1]
-        })
-        .collect()
+            secs[side] = start.elapsed().as_secs_f64();
+        }
+        // The first pair warms up.
+        if p > 0 {
+            ratios.push(secs[0] / secs[1]);
+        }
+    }
+    ratios
+}
+
+/// How many pairs of blocks [`paired`] measures: `MC_BENCH_PAIRS`, default 200.
+fn pairs() -> usize {
+    env_or("MC_BENCH_PAIRS", 200).max(1) as usize
 }
 
 /// [`paired`] on tokio: one task alternating between a bare tokio socket sending `req`
@@ -621,9 +651,8 @@ fn paired_tokio<Fut>(
 where
     Fut: std::future::Future<Output = u64> + Send,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (addr, req) = (addr.to_owned(), req.to_vec());
-    let pairs = env_or("MC_BENCH_PAIRS", 200).max(1) as usize;
+    let pairs = pairs();
     let task = runtime().spawn(async move {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         s.set_nodelay(true).unwrap();
@@ -636,11 +665,7 @@ where
                 let start = Instant::now();
                 for _ in 0..block {
                     if side == 0 {
-                        s.write_all(&req).await.unwrap();
-                        let mut got = 0;
-                        while !done(&buf[..got]) {
-                            got += s.read(&mut buf[got..]).await.unwrap();
-                        }
+                        tokio_round_trip(&mut s, &mut buf, &req, done).await;
                     } else {
                         op(client.clone()).await;
                     }
@@ -660,24 +685,12 @@ where
 /// The 1-caller ratios to the bare socket, measured in pairs (see [`paired`]) on a
 /// memcached with one worker thread: larder, larder async (to a tokio socket) and the
 /// `memcache` crate, for get, set and the 100-key multi-gets.
-fn one_caller_paired(get_req: &[u8], set_req: &[u8], text_req: &[u8]) {
+fn one_caller_paired(set_req: &[u8], text_req: &[u8]) {
     let server = MemcachedServer::start_with(&["-t", "1"]).expect("memcached starts");
     let addr = server.addr();
     let client = Client::connect(addr).unwrap();
-    let keys: Vec<String> = (0..MULTI).map(|i| format!("bench:m{i}")).collect();
-    client.set("bench:key", VALUE, 0, Expiry::Never).unwrap();
-    for k in &keys {
-        client.set(k, VALUE, 0, Expiry::Never).unwrap();
-    }
-    let mc = memcache::Client::builder()
-        .add_server(format!("memcache://{addr}?tcp_nodelay=true&protocol=ascii"))
-        .unwrap()
-        .with_max_pool_size(1)
-        .build()
-        .unwrap();
-    let get_done: fn(&[u8]) -> bool = |r| r.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2;
-    let set_done: fn(&[u8]) -> bool = |r| r.len() >= 4;
-    let multi_done: fn(&[u8]) -> bool = |r| r.ends_with(b"END\r\n");
+    let keys = stock(&client);
+    let mc = memcache_client(addr, 1);
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let owned_keys = Arc::new(keys.clone());
     // Blocks of a few milliseconds: 100 single round trips, 20 multi-gets.
@@ -689,13 +702,13 @@ fn one_caller_paired(get_req: &[u8], set_req: &[u8], text_req: &[u8]) {
         (
             "get",
             [
-                std_pair(100, get_req, get_done, &mut || {
+                std_pair(100, GET_REQ, get_done, &mut || {
                     assert!(client.get("bench:key").unwrap().is_some())
                 }),
-                quartiles(paired_tokio(addr, 100, get_req, get_done, |c| async move {
+                quartiles(paired_tokio(addr, 100, GET_REQ, get_done, |c| async move {
                     u64::from(c.get("bench:key").await.unwrap().is_some())
                 })),
-                std_pair(100, get_req, get_done, &mut || {
+                std_pair(100, GET_REQ, get_done, &mut || {
                     assert!(mc.get::<Vec<u8>>("bench:key").unwrap().is_some())
                 }),
             ],
@@ -759,20 +772,14 @@ fn one_caller_paired(get_req: &[u8], set_req: &[u8], text_req: &[u8]) {
     println!();
     println!(
         "1 caller, paired: {} pairs of blocks, on a memcached with one worker thread",
-        env_or("MC_BENCH_PAIRS", 200).max(1)
+        pairs()
     );
     println!(
         "{:<16} {:>17} {:>17} {:>17}",
         "case", "larder/std", "async/tokio", "memcache/std"
     );
     for (case, ratios) in rows {
-        let [larder, larder_async, crate_mc] = ratios.map(|[lo, mid, hi]| {
-            if mid.is_nan() {
-                "-".to_owned()
-            } else {
-                format!("{mid:.2} ({lo:.2}-{hi:.2})")
-            }
-        });
+        let [larder, larder_async, crate_mc] = ratios.map(ratio_text);
         println!("{case:<16} {larder:>17} {larder_async:>17} {crate_mc:>17}");
     }
     println!("ratios: median (quartiles) of the per-pair ratios of rates");
