@@ -55,6 +55,24 @@ impl Stream {
             Stream::Unix(s) => s.try_read(buf),
         }
     }
+
+    /// Writes all of `bytes`, waiting for the socket as needed.
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(bytes).await,
+            #[cfg(unix)]
+            Stream::Unix(s) => s.write_all(bytes).await,
+        }
+    }
+
+    /// Reads what arrives next, waiting for it.
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf).await,
+            #[cfg(unix)]
+            Stream::Unix(s) => s.read(buf).await,
+        }
+    }
 }
 
 async fn bounded<T>(
@@ -133,11 +151,7 @@ impl Conn {
         };
         let label = &self.label;
         let what = || format!("write to {label}");
-        match &mut self.stream {
-            Stream::Tcp(s) => bounded(self.write_timeout, what, s.write_all(rest)).await,
-            #[cfg(unix)]
-            Stream::Unix(s) => bounded(self.write_timeout, what, s.write_all(rest)).await,
-        }
+        bounded(self.write_timeout, what, self.stream.write_all(rest)).await
     }
 
     async fn read_reply(&mut self) -> Result<Reply> {
@@ -162,16 +176,9 @@ impl Conn {
                 timer
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.read_timeout);
-                let read = async {
-                    match &mut self.stream {
-                        Stream::Tcp(s) => s.read(spare).await,
-                        #[cfg(unix)]
-                        Stream::Unix(s) => s.read(spare).await,
-                    }
-                };
                 tokio::select! {
                     biased;
-                    read = read => read.map_err(Error::Io)?,
+                    read = self.stream.read(spare) => read.map_err(Error::Io)?,
                     () = timer.as_mut() => {
                         return Err(Error::Timeout {
                             what: what(),
