@@ -9,7 +9,7 @@ use larder::codec::TextCodec;
 use larder::memcache::{
     AsyncClient, Client, ClientConfig, MemcachedCache, MetaGetOptions, ServerAddr,
 };
-use larder::testing::memcached::{FakeAction, FakeServer, MemcachedServer};
+use larder::testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 use larder::{AsyncCache, Error, Expiry};
 
 /// Values larger than a socket buffer: the write and the reply's reads both take several
@@ -149,11 +149,11 @@ async fn silent_server_times_out() {
 #[tokio::test]
 async fn cancelled_call_drops_its_connection() {
     // The first connection never answers; later ones answer every request with a miss.
-    let fake = FakeServer::start(|conn, _| {
+    let fake = FakeServer::start(|conn, req| {
         if conn == 0 {
             FakeAction::Silent
         } else {
-            FakeAction::Reply(b"EN\r\n".to_vec())
+            FakeAction::Reply(with_opaque(req, b"EN\r\n"))
         }
     })
     .unwrap();
@@ -167,11 +167,11 @@ async fn cancelled_call_drops_its_connection() {
 
 #[tokio::test]
 async fn garbage_reply_then_recovery() {
-    let fake = FakeServer::start(|conn, _| {
+    let fake = FakeServer::start(|conn, req| {
         if conn == 0 {
             FakeAction::Reply(b"VALUE k 0 99999999999\r\n".to_vec())
         } else {
-            FakeAction::Reply(b"EN\r\n".to_vec())
+            FakeAction::Reply(with_opaque(req, b"EN\r\n"))
         }
     })
     .unwrap();

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use larder::memcache::{Client, ClientConfig, Hit, MetaGetOptions, ServerAddr};
-use larder::testing::memcached::{FakeAction, FakeServer, MemcachedServer};
+use larder::testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 use larder::{Error, Expiry};
 
 fn client(server: &MemcachedServer) -> Client {
@@ -284,11 +284,11 @@ fn fake_client(fake: &FakeServer, timeout: Duration) -> Client {
 /// A fake whose first connection answers with `first`, and every later one answers each
 /// `mg` with a miss.
 fn fake_bad_then_good(first: FakeAction) -> FakeServer {
-    FakeServer::start(move |conn, _req| {
+    FakeServer::start(move |conn, req| {
         if conn == 0 {
             first.clone()
         } else {
-            FakeAction::Reply(b"EN\r\n".to_vec())
+            FakeAction::Reply(with_opaque(req, b"EN\r\n"))
         }
     })
     .unwrap()
@@ -354,7 +354,7 @@ fn server_errors_keep_the_connection() {
         if req.starts_with(b"ms") {
             FakeAction::Reply(b"SERVER_ERROR object too large for cache\r\n".to_vec())
         } else {
-            FakeAction::Reply(b"EN\r\n".to_vec())
+            FakeAction::Reply(with_opaque(req, b"EN\r\n"))
         }
     })
     .unwrap();
@@ -475,17 +475,18 @@ fn text_multi_get_rejects_values_for_keys_not_asked() {
 
 #[test]
 fn idle_connection_closed_by_the_server_is_replaced_before_use() {
-    let fake = FakeServer::start(|conn, _| {
+    let fake = FakeServer::start(|conn, req| {
         if conn == 0 {
-            FakeAction::ReplyAndClose(b"EN\r\n".to_vec())
+            FakeAction::ReplyAndClose(with_opaque(req, b"EN\r\n"))
         } else {
-            FakeAction::Reply(b"EN\r\n".to_vec())
+            FakeAction::Reply(with_opaque(req, b"EN\r\n"))
         }
     })
     .unwrap();
-    let mut config = ClientConfig::new(vec![ServerAddr::parse(fake.addr()).unwrap()]);
-    config.idle_check_after = Duration::ZERO;
-    let c = Client::new(config).unwrap();
+    let c = Client::new(ClientConfig::new(vec![
+        ServerAddr::parse(fake.addr()).unwrap()
+    ]))
+    .unwrap();
     assert_eq!(c.get("k").unwrap(), None);
     // Give the fake a moment to finish closing its side after the reply.
     std::thread::sleep(Duration::from_millis(50));

@@ -1,34 +1,33 @@
-//! The async memcached [`AsyncClient`] on tokio: the same operations and wire protocol as the
-//! blocking [`Client`](super::Client), driving the same sans-IO [`proto`](super::proto).
+//! The async memcached [`AsyncClient`]: the tokio driver of the exchange engine, with the
+//! same operations ([`super::api`]), rules ([`super::exchange`]) and connection pools
+//! ([`crate::pool`], with an [`AsyncManager`]) as the blocking client.
 //!
-//! Keys are routed over the ring with failover as in the blocking client; a multi-get sends
-//! its first chunk to every server before reading any reply, within the caller's task (see
-//! [`multi_get`](super::multi_get)); multi-key writes run one task per server on a `JoinSet`.
-//!
-//! Every read and write is first tried without waiting; only one that must wait is bounded
-//! by its timeout (a per-connection timer for reads, pushed forward before each wait;
-//! `tokio::time::timeout` for writes and connects). A connection is taken out of the idle
-//! stack for one exchange; when the caller's future is cancelled the connection is dropped
-//! with it, never returned half-read.
+//! Every read and write is first tried without waiting; only one that must wait sets up
+//! its bound (a per-connection timer for reads, pushed forward before each wait, to the
+//! read timeout or the call's deadline, whichever is nearer). A multi-key call takes off on
+//! every server before it lands any, within the caller's task (no task per call). When the
+//! caller's future is dropped mid-exchange, the connection is not in step and the pool
+//! drops it instead of reusing it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-use super::client::{stats_with_health, unix_now};
+use super::api::{self, client_api};
 use super::cluster::{Cluster, ServerHealth};
-use super::conn_pool::IdleStack;
-use super::multi_get::{self, Chunk, HitRef, MultiGetHits};
-use super::ops::{self, keeps_connection, GetsItem, MetaGetOptions, MetaGetResult, Op, ReadBuf};
-use super::proto::{self, Reply, ReplyParser, SetMode};
-use super::{ClientConfig, ServerAddr};
+use super::exchange::{self, Batches, Bound, Deadline, Exchange, Single, Step, Wire};
+use super::multi_get::{self, HitRef, MultiGetHits, ServerGet};
+use super::ops::{self, GetsItem, MetaGetOptions, MetaGetResult, Op};
+use super::proto::{ReplyParser, SetMode};
+use super::{net, ClientConfig, ServerAddr};
+use crate::pool::{Async, AsyncManager, Pool, Pooled};
 use crate::{Error, Expiry, Result};
 
 enum Stream {
@@ -73,30 +72,40 @@ impl Stream {
             Stream::Unix(s) => s.read(buf).await,
         }
     }
+
+    fn peek_now(&self) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => net::peek_now(s),
+            #[cfg(unix)]
+            Stream::Unix(s) => net::peek_now(s),
+        }
+    }
 }
 
+/// `fut` bounded by `bound`; a timeout names `what`.
 async fn bounded<T>(
-    after: Duration,
+    bound: Bound,
     what: impl FnOnce() -> String,
     fut: impl Future<Output = io::Result<T>>,
 ) -> Result<T> {
-    match tokio::time::timeout(after, fut).await {
+    match tokio::time::timeout(bound.wait, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::Io(e)),
         Err(_) => Err(Error::Timeout {
             what: what(),
-            after,
+            after: bound.reported,
         }),
     }
 }
 
+/// One connection to one server: its socket and its [`Wire`].
 struct Conn {
     stream: Stream,
-    buf: ReadBuf,
+    wire: Wire,
     label: String,
     read_timeout: Duration,
-    /// The read timeout's timer, kept for the connection's life and pushed forward before
-    /// each wait: moving a registered deadline later costs no timer-wheel work, where a new
+    /// The read bound's timer, kept for the connection's life and pushed forward before
+    /// each wait: moving a registered deadline costs no timer-wheel work, where a new
     /// `tokio::time::timeout` per read registered and removed an entry every time.
     read_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     write_timeout: Duration,
@@ -106,20 +115,20 @@ impl Conn {
     async fn connect(addr: &ServerAddr, cfg: &ClientConfig, parser: ReplyParser) -> Result<Self> {
         let label = addr.to_string();
         let what = || format!("connect to {label}");
+        let limit = cfg.connect_timeout.min(cfg.operation_timeout);
+        let bound = Bound {
+            wait: limit,
+            reported: limit,
+        };
         let stream = match addr {
             ServerAddr::Tcp { host, port } => {
-                let s = bounded(
-                    cfg.connect_timeout,
-                    what,
-                    TcpStream::connect((host.as_str(), *port)),
-                )
-                .await?;
+                let s = bounded(bound, what, TcpStream::connect((host.as_str(), *port))).await?;
                 s.set_nodelay(cfg.nodelay)?;
                 Stream::Tcp(s)
             }
             #[cfg(unix)]
             ServerAddr::Unix(path) => {
-                Stream::Unix(bounded(cfg.connect_timeout, what, UnixStream::connect(path)).await?)
+                Stream::Unix(bounded(bound, what, UnixStream::connect(path)).await?)
             }
             #[cfg(not(unix))]
             ServerAddr::Unix(_) => {
@@ -130,7 +139,7 @@ impl Conn {
         };
         Ok(Conn {
             stream,
-            buf: ReadBuf::new(parser),
+            wire: Wire::new(parser),
             label,
             read_timeout: cfg.read_timeout,
             read_timer: Box::pin(tokio::time::sleep(cfg.read_timeout)),
@@ -138,8 +147,9 @@ impl Conn {
         })
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        // Most requests fit the socket's send buffer at once: try that first, so the timer
+    /// Writes all of `bytes` within the deadline.
+    async fn send(&mut self, bytes: &[u8], deadline: &Deadline) -> Result<()> {
+        // Most requests fit the socket's send buffer at once: try that first, so the bound
         // is only set up when the write has to wait.
         let sent = match self.stream.try_write(bytes) {
             Ok(n) => n,
@@ -151,106 +161,131 @@ impl Conn {
         };
         let label = &self.label;
         let what = || format!("write to {label}");
-        bounded(self.write_timeout, what, self.stream.write_all(rest)).await
+        let bound = deadline.bound(Instant::now(), self.write_timeout, what)?;
+        bounded(bound, what, self.stream.write_all(rest)).await
     }
 
-    async fn read_reply(&mut self) -> Result<Reply> {
-        loop {
-            if let Some(reply) = self.buf.next_reply()? {
-                return Ok(reply);
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// Reads whatever the server has sent next into the buffer (at least one byte). Bytes
-    /// already received are taken without setting up the read timeout's timer.
-    async fn fill(&mut self) -> Result<()> {
-        let label = &self.label;
-        let what = || format!("read from {label}");
-        let spare = self.buf.spare();
+    /// Reads what the server sent next (at least one byte) within the deadline. Bytes
+    /// already received are taken without setting up the timer.
+    async fn fill(&mut self, deadline: &Deadline) -> Result<()> {
+        let spare = self.wire.spare();
         let n = match self.stream.try_read(spare) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let label = &self.label;
+                let what = || format!("read from {label}");
+                let now = Instant::now();
+                let bound = deadline.bound(now, self.read_timeout, what)?;
                 let timer = &mut self.read_timer;
                 timer
                     .as_mut()
-                    .reset(tokio::time::Instant::now() + self.read_timeout);
+                    .reset(tokio::time::Instant::from_std(now + bound.wait));
                 tokio::select! {
                     biased;
                     read = self.stream.read(spare) => read.map_err(Error::Io)?,
                     () = timer.as_mut() => {
-                        return Err(Error::Timeout {
-                            what: what(),
-                            after: self.read_timeout,
-                        })
+                        return Err(Error::Timeout { what: what(), after: bound.reported })
                     }
                 }
             }
             Err(e) => return Err(Error::Io(e)),
         };
-        if n == 0 {
-            return Err(ops::closed_by(&self.label));
-        }
-        self.buf.filled(n);
-        Ok(())
+        self.wire.filled(n, &self.label)
     }
 
-    /// See the blocking client's `land_chunks`.
-    async fn land_chunks<V>(&mut self, chunks: &mut [Chunk<'_>], visit: &mut V) -> Result<usize>
-    where
-        V: FnMut(HitRef<'_>) + Send + ?Sized,
-    {
-        for i in 0..chunks.len() {
-            if let Some(next) = chunks.get(i + 1) {
-                self.send(next.request()).await?;
-            }
-            let chunk = &mut chunks[i];
-            while !chunk.read(&mut self.buf, visit)? {
-                self.fill().await?;
-            }
-        }
-        Ok(chunks.iter().map(Chunk::hits).sum())
-    }
-
-    async fn finish<T>(&mut self, mut op: Op<T>) -> Result<T> {
+    /// See the blocking driver's `take_off`.
+    async fn take_off<V: ?Sized, X: Exchange<V>>(
+        &mut self,
+        x: &mut X,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<Option<X::Output>> {
+        self.wire.begin();
         loop {
-            let reply = self.read_reply().await?;
-            if let Some(out) = (op.handler)(reply)? {
-                return Ok(out);
+            match self.wire.step(x, visit)? {
+                Step::Write(bytes) => self.send(bytes, deadline).await?,
+                Step::Read => return Ok(None),
+                Step::Done(out) => return out.map(Some),
             }
         }
     }
 
-    async fn run<T>(&mut self, op: Op<T>) -> Result<T> {
-        self.send(&op.request).await?;
-        self.finish(op).await
-    }
-
-    /// Runs `ops` in [`ops::batches`]: each batch in one write, then its replies in order.
-    async fn run_batches<T>(&mut self, ops: Vec<Op<T>>) -> Result<Vec<T>> {
-        let mut out = Vec::with_capacity(ops.len());
-        for (request, batch) in ops::batches(ops) {
-            self.send(&request).await?;
-            for op in batch {
-                out.push(self.finish(op).await?);
+    /// Steps `x` to its end.
+    async fn land<V: ?Sized, X: Exchange<V>>(
+        &mut self,
+        x: &mut X,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<X::Output> {
+        loop {
+            match self.wire.step(x, visit)? {
+                Step::Write(bytes) => self.send(bytes, deadline).await?,
+                Step::Read => self.fill(deadline).await?,
+                Step::Done(out) => return out,
             }
         }
-        Ok(out)
     }
+
+    /// Runs `x` from its start to its end.
+    async fn run<V: ?Sized, X: Exchange<V>>(
+        &mut self,
+        x: &mut X,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<X::Output> {
+        match self.take_off(x, visit, deadline).await? {
+            Some(out) => Ok(out),
+            None => self.land(x, visit, deadline).await,
+        }
+    }
+}
+
+/// Opens, probes and judges the connections of one server's pool.
+struct ConnManager {
+    addr: ServerAddr,
+    config: ClientConfig,
+    parser: ReplyParser,
+}
+
+impl AsyncManager for ConnManager {
+    /// Boxed, as in the blocking client: the pool moves objects on every checkout.
+    type Object = Box<Conn>;
+    type Error = Error;
+
+    async fn create(&self) -> Result<Box<Conn>> {
+        Conn::connect(&self.addr, &self.config, self.parser)
+            .await
+            .map(Box::new)
+    }
+
+    /// See the blocking client's `recycle`.
+    fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
+        exchange::probe_verdict(conn.stream.peek_now(), &conn.label)
+    }
+
+    /// See the blocking client's `is_broken` (a cancelled call's connection is not in step).
+    fn is_broken(&self, conn: &mut Box<Conn>) -> bool {
+        !conn.wire.reusable()
+    }
+}
+
+type ConnPool = Pool<Async<ConnManager>>;
+
+/// See the blocking client's `Flight`.
+enum Flight<'p, T> {
+    Airborne(Pooled<'p, Async<ConnManager>>),
+    Landed(T),
 }
 
 struct Inner {
     config: ClientConfig,
     cluster: Arc<Cluster>,
-    parser: ReplyParser,
-    /// Boxed connections: one moves in and out of its stack on every call.
-    idle: Vec<IdleStack<Box<Conn>>>,
+    pools: Vec<ConnPool>,
 }
 
 /// An async memcached client for tokio: `Send + Sync`, cheap to clone.
 ///
-/// Its idle connections are registered with the runtime that opened them: use one client
+/// Its pooled connections are registered with the runtime that opened them: use one client
 /// per runtime (a connection whose runtime has shut down fails with an I/O error and is
 /// dropped, so only that one call fails).
 #[derive(Clone)]
@@ -266,23 +301,15 @@ impl std::fmt::Debug for AsyncClient {
     }
 }
 
-/// Takes a connection, runs `$body` with it bound to `$conn`, and returns it to the idle stack
-/// only when the result leaves it in step (a cancelled future drops it).
-macro_rules! with_conn {
-    ($self:ident, $server:expr, |$conn:ident| $body:expr) => {{
-        let server: usize = $server;
-        let mut conn = $self.check_out(server).await?;
-        let result = {
-            let $conn = &mut conn;
-            $body.await
-        };
-        match &result {
-            Ok(_) => $self.check_in(server, conn),
-            Err(e) if keeps_connection(e) => $self.check_in(server, conn),
-            Err(_) => drop(conn),
-        }
-        result
-    }};
+/// A pool's creation error carries our own typed error (timeout, I/O): hand that back.
+fn unwrap_create_error(err: Error) -> Error {
+    match err {
+        Error::PoolCreate { pool, source } => match source.downcast::<Error>() {
+            Ok(inner) => *inner,
+            Err(source) => Error::PoolCreate { pool, source },
+        },
+        other => other,
+    }
 }
 
 impl AsyncClient {
@@ -290,25 +317,31 @@ impl AsyncClient {
     pub fn new(config: ClientConfig) -> Result<Self> {
         config.validate()?;
         let cluster = Arc::new(Cluster::new(&config)?);
-        Ok(Self::from_validated(config, cluster))
+        Self::from_validated(config, cluster)
     }
 
     /// A client for a configuration that was already validated, sharing `cluster`'s health.
-    pub(crate) fn from_validated(config: ClientConfig, cluster: Arc<Cluster>) -> Self {
+    pub(crate) fn from_validated(config: ClientConfig, cluster: Arc<Cluster>) -> Result<Self> {
         let parser = ReplyParser::new(config.max_value_size);
-        let idle = config
+        let pools = config
             .servers
             .iter()
-            .map(|_| IdleStack::new(config.max_connections_per_server))
-            .collect();
-        Self {
+            .map(|addr| {
+                let manager = ConnManager {
+                    addr: addr.clone(),
+                    config: config.clone(),
+                    parser,
+                };
+                Pool::new_async(manager, config.server_pool_config(addr))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 cluster,
-                parser,
-                idle,
+                pools,
             }),
-        }
+        })
     }
 
     /// A client with default settings for a comma-separated server list.
@@ -316,377 +349,158 @@ impl AsyncClient {
         Self::new(ClientConfig::from_specs(servers)?)
     }
 
-    /// See [`Client::health`](super::Client::health).
-    pub fn health(&self) -> Vec<ServerHealth> {
-        self.inner.cluster.health()
+    async fn checkout(&self, server: usize) -> Result<Pooled<'_, Async<ConnManager>>> {
+        let pool = self
+            .inner
+            .pools
+            .get(server)
+            .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
+        pool.get_async().await.map_err(unwrap_create_error)
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
-
-    fn exptime(expiry: Expiry) -> u32 {
-        proto::exptime(expiry, unix_now())
-    }
-
-    async fn run<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
-        let server = self.inner.cluster.route(key)?;
-        let result = self.raw_run_on(server, op).await;
-        self.inner.cluster.record(server, &result);
-        result
-    }
-
-    /// Runs a non-key operation on `server` (failing fast while it is dead).
-    async fn run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
-        self.inner.cluster.admit(server)?;
-        let result = self.raw_run_on(server, op).await;
-        self.inner.cluster.record(server, &result);
-        result
-    }
-
-    async fn raw_run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
-        with_conn!(self, server, |c| c.run(op))
-    }
-
-    /// See [`Client::get`](super::Client::get).
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<(Vec<u8>, u32)>> {
-        let key = key.as_ref();
-        Ok(self
-            .run(key, ops::get(key, false, None)?)
-            .await?
-            .map(|i| (i.data, i.flags)))
-    }
-
-    /// See [`Client::gets`](super::Client::gets).
-    pub async fn gets(&self, key: impl AsRef<[u8]>) -> Result<Option<GetsItem>> {
-        let key = key.as_ref();
-        self.run(key, ops::get(key, true, None)?).await
-    }
-
-    /// See [`Client::gat`](super::Client::gat).
-    pub async fn gat(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<Option<GetsItem>> {
-        let key = key.as_ref();
-        self.run(key, ops::get(key, true, Some(Self::exptime(expiry)))?)
+    /// See the blocking client's `exchange`.
+    async fn exchange<V: ?Sized, X: Exchange<V>>(
+        &self,
+        server: usize,
+        x: &mut X,
+        visit: &mut V,
+    ) -> Result<X::Output> {
+        let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
+        let mut conn = self.checkout(server).await?;
+        let first = conn.get_mut()?.run(x, visit, &deadline).await;
+        self.retry_or(server, conn, first, x, visit, &deadline)
             .await
     }
 
-    /// See [`Client::get_multi`](super::Client::get_multi).
-    pub async fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
-        let mut hits = multi_get::Collector::new(keys.len());
-        self.get_multi_with(keys, |hit| hits.visit(hit)).await?;
-        Ok(hits.finish())
+    /// See the blocking client's `retry_or`.
+    async fn retry_or<V: ?Sized, X: Exchange<V>>(
+        &self,
+        server: usize,
+        mut conn: Pooled<'_, Async<ConnManager>>,
+        result: Result<X::Output>,
+        x: &mut X,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<X::Output> {
+        match result {
+            Err(e) if conn.get_mut()?.wire.may_retry(&e) && x.rewind() => {
+                drop(conn);
+                let mut fresh = self.checkout(server).await?;
+                fresh.get_mut()?.run(x, visit, deadline).await
+            }
+            other => other,
+        }
     }
 
-    /// See [`Client::get_multi_with`](super::Client::get_multi_with). The servers work in
-    /// parallel as in the blocking client (every first chunk is sent before any reply is
-    /// read), within the caller's task.
-    pub async fn get_multi_with<K: AsRef<[u8]>>(
+    async fn run_key<T>(&self, key: &[u8], op: Op<T>) -> Result<T> {
+        let server = self.inner.cluster.route(key)?;
+        let result = self.exchange(server, &mut Single::new(op), &mut ()).await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    async fn run_on<T>(&self, server: usize, op: Op<T>) -> Result<T> {
+        self.inner.cluster.admit(server)?;
+        let result = self.exchange(server, &mut Single::new(op), &mut ()).await;
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    /// See the blocking client's `take_off`.
+    async fn take_off<V: ?Sized, X: Exchange<V>>(
         &self,
-        keys: &[K],
-        mut visit: impl FnMut(HitRef<'_>) + Send,
-    ) -> Result<usize> {
-        let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
-        let mut flights = Vec::with_capacity(groups.len());
-        for (server, group) in &groups {
-            flights.push((*server, self.take_off(*server, group).await));
-        }
-        for (server, flight) in flights {
-            let result = match flight {
-                Ok((mut conn, mut chunks)) => {
-                    let landed = conn.land_chunks(&mut chunks, &mut visit).await;
-                    if landed.is_ok() {
-                        self.check_in(server, conn);
-                    }
-                    landed
+        server: usize,
+        mut x: X,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<(X, Flight<'_, X::Output>)> {
+        let mut conn = self.checkout(server).await?;
+        let flight = match conn.get_mut()?.take_off(&mut x, visit, deadline).await {
+            Ok(None) => Flight::Airborne(conn),
+            Ok(Some(out)) => Flight::Landed(out),
+            Err(e) => Flight::Landed(
+                self.retry_or(server, conn, Err(e), &mut x, visit, deadline)
+                    .await?,
+            ),
+        };
+        Ok((x, flight))
+    }
+
+    /// See the blocking client's `land`.
+    async fn land<V: ?Sized, X: Exchange<V>>(
+        &self,
+        server: usize,
+        flight: Result<(X, Flight<'_, X::Output>)>,
+        visit: &mut V,
+        deadline: &Deadline,
+    ) -> Result<X::Output> {
+        let result = match flight {
+            Ok((_, Flight::Landed(out))) => Ok(out),
+            Ok((mut x, Flight::Airborne(mut conn))) => match conn.get_mut() {
+                Ok(c) => {
+                    let landed = c.land(&mut x, visit, deadline).await;
+                    self.retry_or(server, conn, landed, &mut x, visit, deadline)
+                        .await
                 }
                 Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        self.inner.cluster.record(server, &result);
+        result
+    }
+
+    async fn get_multi_core<K, V>(&self, keys: &[K], visit: &mut V) -> Result<usize>
+    where
+        K: AsRef<[u8]>,
+        V: FnMut(HitRef<'_>) + Send + ?Sized,
+    {
+        let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
+        let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
+        let mut flights = Vec::with_capacity(groups.len());
+        for (server, group) in &groups {
+            let flight = match ServerGet::new(group) {
+                Ok(x) => self.take_off(*server, x, visit, &deadline).await,
+                Err(e) => Err(e),
             };
-            self.inner.cluster.record(server, &result);
-            outcome.add(result);
+            flights.push((*server, flight));
+        }
+        for (server, flight) in flights {
+            outcome.add(self.land(server, flight, visit, &deadline).await);
         }
         outcome.finish()
     }
 
-    /// Checks out a connection to `server` and sends the first chunk of `group`.
-    async fn take_off<'k>(
-        &self,
-        server: usize,
-        group: &'k [&'k [u8]],
-    ) -> Result<(Box<Conn>, Vec<Chunk<'k>>)> {
-        let chunks = multi_get::chunks(group)?;
-        let mut conn = self.check_out(server).await?;
-        if let Some(first) = chunks.first() {
-            conn.send(first.request()).await?;
-        }
-        Ok((conn, chunks))
-    }
-
-    /// An idle connection to `server`, or a new one.
-    async fn check_out(&self, server: usize) -> Result<Box<Conn>> {
-        let inner = &*self.inner;
-        let (addr, idle) = match (inner.config.servers.get(server), inner.idle.get(server)) {
-            (Some(a), Some(i)) => (a, i),
-            _ => return Err(Error::NoServers(format!("no server #{server}"))),
-        };
-        match idle.take() {
-            Some(c) => Ok(c),
-            None => Conn::connect(addr, &inner.config, inner.parser)
-                .await
-                .map(Box::new),
-        }
-    }
-
-    /// Returns a connection known to be in step with `server` to its idle stack.
-    fn check_in(&self, server: usize, conn: Box<Conn>) {
-        if let Some(idle) = self.inner.idle.get(server) {
-            idle.put(conn);
-        }
-    }
-
-    async fn batches_on(&self, server: usize, ops: Vec<Op<bool>>) -> Result<Vec<bool>> {
-        let result: Result<Vec<bool>> =
-            async { with_conn!(self, server, |c| c.run_batches(ops)) }.await;
-        self.inner.cluster.record(server, &result);
-        result
-    }
-
-    /// See [`Client::store_multi`](super::Client::store_multi) (servers as parallel tasks).
-    pub async fn store_multi(
-        &self,
-        mode: SetMode,
-        items: &[(&[u8], &[u8], u32)],
-        expiry: Expiry,
-    ) -> Result<Vec<bool>> {
-        let exptime = Self::exptime(expiry);
-        let limit = self.inner.config.item_size_limit;
-        let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
-        self.fan_out_writes(&keys, |i| {
-            let (key, value, flags) = items[i];
-            ops::store(key, value, flags, exptime, mode, None, limit)
-        })
-        .await
-    }
-
-    /// See [`Client::delete_multi`](super::Client::delete_multi).
-    pub async fn delete_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
-        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-        self.fan_out_writes(&keys, |i| ops::delete(keys[i], None))
-            .await
-    }
-
-    async fn fan_out_writes(
+    /// See the blocking client's `write_multi`.
+    async fn write_multi(
         &self,
         keys: &[&[u8]],
         make_op: impl Fn(usize) -> Result<Op<bool>>,
     ) -> Result<Vec<bool>> {
         let groups = self.inner.cluster.group_indices(keys)?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for (server, indices) in groups {
-            let ops = indices
-                .iter()
-                .map(|&i| make_op(i))
-                .collect::<Result<Vec<_>>>()?;
-            let client = self.clone();
-            tasks.spawn(async move { (indices, client.batches_on(server, ops).await) });
+        // Every request is built (and checked) before any is sent.
+        let batches = groups
+            .into_iter()
+            .map(|(server, indices)| {
+                let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
+                Ok((server, indices, Batches::new(ops)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
+        let mut flights = Vec::with_capacity(batches.len());
+        for (server, indices, x) in batches {
+            let flight = self.take_off(server, x, &mut (), &deadline).await;
+            flights.push((server, indices, flight));
         }
         let mut outcome = ops::WriteOutcome::new(keys.len());
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((indices, result)) => outcome.add(&indices, result),
-                Err(e) => outcome.add(
-                    &[],
-                    Err(Error::Client(format!("multi-write task failed: {e}"))),
-                ),
-            }
+        for (server, indices, flight) in flights {
+            outcome.add(
+                &indices,
+                self.land(server, flight, &mut (), &deadline).await,
+            );
         }
         outcome.finish()
     }
-
-    async fn store(
-        &self,
-        mode: SetMode,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-        cas: Option<u64>,
-    ) -> Result<bool> {
-        let op = ops::store(
-            key,
-            value,
-            flags,
-            Self::exptime(expiry),
-            mode,
-            cas,
-            self.inner.config.item_size_limit,
-        )?;
-        self.run(key, op).await
-    }
-
-    /// See [`Client::set`](super::Client::set).
-    pub async fn set(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-    ) -> Result<()> {
-        let key = key.as_ref();
-        match self
-            .store(SetMode::Set, key, value, flags, expiry, None)
-            .await?
-        {
-            true => Ok(()),
-            false => Err(Error::Server(format!(
-                "set of {:?} was not stored",
-                String::from_utf8_lossy(key)
-            ))),
-        }
-    }
-
-    /// See [`Client::add`](super::Client::add).
-    pub async fn add(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-    ) -> Result<bool> {
-        self.store(SetMode::Add, key.as_ref(), value, flags, expiry, None)
-            .await
-    }
-
-    /// See [`Client::replace`](super::Client::replace).
-    pub async fn replace(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-    ) -> Result<bool> {
-        self.store(SetMode::Replace, key.as_ref(), value, flags, expiry, None)
-            .await
-    }
-
-    /// See [`Client::append`](super::Client::append).
-    pub async fn append(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
-        self.store(SetMode::Append, key.as_ref(), value, 0, Expiry::Never, None)
-            .await
-    }
-
-    /// See [`Client::prepend`](super::Client::prepend).
-    pub async fn prepend(&self, key: impl AsRef<[u8]>, value: &[u8]) -> Result<bool> {
-        self.store(
-            SetMode::Prepend,
-            key.as_ref(),
-            value,
-            0,
-            Expiry::Never,
-            None,
-        )
-        .await
-    }
-
-    /// See [`Client::cas`](super::Client::cas).
-    pub async fn cas(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-        cas: u64,
-    ) -> Result<bool> {
-        self.store(SetMode::Set, key.as_ref(), value, flags, expiry, Some(cas))
-            .await
-    }
-
-    /// See [`Client::delete`](super::Client::delete).
-    pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        let key = key.as_ref();
-        self.run(key, ops::delete(key, None)?).await
-    }
-
-    /// See [`Client::incr`](super::Client::incr).
-    pub async fn incr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
-        let key = key.as_ref();
-        self.run(key, ops::arith(key, false, delta)?).await
-    }
-
-    /// See [`Client::decr`](super::Client::decr).
-    pub async fn decr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>> {
-        let key = key.as_ref();
-        self.run(key, ops::arith(key, true, delta)?).await
-    }
-
-    /// See [`Client::touch`](super::Client::touch).
-    pub async fn touch(&self, key: impl AsRef<[u8]>, expiry: Expiry) -> Result<bool> {
-        let key = key.as_ref();
-        self.run(key, ops::touch(key, Self::exptime(expiry))?).await
-    }
-
-    /// See [`Client::flush_all`](super::Client::flush_all): clears the whole servers.
-    pub async fn flush_all(&self) -> Result<()> {
-        for server in 0..self.inner.config.servers.len() {
-            self.run_on(server, ops::flush_all(None)).await?;
-        }
-        Ok(())
-    }
-
-    /// See [`Client::stats`](super::Client::stats) (with the same `larder:*` entries).
-    pub async fn stats(&self) -> Result<HashMap<String, HashMap<String, String>>> {
-        let mut replies = Vec::new();
-        for server in 0..self.inner.config.servers.len() {
-            replies.push(self.run_on(server, ops::stats(None)?).await);
-        }
-        stats_with_health(replies, self.health())
-    }
-
-    /// See [`Client::version`](super::Client::version).
-    pub async fn version(&self) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for (server, addr) in self.inner.config.servers.iter().enumerate() {
-            out.insert(addr.to_string(), self.run_on(server, ops::version()).await?);
-        }
-        Ok(out)
-    }
-
-    /// See [`Client::meta_get`](super::Client::meta_get).
-    pub async fn meta_get(
-        &self,
-        key: impl AsRef<[u8]>,
-        opts: MetaGetOptions,
-    ) -> Result<MetaGetResult> {
-        let key = key.as_ref();
-        self.run(key, ops::meta_get(key, opts)?).await
-    }
-
-    /// See [`Client::meta_invalidate`](super::Client::meta_invalidate).
-    pub async fn meta_invalidate(&self, key: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool> {
-        let key = key.as_ref();
-        let exptime = match ttl {
-            Expiry::Never => 0,
-            e => Self::exptime(e),
-        };
-        self.run(key, ops::delete(key, Some(exptime))?).await
-    }
-
-    /// See [`Client::meta_set_cas`](super::Client::meta_set_cas).
-    pub async fn meta_set_cas(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: &[u8],
-        flags: u32,
-        expiry: Expiry,
-        cas: u64,
-    ) -> Result<bool> {
-        self.cas(key, value, flags, expiry, cas).await
-    }
-
-    /// Drops every idle connection.
-    pub fn close_idle(&self) {
-        for idle in &self.inner.idle {
-            idle.clear();
-        }
-    }
 }
+
+client_api!(AsyncClient, [async], [.await], [+ Send]);

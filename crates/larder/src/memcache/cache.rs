@@ -86,10 +86,7 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
     pub fn new(client: Client, codec: C) -> Self {
         Self {
             #[cfg(feature = "tokio")]
-            async_client: super::AsyncClient::from_validated(
-                client.config().clone(),
-                client.cluster(),
-            ),
+            async_client: client.async_twin(),
             client,
             codec,
             prefix: String::new(),

@@ -4,8 +4,16 @@
 //! [`Cache`](crate::Cache) backend over them.
 //!
 //! Both clients speak the meta protocol for key operations (binary keys travel base64 with the
-//! `b` flag) and the text protocol for `flush_all`, `stats` and `version`. A connection that
-//! saw an I/O error, a timeout or a protocol error is dropped, never reused.
+//! `b` flag) and the text protocol for multi-gets of text keys, `flush_all`, `stats` and
+//! `version`. Both drive one engine ([`exchange`](self) below): every reply is tied to its
+//! request, a connection is reused only in step with its server, a read found on a closed
+//! pooled connection is retried once, and each call has one deadline.
+//!
+//! Layers, bottom up: `proto` (bytes ↔ requests and replies) → `ops` (each operation's
+//! request and reply handler) and `multi_get` → `exchange` (the sans-IO state machine of one
+//! operation on one connection, and the rules of reuse, retry and deadline) → the drivers
+//! `client` (std) and `async_client` (tokio), which only move bytes and wait, with the
+//! public operations listed once in `api`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +21,15 @@ use std::time::Duration;
 use crate::clock::{SharedClock, SystemClock};
 use crate::{Error, Result};
 
+mod api;
 #[cfg(feature = "tokio")]
 mod async_client;
 mod cache;
 mod client;
 mod cluster;
-#[cfg(feature = "tokio")]
-mod conn_pool;
+mod exchange;
 mod multi_get;
+mod net;
 mod ops;
 pub mod proto;
 pub mod ring;
@@ -53,20 +62,22 @@ pub struct ClientConfig {
     pub clock: SharedClock,
     /// Bound on establishing a connection.
     pub connect_timeout: Duration,
-    /// Bound on each read of a reply.
+    /// Bound on each wait for reply bytes.
     pub read_timeout: Duration,
-    /// Bound on each write of a request.
+    /// Bound on each wait to write request bytes.
     pub write_timeout: Duration,
+    /// Bound on one whole call: connecting (when a new connection is needed), writing and
+    /// reading, however the bytes trickle in; a multi-key call's servers share it.
+    pub operation_timeout: Duration,
     /// Set `TCP_NODELAY` on TCP connections.
     pub nodelay: bool,
-    /// Most connections per server: the blocking client's pool size (a caller beyond it
-    /// waits up to `pool_wait_timeout`), and the async client's idle connections kept.
+    /// Most connections per server, for each client (a caller beyond it waits up to
+    /// `pool_wait_timeout` for one to come back).
     pub max_connections_per_server: usize,
-    /// How long a blocking caller waits for a free pooled connection.
+    /// How long a caller waits for a free pooled connection.
     pub pool_wait_timeout: Duration,
-    /// A pooled connection idle at least this long is checked before reuse (a non-blocking
-    /// read: closed by the server or holding stray bytes → replaced by a fresh one).
-    pub idle_check_after: Duration,
+    /// A pooled connection idle this long is closed instead of reused.
+    pub idle_timeout: Duration,
     /// The server's item size limit (`-I`); larger values fail before being sent.
     pub item_size_limit: usize,
     /// The largest value the reply parser accepts.
@@ -75,7 +86,8 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with defaults for `servers`: 1 s connect, 2 s read/write timeouts,
-    /// `TCP_NODELAY`, 64 connections per server (5 s pool wait), 1 MiB item limit.
+    /// 4 s per call, `TCP_NODELAY`, 64 connections per server (5 s pool wait, closed after
+    /// 5 min idle), 1 MiB item limit.
     pub fn new(servers: Vec<ServerAddr>) -> Self {
         Self {
             servers,
@@ -87,10 +99,11 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(4),
             nodelay: true,
             max_connections_per_server: 64,
             pool_wait_timeout: Duration::from_secs(5),
-            idle_check_after: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(300),
             item_size_limit: proto::DEFAULT_ITEM_SIZE_LIMIT,
             max_value_size: proto::DEFAULT_MAX_VALUE_SIZE,
         }
@@ -160,6 +173,25 @@ impl ClientConfig {
         self
     }
 
+    /// Sets the bound on one whole call.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// The pool configuration of one server's connections (both clients).
+    pub(crate) fn server_pool_config(&self, addr: &ServerAddr) -> crate::pool::PoolConfig {
+        let strategy = crate::pool::Strategy::Queue {
+            min_size: 0,
+            max_size: self.max_connections_per_server,
+            wait_timeout: self.pool_wait_timeout,
+            max_uses: None,
+            idle_timeout: Some(self.idle_timeout),
+            eager: false,
+        };
+        crate::pool::PoolConfig::new(format!("memcached {addr}"), strategy)
+    }
+
     /// Sets the server's item size limit (and raises the parser limit to match).
     pub fn item_size_limit(mut self, bytes: usize) -> Self {
         self.item_size_limit = bytes;
@@ -175,6 +207,11 @@ impl ClientConfig {
         }
         if self.servers.is_empty() {
             return Err(Error::Config("no memcached servers configured".into()));
+        }
+        if self.operation_timeout.is_zero() {
+            return Err(Error::Config(
+                "operation_timeout must be more than zero".into(),
+            ));
         }
         if self.failover.failure_limit == 0 {
             return Err(Error::Config(

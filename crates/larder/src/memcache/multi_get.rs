@@ -12,7 +12,8 @@ use std::hash::BuildHasher;
 use bytes::Bytes;
 
 use super::cluster::{Cluster, ServerGroups};
-use super::ops::{self, GetsItem, Handler, Hits, ReadBuf};
+use super::exchange::{Exchange, ReadBuf, Step};
+use super::ops::{self, GetsItem, Hits, Op};
 use super::proto::{ItemRef, Retrieval};
 use crate::{Error, Result};
 
@@ -295,26 +296,30 @@ enum Reader<'k> {
     /// Text `get`: replies come in request order, skipping misses; `keys` are the keys
     /// asked for, `cursor` the first not yet answered or skipped.
     Text { keys: &'k [&'k [u8]], cursor: usize },
-    /// Quiet `mg`s + `mn` (binary keys): the generic reply handler.
-    Meta(Handler<Hits>),
+    /// Quiet `mg`s + `mn` (binary keys): the op whose handler ties replies to keys.
+    Meta(Op<Hits>),
+}
+
+/// How far reading a chunk got.
+enum Progress {
+    /// More bytes are needed.
+    Partial,
+    /// Every reply was read.
+    Complete,
+    /// Every reply was read and one was an error that left the connection in step.
+    Failed(Error),
 }
 
 impl Chunk<'_> {
     /// The request bytes to send.
-    pub(crate) fn request(&self) -> &[u8] {
+    fn request(&self) -> &[u8] {
         &self.request
     }
 
-    /// How many hits this chunk has visited.
-    pub(crate) fn hits(&self) -> usize {
-        self.hits
-    }
-
-    /// Reads this chunk's replies buffered in `buf`, visiting each hit: `Ok(true)` once the
-    /// chunk is complete, `Ok(false)` when more bytes must be read first. Generic over the
+    /// Reads this chunk's replies buffered in `buf`, visiting each hit. Generic over the
     /// visitor so that a small one (`get_multi`'s collector) is inlined into the parsing
     /// loop.
-    pub(crate) fn read<V>(&mut self, buf: &mut ReadBuf, visit: &mut V) -> Result<bool>
+    fn read<V>(&mut self, buf: &mut ReadBuf, visit: &mut V) -> Result<Progress>
     where
         V: FnMut(HitRef<'_>) + ?Sized,
     {
@@ -336,7 +341,7 @@ impl Chunk<'_> {
                 buf.consume(used);
                 // Anything else (a miss skipped, END, an error, an incomplete reply).
                 let Some((reply, used)) = buf.peek_retrieval()? else {
-                    return Ok(false);
+                    return Ok(Progress::Partial);
                 };
                 match reply {
                     Retrieval::Item(item) => {
@@ -353,7 +358,7 @@ impl Chunk<'_> {
                     }
                     Retrieval::End => {
                         buf.consume(used);
-                        return Ok(true);
+                        return Ok(Progress::Complete);
                     }
                     Retrieval::Other(reply) => {
                         return Err(reply.into_error("VALUE or END", None, 0, 0))
@@ -361,24 +366,87 @@ impl Chunk<'_> {
                 }
                 buf.consume(used);
             },
-            Reader::Meta(handler) => loop {
+            Reader::Meta(op) => loop {
                 let Some(reply) = buf.next_reply()? else {
-                    return Ok(false);
+                    return Ok(Progress::Partial);
                 };
-                if let Some(found) = handler(reply)? {
-                    *hits += found.len();
-                    for (key, item) in &found {
-                        visit(HitRef {
-                            key,
-                            value: &item.data,
-                            flags: item.flags,
-                            cas: item.cas,
-                        });
+                match op.feed(reply)? {
+                    None => {}
+                    Some(Ok(found)) => {
+                        *hits += found.len();
+                        for (key, item) in &found {
+                            visit(HitRef {
+                                key,
+                                value: &item.data,
+                                flags: item.flags,
+                                cas: item.cas,
+                            });
+                        }
+                        return Ok(Progress::Complete);
                     }
-                    return Ok(true);
+                    Some(Err(e)) => return Ok(Progress::Failed(e)),
                 }
             },
         }
+    }
+}
+
+/// One server's part of a multi-get, as an exchange: its chunks, pipelined (the next chunk
+/// is sent before the one ahead of it is read, so the server always has work).
+pub(crate) struct ServerGet<'k> {
+    chunks: Vec<Chunk<'k>>,
+    /// Chunks sent so far.
+    sent: usize,
+    /// The chunk whose replies are read now.
+    reading: usize,
+    first_err: Option<Error>,
+}
+
+impl<'k> ServerGet<'k> {
+    /// The multi-get of one server's `keys`.
+    pub(crate) fn new(keys: &'k [&'k [u8]]) -> Result<Self> {
+        Ok(Self {
+            chunks: chunks(keys)?,
+            sent: 0,
+            reading: 0,
+            first_err: None,
+        })
+    }
+}
+
+impl<V: FnMut(HitRef<'_>) + ?Sized> Exchange<V> for ServerGet<'_> {
+    /// The number of hits visited.
+    type Output = usize;
+
+    #[inline]
+    fn step(&mut self, buf: &mut ReadBuf, visit: &mut V) -> Result<Step<'_, usize>> {
+        loop {
+            if self.sent < self.chunks.len() && self.sent <= self.reading + 1 {
+                self.sent += 1;
+                return Ok(Step::Write(self.chunks[self.sent - 1].request()));
+            }
+            let Some(chunk) = self.chunks.get_mut(self.reading) else {
+                return Ok(Step::Done(match self.first_err.take() {
+                    Some(e) => Err(e),
+                    None => Ok(self.chunks.iter().map(|c| c.hits).sum()),
+                }));
+            };
+            match chunk.read(buf, visit)? {
+                Progress::Partial => return Ok(Step::Read),
+                Progress::Complete => {}
+                Progress::Failed(e) => {
+                    self.first_err.get_or_insert(e);
+                }
+            }
+            self.reading += 1;
+        }
+    }
+
+    fn rewind(&mut self) -> bool {
+        // Only called before any reply byte arrived: no chunk has read anything yet.
+        self.sent = 0;
+        self.reading = 0;
+        true
     }
 }
 
@@ -386,7 +454,7 @@ impl Chunk<'_> {
 /// [`CHUNK_BYTES`] key bytes: a text `get` when every key of the chunk is a valid text key
 /// (measured ~1.4–2.5× the keys/s of quiet `mg`s on memcached 1.6.18, see the memcache
 /// benchmark), quiet meta `mg`s + `mn` (base64 keys) otherwise.
-pub(crate) fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
+fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
     let mut out = Vec::with_capacity(1);
     let mut start = 0;
     let mut bytes = 0;
@@ -411,10 +479,10 @@ fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
     request.extend_from_slice(b"get");
     for k in keys {
         if crate::keys::check_key(k).is_err() {
-            let op = ops::get_multi(keys.iter().map(|k| k.to_vec()).collect())?;
+            let mut op = ops::get_multi(keys.iter().map(|k| k.to_vec()).collect())?;
             return Ok(Chunk {
-                request: op.request,
-                reader: Reader::Meta(op.handler),
+                request: std::mem::take(&mut op.request),
+                reader: Reader::Meta(op),
                 hits: 0,
             });
         }

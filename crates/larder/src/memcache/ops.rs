@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
+use super::exchange;
 use super::proto::{
     self, encode_ma, encode_md, encode_mg, encode_mn, encode_ms, MaFlags, MdFlags, MetaReply,
-    MetaStatus, MgFlags, MsFlags, Reply, Retrieval, SetMode, WireKey,
+    MetaStatus, MgFlags, MsFlags, Reply, SetMode, WireKey,
 };
 use crate::{Error, Result};
 
@@ -73,40 +74,39 @@ pub(crate) type Handler<T> = Box<dyn FnMut(Reply) -> Result<Option<T>> + Send>;
 pub(crate) struct Op<T> {
     pub request: Vec<u8>,
     pub handler: Handler<T>,
+    /// The opaque token of its one meta request, which the reply must echo (`None` for
+    /// text requests and for batches whose handler ties each reply itself).
+    pub opaque: Option<u32>,
+    /// A read without side effects: it may be sent again on another connection.
+    pub idempotent: bool,
 }
 
-/// The error of a read that found the connection closed by `label`.
-pub(crate) fn closed_by(label: &str) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        format!("{label} closed the connection"),
-    ))
-}
-
-/// Most requests per batch of a multi-key write (sent in one write, replies read after).
-pub(crate) const WRITE_BATCH_OPS: usize = 128;
-/// Most request bytes per batch of a multi-key write.
-pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
-
-/// Splits `ops` into bounded batches, in order: each is the concatenated requests to send in
-/// one write and the ops whose replies then follow (bounded so the small replies never fill
-/// the socket while the client is still writing).
-pub(crate) fn batches<T>(ops: Vec<Op<T>>) -> impl Iterator<Item = (Vec<u8>, Vec<Op<T>>)> {
-    let mut ops = ops.into_iter().peekable();
-    std::iter::from_fn(move || {
-        ops.peek()?;
-        let mut request = Vec::new();
-        let mut batch = Vec::new();
-        while let Some(op) = ops.next_if(|op| {
-            batch.is_empty()
-                || (batch.len() < WRITE_BATCH_OPS
-                    && request.len() + op.request.len() <= WRITE_BATCH_BYTES)
-        }) {
-            request.extend_from_slice(&op.request);
-            batch.push(op);
+impl<T> Op<T> {
+    /// Hands `reply` to the handler once it is known to answer this request: `Ok(None)`
+    /// when more replies are due, `Ok(Some(result))` when the op is complete (an `Err` there
+    /// left the connection in step), `Err` when the connection is out of step.
+    #[inline]
+    pub(crate) fn feed(&mut self, reply: Reply) -> Result<Option<Result<T>>> {
+        if let (Some(opaque), Reply::Meta(m)) = (self.opaque, &reply) {
+            exchange::check_meta(m, opaque, exchange::request_key_token(&self.request))?;
         }
-        Some((request, batch))
-    })
+        match (self.handler)(reply) {
+            Ok(None) => Ok(None),
+            Ok(Some(v)) => Ok(Some(Ok(v))),
+            Err(e) if exchange::keeps_connection(&e) => Ok(Some(Err(e))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A text request (no opaque) answered by `handler`.
+    fn text(request: Vec<u8>, idempotent: bool, handler: Handler<T>) -> Self {
+        Op {
+            request,
+            handler,
+            opaque: None,
+            idempotent,
+        }
+    }
 }
 
 /// The per-key outcomes of a multi-key write gathered from its servers back into key order;
@@ -148,14 +148,6 @@ impl WriteOutcome {
     }
 }
 
-/// Errors after which the connection is still in step with the server.
-pub(crate) fn keeps_connection(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::Server(_) | Error::NotANumber { .. } | Error::ValueTooLarge { .. }
-    )
-}
-
 fn unexpected(expected: &str, m: &MetaReply) -> Error {
     Error::Protocol(format!("expected {expected}, got {:?}", m.status))
 }
@@ -163,8 +155,11 @@ fn unexpected(expected: &str, m: &MetaReply) -> Error {
 /// The op of one meta request answered by one reply, mapped by `map`. `arithmetic_key` is
 /// the key of an `ma` (named by a non-numeric-value error); the other ops keep no copy of
 /// their key.
+#[allow(clippy::too_many_arguments)]
 fn single<T: 'static>(
     request: Vec<u8>,
+    opaque: u32,
+    idempotent: bool,
     expected: &'static str,
     arithmetic_key: Option<&[u8]>,
     value_size: usize,
@@ -179,13 +174,16 @@ fn single<T: 'static>(
             (Reply::Meta(m), Some(f)) => f(m).map(Some),
             (other, _) => Err(other.into_error(expected, key.as_deref(), value_size, limit)),
         }),
+        opaque: Some(opaque),
+        idempotent,
     }
 }
 
 /// `mg` returning value and flags (plus CAS when `with_cas`), optionally touching.
 pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<Option<GetsItem>>> {
     let wk = WireKey::meta(key)?;
-    let mut req = Vec::with_capacity(wk.token.len() + 16);
+    let mut req = Vec::with_capacity(wk.token.len() + 28);
+    let opaque = exchange::opaques(1);
     encode_mg(
         &mut req,
         &wk,
@@ -194,33 +192,54 @@ pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<O
             client_flags: true,
             cas: with_cas,
             touch,
+            opaque: Some(opaque),
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "VA or EN", None, 0, 0, |m| match m.status {
-        Some(MetaStatus::Va) => Ok(Some(GetsItem::from_meta(m))),
-        Some(MetaStatus::En) => Ok(None),
-        _ => Err(unexpected("VA or EN", &m)),
-    }))
+    Ok(single(
+        req,
+        opaque,
+        true,
+        "VA or EN",
+        None,
+        0,
+        0,
+        |m| match m.status {
+            Some(MetaStatus::Va) => Ok(Some(GetsItem::from_meta(m))),
+            Some(MetaStatus::En) => Ok(None),
+            _ => Err(unexpected("VA or EN", &m)),
+        },
+    ))
 }
 
 /// `mg <key> T<exptime>`: touch; `true` when the key exists.
 pub(crate) fn touch(key: &[u8], exptime: u32) -> Result<Op<bool>> {
     let wk = WireKey::meta(key)?;
     let mut req = Vec::new();
+    let opaque = exchange::opaques(1);
     encode_mg(
         &mut req,
         &wk,
         &MgFlags {
             touch: Some(exptime),
+            opaque: Some(opaque),
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "HD or EN", None, 0, 0, |m| match m.status {
-        Some(MetaStatus::Hd) => Ok(true),
-        Some(MetaStatus::En) => Ok(false),
-        _ => Err(unexpected("HD or EN", &m)),
-    }))
+    Ok(single(
+        req,
+        opaque,
+        true,
+        "HD or EN",
+        None,
+        0,
+        0,
+        |m| match m.status {
+            Some(MetaStatus::Hd) => Ok(true),
+            Some(MetaStatus::En) => Ok(false),
+            _ => Err(unexpected("HD or EN", &m)),
+        },
+    ))
 }
 
 /// `ms` in any mode, with an optional CAS; `true` when stored.
@@ -240,7 +259,8 @@ pub(crate) fn store(
         });
     }
     let wk = WireKey::meta(key)?;
-    let mut req = Vec::new();
+    let mut req = Vec::with_capacity(wk.token.len() + data.len() + 48);
+    let opaque = exchange::opaques(1);
     encode_ms(
         &mut req,
         &wk,
@@ -250,11 +270,14 @@ pub(crate) fn store(
             client_flags: flags,
             exptime,
             cas,
+            opaque: Some(opaque),
             ..MsFlags::default()
         },
     );
     Ok(single(
         req,
+        opaque,
+        false,
         "HD, NS, EX or NF",
         None,
         data.len(),
@@ -296,25 +319,43 @@ pub(crate) fn delete_cas(key: &[u8], cas: u64) -> Result<Op<bool>> {
 fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
     let wk = WireKey::meta(key)?;
     let mut req = Vec::new();
-    encode_md(&mut req, &wk, &flags);
+    let opaque = exchange::opaques(1);
+    encode_md(
+        &mut req,
+        &wk,
+        &MdFlags {
+            opaque: Some(opaque),
+            ..flags
+        },
+    );
     let cas_checked = flags.cas.is_some();
     let expected = if cas_checked {
         "HD, NF or EX"
     } else {
         "HD or NF"
     };
-    Ok(single(req, expected, None, 0, 0, move |m| match m.status {
-        Some(MetaStatus::Hd) => Ok(true),
-        Some(MetaStatus::Nf) => Ok(false),
-        Some(MetaStatus::Ex) if cas_checked => Ok(false),
-        _ => Err(unexpected(expected, &m)),
-    }))
+    Ok(single(
+        req,
+        opaque,
+        false,
+        expected,
+        None,
+        0,
+        0,
+        move |m| match m.status {
+            Some(MetaStatus::Hd) => Ok(true),
+            Some(MetaStatus::Nf) => Ok(false),
+            Some(MetaStatus::Ex) if cas_checked => Ok(false),
+            _ => Err(unexpected(expected, &m)),
+        },
+    ))
 }
 
 /// `ma` incr/decr returning the new value; `None` when the key is missing.
 pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option<u64>>> {
     let wk = WireKey::meta(key)?;
     let mut req = Vec::new();
+    let opaque = exchange::opaques(1);
     encode_ma(
         &mut req,
         &wk,
@@ -322,11 +363,19 @@ pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option
             decrement,
             delta,
             value: true,
+            opaque: Some(opaque),
             ..MaFlags::default()
         },
     );
-    Ok(single(req, "VA or NF", Some(key), 0, 0, |m| {
-        match m.status {
+    Ok(single(
+        req,
+        opaque,
+        false,
+        "VA or NF",
+        Some(key),
+        0,
+        0,
+        |m| match m.status {
             Some(MetaStatus::Va) => {
                 let digits = m.value.unwrap_or_default();
                 crate::value::parse_decimal(digits.trim_ascii())
@@ -335,14 +384,17 @@ pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option
             }
             Some(MetaStatus::Nf) => Ok(None),
             _ => Err(unexpected("VA or NF", &m)),
-        }
-    }))
+        },
+    ))
 }
 
 /// `mg` with the stale-while-revalidate flags.
 pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetResult>> {
     let wk = WireKey::meta(key)?;
     let mut req = Vec::new();
+    let opaque = exchange::opaques(1);
+    // Vivifying a missing item or handing out the recache token changes the server's state.
+    let idempotent = opts.vivify_ttl.is_none() && opts.recache_threshold.is_none();
     encode_mg(
         &mut req,
         &wk,
@@ -354,11 +406,19 @@ pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetRes
             vivify: opts.vivify_ttl,
             recache: opts.recache_threshold,
             touch: opts.touch_exptime,
+            opaque: Some(opaque),
             ..MgFlags::default()
         },
     );
-    Ok(single(req, "VA, HD or EN", None, 0, 0, |m| {
-        match m.status {
+    Ok(single(
+        req,
+        opaque,
+        idempotent,
+        "VA, HD or EN",
+        None,
+        0,
+        0,
+        |m| match m.status {
             Some(MetaStatus::Va | MetaStatus::Hd | MetaStatus::En) => Ok(MetaGetResult {
                 stale: m.stale,
                 won: m.win,
@@ -369,18 +429,20 @@ pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetRes
                 value: m.value,
             }),
             _ => Err(unexpected("VA, HD or EN", &m)),
-        }
-    }))
+        },
+    ))
 }
 
 /// One pipelined batch of quiet `mg`s ended by `mn`, for keys on one server. Replies are
 /// matched to keys by opaque index. The batch is always read to its `MN`, so the connection
 /// stays in step even when one key's reply is an error (the first error is returned).
 pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
-    let mut req = Vec::with_capacity(keys.len() * 24 + 4);
-    for (i, key) in keys.iter().enumerate() {
+    let mut req = Vec::with_capacity(keys.len() * 36 + 4);
+    let count = u32::try_from(keys.len()).map_err(|_| Error::Config("too many keys".into()))?;
+    let first = exchange::opaques(count);
+    for (i, key) in (0u32..).zip(&keys) {
         let wk = WireKey::meta(key)?;
-        let opaque = u32::try_from(i).map_err(|_| Error::Config("too many keys".into()))?;
+        let opaque = first.wrapping_add(i);
         encode_mg(
             &mut req,
             &wk,
@@ -406,11 +468,7 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
                 };
             }
             Reply::Meta(m) if m.status == Some(MetaStatus::Va) => {
-                let idx = m
-                    .opaque
-                    .as_deref()
-                    .and_then(|o| std::str::from_utf8(o).ok())
-                    .and_then(|o| o.parse::<usize>().ok());
+                let idx = m.opaque.map(|o| o.wrapping_sub(first) as usize);
                 let key = match idx.and_then(|i| keys.get_mut(i)).and_then(Option::take) {
                     Some(k) => k,
                     None => {
@@ -419,6 +477,16 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
                         ))
                     }
                 };
+                if let Some(named) = &m.key {
+                    let sent = WireKey::meta(&key)?;
+                    if named.as_slice() != sent.token.as_ref() {
+                        return Err(Error::Protocol(format!(
+                            "multi-get reply names key {:?}, its opaque is that of {:?}",
+                            String::from_utf8_lossy(named),
+                            String::from_utf8_lossy(&key)
+                        )));
+                    }
+                }
                 out.insert(key, GetsItem::from_meta(m));
             }
             Reply::Meta(MetaReply {
@@ -428,7 +496,7 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
             Reply::Meta(m) => return Err(unexpected("VA or MN", &m)),
             other if other.is_error() => {
                 let err = other.into_error("VA", None, 0, 0);
-                if !keeps_connection(&err) {
+                if !exchange::keeps_connection(&err) {
                     return Err(err);
                 }
                 first_error.get_or_insert(err);
@@ -442,23 +510,22 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
         }
         Ok(None)
     };
-    Ok(Op {
-        request: req,
-        handler: Box::new(handler),
-    })
+    // Replies are tied to keys by their opaques here, not by one opaque for the whole op.
+    Ok(Op::text(req, true, Box::new(handler)))
 }
 
 /// `flush_all`.
 pub(crate) fn flush_all(delay: Option<u32>) -> Op<()> {
     let mut req = Vec::new();
     proto::encode_flush_all(&mut req, delay, false);
-    Op {
-        request: req,
-        handler: Box::new(|reply| match reply {
+    Op::text(
+        req,
+        false,
+        Box::new(|reply| match reply {
             Reply::Ok => Ok(Some(())),
             other => Err(other.into_error("OK", None, 0, 0)),
         }),
-    }
+    )
 }
 
 /// `stats [group]`.
@@ -466,9 +533,10 @@ pub(crate) fn stats(group: Option<&str>) -> Result<Op<HashMap<String, String>>> 
     let mut req = Vec::new();
     proto::encode_stats(&mut req, group)?;
     let mut out = HashMap::new();
-    Ok(Op {
-        request: req,
-        handler: Box::new(move |reply| match reply {
+    Ok(Op::text(
+        req,
+        true,
+        Box::new(move |reply| match reply {
             Reply::Stat(name, value) => {
                 out.insert(name, value);
                 Ok(None)
@@ -476,94 +544,19 @@ pub(crate) fn stats(group: Option<&str>) -> Result<Op<HashMap<String, String>>> 
             Reply::End => Ok(Some(std::mem::take(&mut out))),
             other => Err(other.into_error("STAT or END", None, 0, 0)),
         }),
-    })
+    ))
 }
 
 /// `version`.
 pub(crate) fn version() -> Op<String> {
     let mut req = Vec::new();
     proto::encode_version(&mut req);
-    Op {
-        request: req,
-        handler: Box::new(|reply| match reply {
+    Op::text(
+        req,
+        true,
+        Box::new(|reply| match reply {
             Reply::Version(v) => Ok(Some(v)),
             other => Err(other.into_error("VERSION", None, 0, 0)),
         }),
-    }
-}
-
-/// The bytes received on a connection and not yet parsed. Sans-IO: the transport reads into
-/// [`ReadBuf::spare`] and reports how much it read with [`ReadBuf::filled`].
-pub(crate) struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    parser: proto::ReplyParser,
-}
-
-impl ReadBuf {
-    /// An empty buffer parsing with `parser`.
-    pub(crate) fn new(parser: proto::ReplyParser) -> Self {
-        Self {
-            buf: vec![0; 16 * 1024],
-            start: 0,
-            end: 0,
-            parser,
-        }
-    }
-
-    /// The next complete reply, if the buffered bytes hold one.
-    pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>> {
-        match self.parser.parse(&self.buf[self.start..self.end])? {
-            Some((reply, used)) => {
-                self.consume(used);
-                Ok(Some(reply))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// The next complete reply of a text retrieval, borrowed from the buffer; the caller
-    /// then [`consume`](Self::consume)s the bytes it used.
-    pub(crate) fn peek_retrieval(&self) -> Result<Option<(Retrieval<'_>, usize)>> {
-        self.parser.parse_retrieval(&self.buf[self.start..self.end])
-    }
-
-    /// The parser and the buffered reply bytes, for a reader that parses several replies
-    /// before it [`consume`](Self::consume)s them all at once.
-    pub(crate) fn parser_and_bytes(&self) -> (&proto::ReplyParser, &[u8]) {
-        (&self.parser, &self.buf[self.start..self.end])
-    }
-
-    /// Drops `used` bytes from the front of the buffered reply bytes.
-    pub(crate) fn consume(&mut self, used: usize) {
-        self.start = (self.start + used).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Free space to read into: compacts, or grows up to what the parser's limits need.
-    pub(crate) fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else {
-                // The parser errors out before a reply needs more than this, so growth is
-                // bounded by the configured limits.
-                let cap = self.parser.max_value() + proto::DEFAULT_MAX_LINE + 2;
-                let new_len = (self.buf.len() * 2).min(cap.max(self.buf.len() + 1));
-                self.buf.resize(new_len, 0);
-            }
-        }
-        &mut self.buf[self.end..]
-    }
-
-    /// Records that `n` bytes were read into the slice [`ReadBuf::spare`] returned.
-    pub(crate) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
-    }
+    )
 }

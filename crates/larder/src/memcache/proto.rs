@@ -551,8 +551,8 @@ pub struct MetaReply {
     pub key: Option<Vec<u8>>,
     /// `b`: the echoed key is base64.
     pub key_base64: bool,
-    /// `O`: the echoed opaque token.
-    pub opaque: Option<Vec<u8>>,
+    /// `O`: the echoed opaque token (larder sends only 32-bit numbers).
+    pub opaque: Option<u32>,
     /// `W`: this client won the right to (re)create the value.
     pub win: bool,
     /// `X`: the item is stale.
@@ -1158,7 +1158,7 @@ fn parse_meta_flags<'a>(
             b't' => m.ttl = Some(parse_i64(val, "meta t flag")?),
             b'k' => m.key = Some(val.to_vec()),
             b'b' => m.key_base64 = true,
-            b'O' => m.opaque = Some(val.to_vec()),
+            b'O' => m.opaque = Some(parse_u32(val, "meta O flag")?),
             b'W' => m.win = true,
             b'X' => m.stale = true,
             b'Z' => m.win_elsewhere = true,
@@ -1369,7 +1369,7 @@ mod tests {
             (Some(16), Some(99), Some(-1), true)
         );
         assert_eq!(m.key.as_deref(), Some(&b"foo"[..]));
-        assert_eq!(m.opaque.as_deref(), Some(&b"7"[..]));
+        assert_eq!(m.opaque, Some(7));
         let (r, _) = p.parse(b"EN\r\n").unwrap().unwrap();
         assert!(matches!(
             r,

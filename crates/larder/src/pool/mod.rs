@@ -43,9 +43,10 @@
 //!   path; the object dies with its thread.
 //!
 //! Async (feature `tokio`): [`Pool::get_async`] serves `Shared` and `Queue` without blocking
-//! a runtime thread — waiters park on a `tokio::sync::Notify`, share the same capacity as
-//! blocking callers, and [`Manager::create`] runs under `spawn_blocking` rather than
-//! through a second `AsyncManager` trait, so one manager serves both worlds. `PerThread`
+//! a runtime thread — waiters park on a `tokio::sync::Notify` and share the same capacity as
+//! blocking callers. A blocking [`Manager`] serves both worlds (its `create` runs under
+//! `spawn_blocking`); an [`AsyncManager`] creates on the runtime itself (a connection opened
+//! with tokio's own connect), pooled as [`Async`]`<M>` with [`Pool::new_async`]. `PerThread`
 //! answers [`Error::Unsupported`]: tasks hop between worker threads.
 //!
 //! The pool knows nothing about what it pools; the memcached client pools its connections
@@ -58,11 +59,14 @@ mod proxy;
 mod queue;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 pub use config::{Hook, Hooks, PoolConfig, Strategy};
+
 pub use guard::Pooled;
 pub use proxy::{Proxy, ProxyGuard};
 
@@ -91,6 +95,70 @@ pub trait Manager: Send + Sync + 'static {
     fn is_broken(&self, obj: &mut Self::Object) -> bool {
         let _ = obj;
         false
+    }
+
+    /// Makes a new object without blocking, for [`Pool::get_async`]; `None` (the default)
+    /// runs the blocking [`create`](Self::create) on tokio's blocking threads instead.
+    /// [`Async`] implements it for an [`AsyncManager`].
+    fn create_async(&self) -> Option<BoxFuture<'_, Result<Self::Object, Self::Error>>> {
+        None
+    }
+}
+
+/// A boxed future that is `Send`, as [`Manager::create_async`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Makes, checks and judges the objects of a pool, creating them asynchronously (such as
+/// connections opened on the async runtime). Pool one with [`Pool::new_async`].
+pub trait AsyncManager: Send + Sync + 'static {
+    /// What the pool hands out.
+    type Object: Send + 'static;
+    /// What `create` and `recycle` fail with.
+    type Error: Into<BoxError>;
+
+    /// Makes a new object.
+    fn create(&self) -> impl Future<Output = Result<Self::Object, Self::Error>> + Send;
+
+    /// Health check before an idle object is reused (see [`Manager::recycle`]).
+    fn recycle(&self, obj: &mut Self::Object) -> Result<(), Self::Error> {
+        let _ = obj;
+        Ok(())
+    }
+
+    /// Cheap check when an object comes back (see [`Manager::is_broken`]).
+    fn is_broken(&self, obj: &mut Self::Object) -> bool {
+        let _ = obj;
+        false
+    }
+}
+
+/// An [`AsyncManager`] as the [`Manager`] of a pool: its objects are created by
+/// [`Pool::get_async`]. A blocking [`Pool::get`] reuses idle objects, but one that would
+/// have to create an object fails with [`Error::PoolCreate`] (an async manager cannot
+/// create outside the runtime).
+#[derive(Debug, Clone, Default)]
+pub struct Async<M>(pub M);
+
+impl<M: AsyncManager> Manager for Async<M> {
+    type Object = M::Object;
+    type Error = BoxError;
+
+    fn create(&self) -> Result<M::Object, BoxError> {
+        Err("this pool's manager creates objects asynchronously: check out with get_async".into())
+    }
+
+    fn recycle(&self, obj: &mut M::Object) -> Result<(), BoxError> {
+        self.0.recycle(obj).map_err(Into::into)
+    }
+
+    fn is_broken(&self, obj: &mut M::Object) -> bool {
+        self.0.is_broken(obj)
+    }
+
+    fn create_async(&self) -> Option<BoxFuture<'_, Result<M::Object, BoxError>>> {
+        Some(Box::pin(async move {
+            self.0.create().await.map_err(Into::into)
+        }))
     }
 }
 
@@ -260,6 +328,21 @@ impl<M: Manager> Pool<M> {
         Self::builder(manager).config(config).build_unsync()
     }
 
+    /// Drops every idle object now; checked-out objects are unaffected and the pool stays
+    /// open, creating new objects as they are needed. (`Shared` keeps its one object; under
+    /// `PerThread` only the calling thread's object is dropped.)
+    pub fn close_idle(&self) {
+        match &self.inner.backend {
+            Backend::Shared(_) => {}
+            Backend::Queue(q) => {
+                for obj in q.drain() {
+                    self.inner.close_object(obj);
+                }
+            }
+            Backend::PerThread(_) => self.inner.drop_local_object(),
+        }
+    }
+
     /// A builder, for pools with [`Hooks`].
     pub fn builder(manager: M) -> PoolBuilder<M> {
         PoolBuilder {
@@ -412,6 +495,15 @@ impl<M: Manager> Pool<M> {
     }
 }
 
+impl<A: AsyncManager> Pool<Async<A>> {
+    /// A pool of `manager`'s objects, created on the runtime by
+    /// [`get_async`](Pool::get_async) (`Queue`; the objects need not be `Sync`, so `Shared`
+    /// is refused as by [`Pool::new_unsync`]).
+    pub fn new_async(manager: A, config: PoolConfig) -> Result<Self> {
+        Self::new_unsync(Async(manager), config)
+    }
+}
+
 /// What a checkout holds: the shared object or an exclusive one.
 pub(crate) enum Held<T> {
     Shared(Arc<dyn SharedSlot<T>>),
@@ -467,7 +559,12 @@ impl<M: Manager> Inner<M> {
 
     /// Calls the manager and `on_create`; counts the object.
     pub(crate) fn create_object(&self) -> Result<M::Object> {
-        let mut obj = self.manager.create().map_err(|e| Error::PoolCreate {
+        self.created(self.manager.create())
+    }
+
+    /// Counts a new object and runs `on_create` on it (or wraps the manager's failure).
+    pub(crate) fn created(&self, made: Result<M::Object, M::Error>) -> Result<M::Object> {
+        let mut obj = made.map_err(|e| Error::PoolCreate {
             pool: self.config.name.clone(),
             source: e.into(),
         })?;
@@ -650,6 +747,15 @@ impl<M: Manager> Pool<M> {
         let held = match &inner.backend {
             Backend::Shared(s) => match s.slot.get() {
                 Some(slot) => Held::Shared(Arc::clone(slot)),
+                None if inner.manager.create_async().is_some() => {
+                    // Tasks racing here may each create one; the first stored is kept.
+                    let made = match inner.manager.create_async() {
+                        Some(create) => create.await,
+                        None => inner.manager.create(),
+                    };
+                    let obj = inner.created(made)?;
+                    Held::Shared(Arc::clone(s.slot.get_or_init(|| (s.wrap)(obj))))
+                }
                 None => {
                     let owner = Arc::clone(inner);
                     let task = tokio::task::spawn_blocking(move || {

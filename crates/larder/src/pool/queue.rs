@@ -144,6 +144,12 @@ impl<M: Manager> Inner<M> {
         q: &QueueState<M::Object>,
         idle: Idle<M::Object>,
     ) -> Option<super::ObjectState<M::Object>> {
+        // A panic in `recycle` or a hook loses the object; the slot is freed all the same.
+        let mut reservation = Reservation {
+            inner: self,
+            q,
+            armed: true,
+        };
         let expired = match (&self.config.strategy, idle.since) {
             (
                 Strategy::Queue {
@@ -160,17 +166,11 @@ impl<M: Manager> Inner<M> {
         } else {
             self.recycle_object(idle.state)
         };
-        match revived {
-            Some(mut state) => {
-                bump(&self.counters.reused);
-                self.on_checkout(&mut state);
-                Some(state)
-            }
-            None => {
-                self.release_slot(q);
-                None
-            }
-        }
+        let mut state = revived?;
+        bump(&self.counters.reused);
+        self.on_checkout(&mut state);
+        reservation.armed = false;
+        Some(state)
     }
 
     /// Frees a slot whose object is gone (dropped, or never created).
@@ -181,15 +181,17 @@ impl<M: Manager> Inner<M> {
         q.wake(&s, false);
     }
 
-    /// Creates an object in a slot reserved by `step`; frees the slot on failure.
+    /// Creates an object in a slot reserved by `step`; frees the slot on failure, and when
+    /// the manager or a hook panics.
     fn create_in_slot(&self, q: &QueueState<M::Object>) -> Result<ObjectState<M::Object>> {
-        match self.create_object() {
-            Ok(obj) => Ok(self.fresh(obj)),
-            Err(e) => {
-                self.release_slot(q);
-                Err(e)
-            }
-        }
+        let mut reservation = Reservation {
+            inner: self,
+            q,
+            armed: true,
+        };
+        let state = self.fresh(self.create_object()?);
+        reservation.armed = false;
+        Ok(state)
     }
 
     pub(crate) fn fresh(&self, obj: M::Object) -> ObjectState<M::Object> {
@@ -367,6 +369,12 @@ impl<M: Manager> Inner<M> {
             q,
             armed: true,
         };
+        if let Some(create) = self.manager.create_async() {
+            let obj = self.created(create.await)?;
+            let state = self.fresh(obj);
+            reservation.armed = false;
+            return Ok(state);
+        }
         let Some(owner) = self.me.upgrade() else {
             return Err(self.closed_error());
         };
@@ -395,15 +403,14 @@ impl<T> Drop for AsyncWaiter<'_, T> {
     }
 }
 
-/// A slot reserved for an async creation; freed unless the creation succeeded.
-#[cfg(feature = "tokio")]
+/// A reserved slot (a creation, or an idle object being checked): freed unless disarmed,
+/// whether the work failed, panicked or (under async) was cancelled.
 struct Reservation<'a, M: Manager> {
     inner: &'a Inner<M>,
     q: &'a QueueState<M::Object>,
     armed: bool,
 }
 
-#[cfg(feature = "tokio")]
 impl<M: Manager> Drop for Reservation<'_, M> {
     fn drop(&mut self) {
         if self.armed {

@@ -171,6 +171,30 @@ impl Drop for MemcachedServer {
     }
 }
 
+/// `reply` answering the meta `request` as memcached would: with the request's opaque token
+/// (`O…`, which larder sends on every meta request and checks in the reply) added to the
+/// reply's first line. Unchanged when the request carries none.
+pub fn with_opaque(request: &[u8], reply: &[u8]) -> Vec<u8> {
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let Some(token) = line
+        .split(|&b| b == b' ')
+        .skip(2)
+        .find(|t| t.first() == Some(&b'O'))
+    else {
+        return reply.to_vec();
+    };
+    let end = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(reply.len());
+    let mut out = Vec::with_capacity(reply.len() + token.len() + 1);
+    out.extend_from_slice(&reply[..end]);
+    out.push(b' ');
+    out.extend_from_slice(token);
+    out.extend_from_slice(&reply[end..]);
+    out
+}
+
 /// What a [`FakeServer`] does with one request it read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FakeAction {
