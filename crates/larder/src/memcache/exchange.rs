@@ -528,3 +528,177 @@ impl ReadBuf {
         self.end = (self.end + n).min(self.buf.len());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memcache::ops;
+
+    /// Feeds `bytes` to a fresh wire running `x` from its start; the exchange's result,
+    /// or the error that broke the connection.
+    fn feed<X: Exchange<()>>(x: &mut X, bytes: &[u8]) -> Result<Result<X::Output>> {
+        let mut wire = Wire::new(proto::ReplyParser::default());
+        wire.begin();
+        let mut left = bytes;
+        loop {
+            match wire.step(x, &mut ())? {
+                Step::Write(_) => {}
+                Step::Read if left.is_empty() => {
+                    return Err(Error::Protocol("needs more bytes".into()))
+                }
+                Step::Read => {
+                    let spare = wire.spare();
+                    let n = spare.len().min(left.len());
+                    spare[..n].copy_from_slice(&left[..n]);
+                    wire.filled(n, "test")?;
+                    left = &left[n..];
+                }
+                Step::Done(out) => return Ok(out),
+            }
+        }
+    }
+
+    fn get_op(key: &str) -> (Single<Option<ops::GetsItem>>, u32) {
+        let op = ops::get(key.as_bytes(), false, None).unwrap();
+        let opaque = op.opaque.unwrap();
+        (Single::new(op), opaque)
+    }
+
+    #[test]
+    fn a_meta_reply_must_echo_its_request() {
+        let (mut x, o) = get_op("k1");
+        let ok = format!("VA 2 f3 O{o}\r\nhi\r\n");
+        let item = feed(&mut x, ok.as_bytes()).unwrap().unwrap().unwrap();
+        assert_eq!((item.data, item.flags), (b"hi".to_vec(), 3));
+        let wrong: [fn(u32) -> String; 4] = [
+            |_| "VA 5 f0\r\nevil!\r\n".into(),
+            |o| format!("VA 5 f0 O{}\r\nevil!\r\n", o.wrapping_add(1)),
+            |o| format!("VA 5 f0 O{o} kOTHER\r\nevil!\r\n"),
+            |o| format!("EN O{}\r\n", o.wrapping_sub(1)),
+        ];
+        for reply in wrong {
+            let (mut x, o) = get_op("k1");
+            let bad = reply(o);
+            match feed(&mut x, bad.as_bytes()) {
+                Err(Error::Protocol(_)) => {}
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        // The key echo, when sent, must be the request's.
+        let (mut x, o) = get_op("k1");
+        let named = format!("VA 2 f0 O{o} kk1\r\nhi\r\n");
+        assert!(feed(&mut x, named.as_bytes()).unwrap().unwrap().is_some());
+    }
+
+    #[test]
+    fn bytes_after_the_final_reply_break_the_exchange() {
+        let (mut x, o) = get_op("k1");
+        let reply = format!("VA 6 f0 O{o}\r\ngood-1\r\nVA 5 f0\r\nevil!\r\n");
+        assert!(matches!(
+            feed(&mut x, reply.as_bytes()),
+            Err(Error::Protocol(m)) if m.contains("unexpected bytes")
+        ));
+    }
+
+    #[test]
+    fn server_errors_complete_the_exchange_in_step() {
+        let (mut x, _) = get_op("k1");
+        assert!(matches!(
+            feed(&mut x, b"SERVER_ERROR out of memory\r\n"),
+            Ok(Err(Error::Server(_)))
+        ));
+    }
+
+    #[test]
+    fn batches_read_every_reply_and_report_the_first_error() {
+        let ops: Vec<_> = (0..3)
+            .map(|i| ops::delete(format!("k{i}").as_bytes(), None).unwrap())
+            .collect();
+        let opaques: Vec<u32> = ops.iter().map(|op| op.opaque.unwrap()).collect();
+        let mut x = Batches::new(ops);
+        let reply = format!(
+            "HD O{}\r\nSERVER_ERROR busy\r\nNF O{}\r\n",
+            opaques[0], opaques[2]
+        );
+        assert!(matches!(
+            feed(&mut x, reply.as_bytes()),
+            Ok(Err(Error::Server(_)))
+        ));
+        assert!(
+            !Exchange::<()>::rewind(&mut x),
+            "writes are never sent twice"
+        );
+    }
+
+    #[test]
+    fn only_a_reused_connection_closed_before_any_reply_byte_may_retry() {
+        let closed = || closed_by("s");
+        let mut wire = Wire::new(proto::ReplyParser::default());
+        wire.begin();
+        assert!(
+            !wire.may_retry(&closed()),
+            "a fresh connection's failure is real"
+        );
+        let (mut x, o) = get_op("k");
+        wire.step(&mut x, &mut ()).unwrap();
+        let reply = format!("EN O{o}\r\n");
+        wire.spare()[..reply.len()].copy_from_slice(reply.as_bytes());
+        wire.filled(reply.len(), "s").unwrap();
+        assert!(matches!(
+            wire.step(&mut x, &mut ()),
+            Ok(Step::Done(Ok(None)))
+        ));
+        assert!(wire.reusable());
+        wire.begin();
+        assert!(!wire.reusable(), "an exchange under way is not in step");
+        assert!(wire.may_retry(&closed()));
+        assert!(!wire.may_retry(&Error::Timeout {
+            what: "read".into(),
+            after: Duration::from_secs(1)
+        }));
+        wire.spare()[0] = b'E';
+        wire.filled(1, "s").unwrap();
+        assert!(!wire.may_retry(&closed()), "a reply had started");
+        assert!(matches!(wire.filled(0, "s"), Err(Error::Io(_))));
+    }
+
+    #[test]
+    fn deadline_bounds_each_wait_by_what_is_left() {
+        let start = Instant::now();
+        let d = Deadline::new(start, Duration::from_millis(500));
+        let what = || "read".to_string();
+        let b = d.bound(start, Duration::from_millis(200), what).unwrap();
+        assert_eq!(b.wait, Duration::from_millis(200));
+        assert_eq!(b.reported, Duration::from_millis(200));
+        let later = start + Duration::from_millis(400);
+        let b = d.bound(later, Duration::from_millis(200), what).unwrap();
+        assert_eq!(b.wait, Duration::from_millis(100));
+        assert_eq!(b.reported, Duration::from_millis(500));
+        match d.bound(
+            start + Duration::from_millis(500),
+            Duration::from_millis(200),
+            what,
+        ) {
+            Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(500)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn probe_verdicts() {
+        assert!(probe_verdict(Err(io::ErrorKind::WouldBlock.into()), "s").is_ok());
+        assert!(matches!(probe_verdict(Ok(0), "s"), Err(Error::Io(_))));
+        assert!(matches!(probe_verdict(Ok(1), "s"), Err(Error::Protocol(_))));
+        assert!(matches!(
+            probe_verdict(Err(io::ErrorKind::ConnectionReset.into()), "s"),
+            Err(Error::Io(_))
+        ));
+    }
+
+    #[test]
+    fn request_key_tokens() {
+        assert_eq!(request_key_token(b"mg k1 v f O1\r\n"), b"k1");
+        assert_eq!(request_key_token(b"md abc\r\n"), b"abc");
+        assert_eq!(request_key_token(b"mg"), b"");
+    }
+}
