@@ -721,3 +721,126 @@ mod async_checkout {
         );
     }
 }
+
+/// A manager that panics in `create` or `recycle` while told to.
+#[derive(Default)]
+struct Panicky {
+    panic_create: AtomicBool,
+    panic_recycle: AtomicBool,
+    made: AtomicU64,
+}
+
+impl Manager for Panicky {
+    type Object = u64;
+    type Error = std::io::Error;
+
+    fn create(&self) -> Result<u64, std::io::Error> {
+        assert!(!self.panic_create.load(Ordering::SeqCst), "create panicked");
+        Ok(self.made.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn recycle(&self, _: &mut u64) -> Result<(), std::io::Error> {
+        assert!(
+            !self.panic_recycle.load(Ordering::SeqCst),
+            "recycle panicked"
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn panics_in_create_recycle_or_a_hook_never_leak_a_queue_slot() {
+    let hook_panics = Arc::new(AtomicBool::new(false));
+    let flag = hook_panics.clone();
+    let hooks = Hooks::new().on_checkout(move |_: &mut u64| {
+        assert!(!flag.load(Ordering::SeqCst), "hook panicked");
+    });
+    let pool = Pool::builder(Panicky::default())
+        .config(PoolConfig::new(
+            "panicky",
+            queue(1, Duration::from_millis(50)),
+        ))
+        .hooks(hooks)
+        .build()
+        .unwrap();
+    let quiet = |f: &dyn Fn()| {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let caught = catch_unwind(AssertUnwindSafe(f));
+        std::panic::set_hook(hook);
+        assert!(caught.is_err(), "the panic reached the caller");
+    };
+    // create panics: the reserved slot is freed.
+    pool.manager().panic_create.store(true, Ordering::SeqCst);
+    quiet(&|| drop(pool.get()));
+    pool.manager().panic_create.store(false, Ordering::SeqCst);
+    assert_eq!(pool.stats().in_use, 0);
+    drop(pool.get().unwrap());
+    // recycle of the idle object panics: its slot is freed and a new object made.
+    pool.manager().panic_recycle.store(true, Ordering::SeqCst);
+    quiet(&|| drop(pool.get()));
+    pool.manager().panic_recycle.store(false, Ordering::SeqCst);
+    assert_eq!((pool.stats().in_use, pool.stats().idle), (0, 0));
+    // on_checkout panics, for a new object and for a reused one.
+    hook_panics.store(true, Ordering::SeqCst);
+    quiet(&|| drop(pool.get()));
+    hook_panics.store(false, Ordering::SeqCst);
+    drop(pool.get().unwrap());
+    hook_panics.store(true, Ordering::SeqCst);
+    quiet(&|| drop(pool.get()));
+    hook_panics.store(false, Ordering::SeqCst);
+    // The one slot still serves: no checkout times out.
+    let obj = pool.get().expect("the slot was never leaked");
+    assert_eq!(pool.stats().in_use, 1);
+    drop(obj);
+    assert_eq!(pool.stats().timeouts, 0);
+}
+
+/// Objects made on the runtime, as async connections are.
+struct OnTheRuntime {
+    made: AtomicU64,
+}
+
+impl larder::pool::AsyncManager for OnTheRuntime {
+    type Object = u64;
+    type Error = std::io::Error;
+
+    async fn create(&self) -> Result<u64, std::io::Error> {
+        tokio::task::yield_now().await;
+        Ok(self.made.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn is_broken(&self, obj: &mut u64) -> bool {
+        *obj == 99
+    }
+}
+
+#[tokio::test]
+async fn async_managers_create_on_the_runtime_under_the_same_bounds() {
+    let pool = Pool::new_async(
+        OnTheRuntime {
+            made: AtomicU64::new(0),
+        },
+        PoolConfig::new("async", queue(2, Duration::from_millis(50))),
+    )
+    .unwrap();
+    // A blocking checkout cannot create with an async manager: a typed error, no slot lost.
+    assert!(matches!(pool.get(), Err(Error::PoolCreate { .. })));
+    let a = pool.get_async().await.unwrap();
+    let mut b = pool.get_async().await.unwrap();
+    assert_eq!((*a, *b), (0, 1));
+    assert!(matches!(
+        pool.get_async().await,
+        Err(Error::PoolTimeout { .. })
+    ));
+    drop(a);
+    // An idle object is reused by either kind of checkout.
+    assert_eq!(*pool.get().unwrap(), 0);
+    // A broken object is dropped when it comes back.
+    *b.get_mut().unwrap() = 99;
+    drop(b);
+    assert_eq!(pool.stats().closed, 1);
+    pool.close_idle();
+    assert_eq!((pool.stats().idle, pool.stats().in_use), (0, 0));
+    assert_eq!(*pool.get_async().await.unwrap(), 2);
+}
