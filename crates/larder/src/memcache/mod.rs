@@ -31,6 +31,9 @@ mod exchange;
 mod multi_get;
 mod net;
 mod ops;
+/// The sans-IO protocol (encoders and the reply parser), for fuzzing and tests: hidden
+/// from the docs and not semver surface; the clients are the API.
+#[doc(hidden)]
 pub mod proto;
 pub mod ring;
 

@@ -1,0 +1,112 @@
+//! Wire keys (text keys as they are, binary keys base64 for the meta `b` flag), exptimes and
+//! the protocol's size limits.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::error::KeyRule;
+use crate::keys::check_key;
+use crate::{Error, Expiry, Result};
+
+/// Exptimes above this many seconds are read by memcached as absolute Unix times.
+pub const RELATIVE_EXPTIME_LIMIT: u64 = 2_592_000;
+/// memcached's default item size limit (`-I 1m`).
+pub const DEFAULT_ITEM_SIZE_LIMIT: usize = 1 << 20;
+/// The parser's default largest accepted value: a bit over the default item limit.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = (1 << 20) + 4096;
+/// The parser's default longest accepted reply line.
+pub const DEFAULT_MAX_LINE: usize = 8192;
+/// The longest raw key a base64 meta key can hold (its 4/3 encoding must fit 250 chars).
+pub const MAX_BINARY_KEY_LEN: usize = 186;
+
+/// The exptime memcached should get for `expiry`, given the current Unix time in seconds.
+///
+/// `Never` is 0. A TTL is rounded up to whole seconds and is at least 1 (0 would mean "never
+/// expire"). A TTL over 30 days is sent as an absolute Unix time (`now_unix + secs`).
+pub fn exptime(expiry: Expiry, now_unix: u64) -> u32 {
+    match expiry {
+        Expiry::Never => 0,
+        Expiry::After(d) => {
+            let secs = ttl_secs(d);
+            let value = if secs > RELATIVE_EXPTIME_LIMIT {
+                now_unix.saturating_add(secs)
+            } else {
+                secs
+            };
+            u32::try_from(value).unwrap_or(u32::MAX)
+        }
+    }
+}
+
+/// Whole seconds of `d`, rounded up, at least 1.
+pub fn ttl_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// A key as it goes on the wire: the key itself when it is a valid memcached key, otherwise
+/// its standard base64 form used with the meta `b` flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireKey<'a> {
+    /// The token written after the command.
+    pub token: Cow<'a, [u8]>,
+    /// True when `token` is base64 (the meta `b` flag must be sent).
+    pub base64: bool,
+}
+
+impl<'a> WireKey<'a> {
+    /// The wire form of `key` for the meta protocol: as is when valid, base64 otherwise.
+    pub fn meta(key: &'a [u8]) -> Result<Self> {
+        match check_key(key) {
+            Ok(()) => Ok(WireKey {
+                token: Cow::Borrowed(key),
+                base64: false,
+            }),
+            Err(KeyRule::ForbiddenByte { .. }) if key.len() > MAX_BINARY_KEY_LEN => Err(key_error(
+                key,
+                KeyRule::TooLong {
+                    len: key.len(),
+                    limit: MAX_BINARY_KEY_LEN,
+                },
+            )),
+            Err(rule @ (KeyRule::Empty | KeyRule::TooLong { .. })) => Err(key_error(key, rule)),
+            Err(_) => Ok(WireKey {
+                token: Cow::Owned(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(key)
+                        .into_bytes(),
+                ),
+                base64: true,
+            }),
+        }
+    }
+
+    /// The wire form of `key` for the text protocol, which has no binary keys.
+    pub fn text(key: &'a [u8]) -> Result<Self> {
+        check_key(key).map_err(|rule| key_error(key, rule))?;
+        Ok(WireKey {
+            token: Cow::Borrowed(key),
+            base64: false,
+        })
+    }
+}
+
+pub(super) fn key_error(key: &[u8], rule: KeyRule) -> Error {
+    Error::KeyInvalid {
+        key: String::from_utf8_lossy(key).into_owned(),
+        rule,
+    }
+}
+
+/// Decodes a key echoed by the server (`k` flag), base64 when the reply carried `b`.
+pub fn decode_echoed_key(token: &[u8], base64: bool) -> Result<Vec<u8>> {
+    if base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map_err(|e| Error::Protocol(format!("echoed key is not base64: {e}")))
+    } else {
+        Ok(token.to_vec())
+    }
+}
