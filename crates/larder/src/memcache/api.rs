@@ -15,9 +15,11 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::cluster::ServerHealth;
+use super::cluster::{Cluster, ServerHealth};
+use super::exchange::Batches;
+use super::ops::Op;
 use super::proto;
-use crate::{Expiry, Result};
+use crate::{Error, Expiry, Result};
 
 /// The current Unix time in seconds (for exptimes over 30 days).
 pub(crate) fn unix_now() -> u64 {
@@ -37,6 +39,38 @@ pub(crate) fn invalidation_exptime(ttl: Expiry) -> u32 {
         Expiry::Never => 0,
         e => exptime(e),
     }
+}
+
+/// A pool's creation error carries our own typed error (timeout, I/O): hand that back.
+pub(crate) fn unwrap_create_error(err: Error) -> Error {
+    match err {
+        Error::PoolCreate { pool, source } => match source.downcast::<Error>() {
+            Ok(inner) => *inner,
+            Err(source) => Error::PoolCreate { pool, source },
+        },
+        other => other,
+    }
+}
+
+/// One server's part of a multi-key write: the server, its keys' indices, its batches.
+pub(crate) type ServerWrites = (usize, Vec<usize>, Batches<bool>);
+
+/// The write batches of a multi-key write: one op per key (built by `make_op` from the
+/// key's index, every one before anything is sent), grouped by server with each group's
+/// key indices.
+pub(crate) fn write_batches(
+    cluster: &Cluster,
+    keys: &[&[u8]],
+    make_op: impl Fn(usize) -> Result<Op<bool>>,
+) -> Result<Vec<ServerWrites>> {
+    cluster
+        .group_indices(keys)?
+        .into_iter()
+        .map(|(server, indices)| {
+            let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
+            Ok((server, indices, Batches::new(ops)))
+        })
+        .collect()
 }
 
 /// Per-server stats maps with the `larder:*` health entries added (see `Client::stats`).

@@ -22,7 +22,7 @@ use tokio::net::UnixStream;
 
 use super::api::{self, client_api};
 use super::cluster::{Cluster, ServerHealth};
-use super::exchange::{self, Batches, Bound, Deadline, Exchange, Single, Step, Wire};
+use super::exchange::{self, Bound, Deadline, Exchange, Single, Step, Wire};
 use super::multi_get::{self, HitRef, MultiGetHits, ServerGet};
 use super::ops::{self, GetsItem, MetaGetOptions, MetaGetResult, Op};
 use super::proto::{ReplyParser, SetMode};
@@ -301,17 +301,6 @@ impl std::fmt::Debug for AsyncClient {
     }
 }
 
-/// A pool's creation error carries our own typed error (timeout, I/O): hand that back.
-fn unwrap_create_error(err: Error) -> Error {
-    match err {
-        Error::PoolCreate { pool, source } => match source.downcast::<Error>() {
-            Ok(inner) => *inner,
-            Err(source) => Error::PoolCreate { pool, source },
-        },
-        other => other,
-    }
-}
-
 impl AsyncClient {
     /// A client for `config`; connects lazily (no runtime needed to build it).
     pub fn new(config: ClientConfig) -> Result<Self> {
@@ -355,7 +344,7 @@ impl AsyncClient {
             .pools
             .get(server)
             .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
-        pool.get_async().await.map_err(unwrap_create_error)
+        pool.get_async().await.map_err(api::unwrap_create_error)
     }
 
     /// See the blocking client's `exchange`.
@@ -477,15 +466,7 @@ impl AsyncClient {
         keys: &[&[u8]],
         make_op: impl Fn(usize) -> Result<Op<bool>>,
     ) -> Result<Vec<bool>> {
-        let groups = self.inner.cluster.group_indices(keys)?;
-        // Every request is built (and checked) before any is sent.
-        let batches = groups
-            .into_iter()
-            .map(|(server, indices)| {
-                let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
-                Ok((server, indices, Batches::new(ops)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let batches = api::write_batches(&self.inner.cluster, keys, make_op)?;
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
         let mut flights = Vec::with_capacity(batches.len());
         for (server, indices, x) in batches {

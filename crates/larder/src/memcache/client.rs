@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{self, client_api};
 use super::cluster::{Cluster, ServerHealth};
-use super::exchange::{self, wait_error, Batches, Deadline, Exchange, Single, Step, Wire};
+use super::exchange::{self, wait_error, Deadline, Exchange, Single, Step, Wire};
 use super::multi_get::{self, HitRef, MultiGetHits, ServerGet};
 use super::ops::{self, GetsItem, MetaGetOptions, MetaGetResult, Op};
 use super::proto::{ReplyParser, SetMode};
@@ -261,17 +261,6 @@ impl Manager for ConnManager {
     }
 }
 
-/// A pool's creation error carries our own typed error (timeout, I/O): hand that back.
-fn unwrap_create_error(err: Error) -> Error {
-    match err {
-        Error::PoolCreate { pool, source } => match source.downcast::<Error>() {
-            Ok(inner) => *inner,
-            Err(source) => Error::PoolCreate { pool, source },
-        },
-        other => other,
-    }
-}
-
 /// A multi-key exchange after take-off: still waiting for its replies on a connection, or
 /// already finished.
 enum Flight<'p, T> {
@@ -351,7 +340,7 @@ impl Client {
             .pools
             .get(server)
             .ok_or_else(|| Error::NoServers(format!("no server #{server}")))?;
-        pool.get().map_err(unwrap_create_error)
+        pool.get().map_err(api::unwrap_create_error)
     }
 
     /// Runs `x` on a connection to `server`, once more on another connection when the
@@ -471,15 +460,7 @@ impl Client {
         keys: &[&[u8]],
         make_op: impl Fn(usize) -> Result<Op<bool>>,
     ) -> Result<Vec<bool>> {
-        let groups = self.inner.cluster.group_indices(keys)?;
-        // Every request is built (and checked) before any is sent.
-        let batches = groups
-            .into_iter()
-            .map(|(server, indices)| {
-                let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
-                Ok((server, indices, Batches::new(ops)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let batches = api::write_batches(&self.inner.cluster, keys, make_op)?;
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
         let mut flights = Vec::with_capacity(batches.len());
         for (server, indices, x) in batches {
