@@ -103,6 +103,8 @@ struct Conn {
     stream: Stream,
     wire: Wire,
     label: String,
+    /// When the connection last went back to its pool in step.
+    idle_since: Option<Instant>,
     read_timeout: Duration,
     /// The read bound's timer, kept for the connection's life and pushed forward before
     /// each wait: moving a registered deadline costs no timer-wheel work, where a new
@@ -141,6 +143,7 @@ impl Conn {
             stream,
             wire: Wire::new(parser),
             label,
+            idle_since: None,
             read_timeout: cfg.read_timeout,
             read_timer: Box::pin(tokio::time::sleep(cfg.read_timeout)),
             write_timeout: cfg.write_timeout,
@@ -260,12 +263,18 @@ impl AsyncManager for ConnManager {
 
     /// See the blocking client's `recycle`.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
-        exchange::probe_verdict(conn.stream.peek_now(), &conn.label)
+        match conn.idle_since {
+            Some(since) if since.elapsed() < self.config.idle_probe_after => Ok(()),
+            _ => exchange::probe_verdict(conn.stream.peek_now(), &conn.label),
+        }
     }
 
     /// See the blocking client's `is_broken` (a cancelled call's connection is not in step).
     fn is_broken(&self, conn: &mut Box<Conn>) -> bool {
-        !conn.wire.reusable()
+        let Conn { wire, stream, .. } = &mut **conn;
+        let broken = !wire.reusable(|| stream.peek_now());
+        conn.idle_since = Some(Instant::now()).filter(|_| !broken);
+        broken
     }
 }
 

@@ -77,6 +77,8 @@ pub(crate) struct Conn {
     stream: Stream,
     wire: Wire,
     label: String,
+    /// When the connection last went back to its pool in step.
+    idle_since: Option<Instant>,
     read_timeout: Duration,
     write_timeout: Duration,
     /// The socket's timeouts as set now: lowered below `read_timeout`/`write_timeout` only
@@ -139,6 +141,7 @@ impl Conn {
             stream,
             wire: Wire::new(parser),
             label,
+            idle_since: None,
             read_timeout: cfg.read_timeout,
             write_timeout: cfg.write_timeout,
             rcv_timeout: cfg.read_timeout,
@@ -249,15 +252,21 @@ impl Manager for ConnManager {
         Conn::connect(&self.addr, &self.config, self.parser).map(Box::new)
     }
 
-    /// Before every reuse: closed by the server, or holding bytes nobody asked for, and
-    /// the connection is replaced.
+    /// Before reusing a connection idle for `idle_probe_after` or more: closed by the
+    /// server, or holding bytes nobody asked for, and it is replaced.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
-        exchange::probe_verdict(conn.stream.peek_now(), &conn.label)
+        match conn.idle_since {
+            Some(since) if since.elapsed() < self.config.idle_probe_after => Ok(()),
+            _ => exchange::probe_verdict(conn.stream.peek_now(), &conn.label),
+        }
     }
 
     /// A connection goes back to the pool only in step (see [`Wire::reusable`]).
     fn is_broken(&self, conn: &mut Box<Conn>) -> bool {
-        !conn.wire.reusable()
+        let Conn { wire, stream, .. } = &mut **conn;
+        let broken = !wire.reusable(|| stream.peek_now());
+        conn.idle_since = Some(Instant::now()).filter(|_| !broken);
+        broken
     }
 }
 

@@ -12,8 +12,11 @@
 //!   the reply must echo, and a reply that names a key (`k`) must name the request's key;
 //!   text `VALUE`s must be keys asked for, in order. A mismatch is a protocol error.
 //! - **A connection is reused only in step**: the last exchange completed and left no unread
-//!   byte (bytes after the final reply fail the exchange). Before reuse the driver probes the
-//!   socket without waiting ([`probe_verdict`]): closed, or bytes waiting, and it is replaced.
+//!   byte, buffered (bytes after the final reply fail the exchange) or waiting on the socket
+//!   (known without a syscall when the last read did not fill the space it was given;
+//!   otherwise the driver probes). Before reusing a connection idle for `idle_probe_after`
+//!   or more, the driver probes the socket without waiting ([`probe_verdict`]): closed, or
+//!   bytes waiting, and it is replaced.
 //! - **Retry**: a reused connection found closed before any reply byte arrived is replaced and
 //!   a read without side effects is sent once more ([`Wire::may_retry`]). A write is not
 //!   retried: the server may have applied it before closing, and sending it again could apply
@@ -77,6 +80,10 @@ pub(crate) struct Wire {
     state: State,
     /// Exchanges completed on this connection.
     completed: u64,
+    /// The space the driver was last given to read into.
+    offered: usize,
+    /// The last read took less than it was offered: the socket held no more bytes then.
+    drained: bool,
 }
 
 impl Wire {
@@ -86,6 +93,8 @@ impl Wire {
             buf: ReadBuf::new(parser),
             state: State::Idle,
             completed: 0,
+            offered: 0,
+            drained: true,
         }
     }
 
@@ -127,7 +136,9 @@ impl Wire {
     /// Free space for the driver to read into.
     #[inline]
     pub(crate) fn spare(&mut self) -> &mut [u8] {
-        self.buf.spare()
+        let spare = self.buf.spare();
+        self.offered = spare.len();
+        spare
     }
 
     /// Records that the driver read `n` bytes into [`spare`](Self::spare); `n == 0` is the
@@ -138,6 +149,7 @@ impl Wire {
             return Err(closed_by(label));
         }
         self.buf.filled(n);
+        self.drained = n < self.offered;
         if let State::Busy { received } = &mut self.state {
             *received = true;
         }
@@ -145,10 +157,13 @@ impl Wire {
     }
 
     /// Whether the connection may go back to its pool: no exchange under way or abandoned,
-    /// nothing unread.
+    /// nothing unread in the buffer. `probe` is asked (a non-blocking peek) only when the
+    /// socket may hold more bytes: the last read filled all the space it was given.
     #[inline]
-    pub(crate) fn reusable(&self) -> bool {
-        self.state == State::Idle && self.buf.is_empty()
+    pub(crate) fn reusable(&self, probe: impl FnOnce() -> io::Result<usize>) -> bool {
+        self.state == State::Idle
+            && self.buf.is_empty()
+            && (self.drained || probe_verdict(probe(), "").is_ok())
     }
 
     /// Whether the failure `err` of the exchange under way allows sending it once more on
@@ -648,9 +663,13 @@ mod tests {
             wire.step(&mut x, &mut ()),
             Ok(Step::Done(Ok(None)))
         ));
-        assert!(wire.reusable());
+        let quiet = || Err(io::ErrorKind::WouldBlock.into());
+        assert!(wire.reusable(|| panic!("the last read was short: no probe")));
         wire.begin();
-        assert!(!wire.reusable(), "an exchange under way is not in step");
+        assert!(
+            !wire.reusable(quiet),
+            "an exchange under way is not in step"
+        );
         assert!(wire.may_retry(&closed()));
         assert!(!wire.may_retry(&Error::Timeout {
             what: "read".into(),

@@ -81,6 +81,12 @@ pub struct ClientConfig {
     pub pool_wait_timeout: Duration,
     /// A pooled connection idle this long is closed instead of reused.
     pub idle_timeout: Duration,
+    /// A pooled connection idle at least this long is probed before reuse (one non-blocking
+    /// peek: closed by the server, or holding bytes nobody asked for, and it is replaced).
+    /// Connections reused sooner skip the syscall: stray replies are still caught by the
+    /// opaque, key and leftover-byte checks of every exchange, and a read that finds its
+    /// connection closed is retried. `Duration::ZERO` probes before every reuse.
+    pub idle_probe_after: Duration,
     /// The server's item size limit (`-I`); larger values fail before being sent.
     pub item_size_limit: usize,
     /// The largest value the reply parser accepts.
@@ -107,6 +113,7 @@ impl ClientConfig {
             max_connections_per_server: 64,
             pool_wait_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
+            idle_probe_after: Duration::from_millis(1),
             item_size_limit: proto::DEFAULT_ITEM_SIZE_LIMIT,
             max_value_size: proto::DEFAULT_MAX_VALUE_SIZE,
         }
