@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # larder's memcached clients against pylibmc, pymemcache and the Rust `memcache` crate, in
-# one run (crates/larder-bench/benches/vs_python.rs). Installs the Python clients (and the
-# libmemcached headers pylibmc builds against) when missing, then runs the comparison.
-# VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7).
+# one run (crates/larder-bench/benches/vs_python.rs), then the client CPU per key of the
+# 100-key multi-get, larder against bare sockets and pylibmc
+# (crates/larder-bench/benches/cpu_per_key.rs). Installs the Python clients (and the
+# libmemcached headers pylibmc builds against) when missing, then runs both.
+# VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7);
+# CPK_SECS the seconds per block (0.5), CPK_ROUNDS the rounds (7) of cpu_per_key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +22,4 @@ if ! python3 -c "import pylibmc, pymemcache" >/dev/null 2>&1; then
 fi
 
 cargo bench -p larder-bench --bench vs_python
+cargo bench -p larder-bench --bench cpu_per_key
