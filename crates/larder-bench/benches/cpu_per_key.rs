@@ -35,6 +35,12 @@
 //! and keys each contender exchanged per call, to show that all of them did the same
 //! exchange. Only ratios within one run mean anything.
 //!
+//! Where the scheduler puts the client against the servers changes the kernel's share of a
+//! call (a wake-up of a thread on the other CPU costs far more than one on the same CPU),
+//! and it may change from round to round. `CPK_CPU=N` pins the bench, the servers and the
+//! Python half to CPU `N`, one placement for every contender and round; unset, the
+//! scheduler places them.
+//!
 //! `cargo bench -p larder-bench --bench cpu_per_key` (Linux only: `/proc/thread-self`,
 //! `RUSAGE_THREAD`); pylibmc is skipped, with a note, when it is not installed.
 
@@ -135,6 +141,30 @@ fn rusage_thread() -> (u64, u64) {
 #[cfg(not(target_os = "linux"))]
 fn rusage_thread() -> (u64, u64) {
     panic!("cpu_per_key needs Linux (getrusage(RUSAGE_THREAD), /proc/thread-self)")
+}
+
+/// Pins the calling thread to `cpu`; the processes it starts afterwards (the servers, the
+/// Python half) inherit the pin.
+#[cfg(target_os = "linux")]
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `cpu_set_t` is plain data (all zeroes is the empty set); CPU_SET writes inside
+    // the set (it ignores a `cpu` beyond it) and sched_setaffinity only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "CPK_CPU={cpu}: sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_cpu(_cpu: usize) {
+    panic!("CPK_CPU needs Linux (sched_setaffinity)")
 }
 
 /// The calling thread's time on CPU in ns: the first field of `/proc/thread-self/schedstat`.
@@ -454,6 +484,10 @@ fn spread(mut values: Vec<f64>, digits: usize) -> String {
 fn main() {
     let rounds: usize = env_or::<usize>("CPK_ROUNDS", 7).max(1);
     let secs: f64 = env_or("CPK_SECS", 0.5);
+    let cpu: Option<usize> = std::env::var("CPK_CPU").ok().and_then(|v| v.parse().ok());
+    if let Some(cpu) = cpu {
+        pin_to_cpu(cpu);
+    }
 
     let servers: Vec<MemcachedServer> = (0..3)
         .map(|_| MemcachedServer::start().expect("memcached starts"))
@@ -550,6 +584,10 @@ fn main() {
     if let Some(why) = &python_off {
         notes.push(format!("pylibmc skipped: {why}"));
     }
+    notes.push(match cpu {
+        Some(cpu) => format!("placement: the bench, the servers and Python pinned to CPU {cpu}"),
+        None => "placement: as the scheduler chose (CPK_CPU=N pins all to CPU N)".to_owned(),
+    });
     report(&samples, &wire, &mut notes, rounds, secs);
 }
 
