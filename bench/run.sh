@@ -5,7 +5,8 @@
 # (crates/larder-bench/benches/cpu_per_key.rs). Installs the Python clients (and the
 # libmemcached headers pylibmc builds against) when missing, then runs both.
 # VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7);
-# CPK_SECS the seconds per block (0.5), CPK_ROUNDS the rounds (7) of cpu_per_key.
+# CPK_SECS the seconds per block (0.5), CPK_ROUNDS the rounds (7) of cpu_per_key, and
+# CPK_CPU=N pins it (bench, servers, Python) to CPU N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
