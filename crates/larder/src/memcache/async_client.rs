@@ -22,7 +22,7 @@ use tokio::net::UnixStream;
 
 use super::api::{self, client_api};
 use super::cluster::{Cluster, ServerHealth};
-use super::exchange::{self, Bound, Deadline, Exchange, Single, Step, Wire};
+use super::exchange::{Bound, Deadline, Exchange, Single, Step, Wire};
 use super::multi_get::{self, HitRef, MultiGetHits, ServerGet};
 use super::ops::{self, GetsItem, MetaGetOptions, MetaGetResult, Op};
 use super::proto::{ReplyParser, SetMode};
@@ -103,8 +103,6 @@ struct Conn {
     stream: Stream,
     wire: Wire,
     label: String,
-    /// When the connection last went back to its pool in step.
-    idle_since: Option<Instant>,
     read_timeout: Duration,
     /// The read bound's timer, kept for the connection's life and pushed forward before
     /// each wait: moving a registered deadline costs no timer-wheel work, where a new
@@ -143,7 +141,6 @@ impl Conn {
             stream,
             wire: Wire::new(parser),
             label,
-            idle_since: None,
             read_timeout: cfg.read_timeout,
             read_timer: Box::pin(tokio::time::sleep(cfg.read_timeout)),
             write_timeout: cfg.write_timeout,
@@ -263,18 +260,19 @@ impl AsyncManager for ConnManager {
 
     /// See the blocking client's `recycle`.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
-        match conn.idle_since {
-            Some(since) if since.elapsed() < self.config.idle_probe_after => Ok(()),
-            _ => exchange::probe_verdict(conn.stream.peek_now(), &conn.label),
-        }
+        let Conn {
+            wire,
+            stream,
+            label,
+            ..
+        } = &**conn;
+        wire.check_out(self.config.idle_probe_after, || stream.peek_now(), label)
     }
 
     /// See the blocking client's `is_broken` (a cancelled call's connection is not in step).
     fn is_broken(&self, conn: &mut Box<Conn>) -> bool {
         let Conn { wire, stream, .. } = &mut **conn;
-        let broken = !wire.reusable(|| stream.peek_now());
-        conn.idle_since = Some(Instant::now()).filter(|_| !broken);
-        broken
+        wire.check_in(|| stream.peek_now())
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{self, client_api};
 use super::cluster::{Cluster, ServerHealth};
-use super::exchange::{self, wait_error, Deadline, Exchange, Single, Step, Wire};
+use super::exchange::{wait_error, Deadline, Exchange, Single, Step, Wire};
 use super::multi_get::{self, HitRef, MultiGetHits, ServerGet};
 use super::ops::{self, GetsItem, MetaGetOptions, MetaGetResult, Op};
 use super::proto::{ReplyParser, SetMode};
@@ -77,8 +77,6 @@ pub(crate) struct Conn {
     stream: Stream,
     wire: Wire,
     label: String,
-    /// When the connection last went back to its pool in step.
-    idle_since: Option<Instant>,
     read_timeout: Duration,
     write_timeout: Duration,
     /// The socket's timeouts as set now: lowered below `read_timeout`/`write_timeout` only
@@ -141,7 +139,6 @@ impl Conn {
             stream,
             wire: Wire::new(parser),
             label,
-            idle_since: None,
             read_timeout: cfg.read_timeout,
             write_timeout: cfg.write_timeout,
             rcv_timeout: cfg.read_timeout,
@@ -255,18 +252,19 @@ impl Manager for ConnManager {
     /// Before reusing a connection idle for `idle_probe_after` or more: closed by the
     /// server, or holding bytes nobody asked for, and it is replaced.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
-        match conn.idle_since {
-            Some(since) if since.elapsed() < self.config.idle_probe_after => Ok(()),
-            _ => exchange::probe_verdict(conn.stream.peek_now(), &conn.label),
-        }
+        let Conn {
+            wire,
+            stream,
+            label,
+            ..
+        } = &**conn;
+        wire.check_out(self.config.idle_probe_after, || stream.peek_now(), label)
     }
 
     /// A connection goes back to the pool only in step (see [`Wire::reusable`]).
     fn is_broken(&self, conn: &mut Box<Conn>) -> bool {
         let Conn { wire, stream, .. } = &mut **conn;
-        let broken = !wire.reusable(|| stream.peek_now());
-        conn.idle_since = Some(Instant::now()).filter(|_| !broken);
-        broken
+        wire.check_in(|| stream.peek_now())
     }
 }
 

@@ -84,6 +84,8 @@ pub(crate) struct Wire {
     offered: usize,
     /// The last read took less than it was offered: the socket held no more bytes then.
     drained: bool,
+    /// When the connection last went back to its pool in step.
+    idle_since: Option<Instant>,
 }
 
 impl Wire {
@@ -95,6 +97,7 @@ impl Wire {
             completed: 0,
             offered: 0,
             drained: true,
+            idle_since: None,
         }
     }
 
@@ -164,6 +167,28 @@ impl Wire {
         self.state == State::Idle
             && self.buf.is_empty()
             && (self.drained || probe_verdict(probe(), "").is_ok())
+    }
+
+    /// The check-in rule, for the pool's `is_broken`: `true` (drop the connection) unless
+    /// it is [`reusable`](Self::reusable); a kept connection starts its idle time now.
+    pub(crate) fn check_in(&mut self, probe: impl FnOnce() -> io::Result<usize>) -> bool {
+        let keep = self.reusable(probe);
+        self.idle_since = keep.then(Instant::now);
+        !keep
+    }
+
+    /// The check-out rule, for the pool's `recycle`: a connection idle for `probe_after` or
+    /// more is probed (closed, or bytes waiting, and it must be replaced).
+    pub(crate) fn check_out(
+        &self,
+        probe_after: Duration,
+        probe: impl FnOnce() -> io::Result<usize>,
+        label: &str,
+    ) -> Result<()> {
+        match self.idle_since {
+            Some(since) if since.elapsed() < probe_after => Ok(()),
+            _ => probe_verdict(probe(), label),
+        }
     }
 
     /// Whether the failure `err` of the exchange under way allows sending it once more on
