@@ -243,44 +243,33 @@ impl Cluster {
             // One live server takes every key.
             return (vec![(0, keys.to_vec())], None);
         }
-        let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); self.ring.servers().len()];
-        let mut refused = None;
+        let n = self.ring.servers().len();
         if all_live {
-            for key in keys {
-                match self.home(key) {
-                    Ok(i) => groups[i].push(key),
-                    Err(e) => refused = Some(e),
-                }
-            }
-            return (non_empty(groups), refused);
+            return grouped(n, keys, |key| self.home(key));
         }
         let now = self.clock.now();
         let mut state = self.lock();
-        for key in keys {
-            match self.route_locked(key, now, &mut state) {
-                Ok(i) => groups[i].push(key),
-                Err(e) => refused = Some(e),
-            }
-        }
-        (non_empty(groups), refused)
+        grouped(n, keys, |key| self.route_locked(key, now, &mut state))
     }
 
     /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
     /// refusal (FailFast mode, or no live server) is returned instead.
     pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Vec<(usize, Vec<usize>)>> {
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.ring.servers().len()];
-        if self.dead.load(Ordering::Acquire) == 0 {
-            for (i, key) in keys.iter().enumerate() {
-                groups[self.home(key)?].push(i);
-            }
-            return Ok(non_empty(groups));
+        let n = self.ring.servers().len();
+        let indices: Vec<usize> = (0..keys.len()).collect();
+        let (groups, refused) = if self.dead.load(Ordering::Acquire) == 0 {
+            grouped(n, &indices, |&i| self.home(keys[i]))
+        } else {
+            let now = self.clock.now();
+            let mut state = self.lock();
+            grouped(n, &indices, |&i| {
+                self.route_locked(keys[i], now, &mut state)
+            })
+        };
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(groups),
         }
-        let now = self.clock.now();
-        let mut state = self.lock();
-        for (i, key) in keys.iter().enumerate() {
-            groups[self.route_locked(key, now, &mut state)?].push(i);
-        }
-        Ok(non_empty(groups))
     }
 
     /// A health snapshot of every server, in configuration order.
@@ -333,12 +322,50 @@ impl ServerHealth {
 }
 
 /// The non-empty groups, with their server indices.
-fn non_empty<T>(groups: Vec<Vec<T>>) -> Vec<(usize, Vec<T>)> {
-    groups
-        .into_iter()
+/// `items` sorted into the non-empty groups of `n` servers by `home`, each group allocated
+/// once at its final size (a multi-get's keys would otherwise regrow every group several
+/// times); items `home` refuses are left out and the first refusal is returned.
+fn grouped<T: Copy>(
+    n: usize,
+    items: &[T],
+    mut home: impl FnMut(&T) -> Result<usize>,
+) -> (Vec<(usize, Vec<T>)>, Option<Error>) {
+    let mut refused = None;
+    let mut counts = vec![0usize; n];
+    let homes: Vec<usize> = items
+        .iter()
+        .map(|item| match home(item) {
+            Ok(i) if i < n => {
+                counts[i] += 1;
+                i
+            }
+            Ok(i) => {
+                refused.get_or_insert(Error::NoServers(format!("no server #{i}")));
+                usize::MAX
+            }
+            Err(e) => {
+                refused.get_or_insert(e);
+                usize::MAX
+            }
+        })
+        .collect();
+    let mut groups: Vec<(usize, Vec<T>)> = counts
+        .iter()
         .enumerate()
-        .filter(|(_, g)| !g.is_empty())
-        .collect()
+        .filter(|&(_, &count)| count > 0)
+        .map(|(i, &count)| (i, Vec::with_capacity(count)))
+        .collect();
+    // Server index to its position in `groups`.
+    let mut slot = vec![usize::MAX; n];
+    for (at, (i, _)) in groups.iter().enumerate() {
+        slot[*i] = at;
+    }
+    for (item, &i) in items.iter().zip(&homes) {
+        if let Some(group) = slot.get(i).and_then(|&at| groups.get_mut(at)) {
+            group.1.push(*item);
+        }
+    }
+    (groups, refused)
 }
 
 #[cfg(test)]

@@ -276,8 +276,8 @@ enum Placement {
     Empty,
     /// Exactly one live server among the configured ones (libmemcached hashes nothing).
     Single(usize),
-    /// Sorted (point, server index) pairs.
-    Continuum(Vec<(u32, usize)>),
+    /// Sorted (point, server index) pairs, with an index by the hash's top bits.
+    Continuum(Continuum),
     /// Live server indices, for modula.
     Modula(Vec<usize>),
     /// python-memcached's buckets (server indices, each repeated weight times).
@@ -361,7 +361,9 @@ impl Ring {
                 Distribution::Ketama | Distribution::KetamaWeighted => {
                     let weighted = distribution == Distribution::KetamaWeighted
                         || servers.iter().any(|s| s.weight > 1);
-                    Placement::Continuum(continuum(&servers, &live_idx, weighted, key_hash))
+                    Placement::Continuum(Continuum::new(continuum(
+                        &servers, &live_idx, weighted, key_hash,
+                    )))
                 }
             }
         };
@@ -402,8 +404,7 @@ impl Ring {
                 } else {
                     self.key_hash.hash(key)
                 };
-                let at = points.partition_point(|&(p, _)| p < h);
-                Some(points.get(at).unwrap_or(&points[0]).1)
+                points.server_for(h)
             }
             Placement::Buckets(buckets) => {
                 let mut h = crc_hash(key);
@@ -450,6 +451,59 @@ fn pymemcache_probe(node: &str, key: &[u8]) -> Vec<u8> {
     probe
 }
 
+/// libmemcached's continuum: the first point at or after a key's hash takes the key, the
+/// first point of all when the hash is past the last one.
+///
+/// `start[b]` is the first point whose top bits are at least `b`, so a lookup searches
+/// only the points that share the hash's top bits (about one) instead of all of them.
+#[derive(Debug, Clone)]
+struct Continuum {
+    points: Vec<(u32, usize)>,
+    start: Vec<u32>,
+    shift: u32,
+}
+
+impl Continuum {
+    /// Most index bits: 2^16 entries cover rings of any realistic size.
+    const MAX_BITS: u32 = 16;
+
+    /// Indexes `points`, which must be sorted.
+    fn new(points: Vec<(u32, usize)>) -> Self {
+        let bits = points
+            .len()
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(1, Self::MAX_BITS);
+        let shift = 32 - bits;
+        let mut start = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0usize;
+        for bucket in 0..=(1u64 << bits) {
+            let low = bucket << shift;
+            while at < points.len() && u64::from(points[at].0) < low {
+                at += 1;
+            }
+            // Point counts are far below u32::MAX (weights are capped).
+            start.push(at as u32);
+        }
+        Self {
+            points,
+            start,
+            shift,
+        }
+    }
+
+    fn server_for(&self, hash: u32) -> Option<usize> {
+        let bucket = (hash >> self.shift) as usize;
+        let lo = *self.start.get(bucket)? as usize;
+        let hi = *self.start.get(bucket + 1)? as usize;
+        let at = lo + self.points.get(lo..hi)?.partition_point(|&(p, _)| p < hash);
+        self.points
+            .get(at)
+            .or(self.points.first())
+            .map(|&(_, server)| server)
+    }
+}
+
 /// Builds libmemcached's sorted continuum over the live servers.
 fn continuum(
     servers: &[RingServer],
@@ -489,6 +543,35 @@ fn continuum(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_continuum_index_finds_what_a_search_of_all_points_finds() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in [1usize, 2, 3, 7, 300, 1000, 4000] {
+            let mut points: Vec<(u32, usize)> = (0..len).map(|i| (next() as u32, i % 5)).collect();
+            // Clustered points and the edges of the hash space too.
+            points.extend([(0, 1), (0, 2), (u32::MAX, 3), (1 << 31, 4), (1 << 31, 0)]);
+            points.sort_unstable();
+            let ring = Continuum::new(points.clone());
+            let hashes = (0..5000).map(|_| next() as u32).chain(
+                points
+                    .iter()
+                    .flat_map(|&(p, _)| [p, p.wrapping_add(1), p.wrapping_sub(1)]),
+            );
+            for h in hashes {
+                let at = points.partition_point(|&(p, _)| p < h);
+                let want = points.get(at).unwrap_or(&points[0]).1;
+                assert_eq!(ring.server_for(h), Some(want), "hash {h} over {len} points");
+            }
+        }
+        assert_eq!(Continuum::new(Vec::new()).server_for(7), None);
+    }
 
     const KEYS: [&str; 5] = ["foo", "bar", "baz", "hello", "user:42"];
     const SERVERS: [&str; 3] = ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"];
