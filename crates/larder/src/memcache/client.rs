@@ -70,6 +70,14 @@ impl Stream {
             Stream::Unix(s) => net::peek_now(s),
         }
     }
+
+    fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => net::send_now(s, bytes),
+            #[cfg(unix)]
+            Stream::Unix(s) => net::send_now(s, bytes),
+        }
+    }
 }
 
 /// One connection to one server: its socket and its [`Wire`].
@@ -148,6 +156,17 @@ impl Conn {
 
     /// Writes all of `bytes` within the deadline.
     fn send(&mut self, mut bytes: &[u8], deadline: &Deadline) -> Result<()> {
+        // What the socket takes at once needs no bound, so no clock read.
+        while !bytes.is_empty() {
+            match self.stream.send_now(bytes) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
         while !bytes.is_empty() {
             let label = &self.label;
             let what = || format!("write to {label}");
