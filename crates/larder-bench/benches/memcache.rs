@@ -38,17 +38,19 @@ use larder::Expiry;
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;
 
-/// The bare loops send the bytes larder sends: `mg <key> v f` for a get (value and client
-/// flags), whose reply is complete at `VA 100 f0\r\n`, the value and `\r\n`.
-const GET_REQ: &[u8] = b"mg bench:key v f\r\n";
+/// The bare loops send the bytes larder sends: `mg <key> v f O<opaque>` for a get (value,
+/// client flags and the opaque that ties the reply to its request; larder's opaques are
+/// nine or ten digits), whose reply is complete at `VA 100 f0 O<opaque>\r\n`, the value
+/// and `\r\n`.
+const GET_REQ: &[u8] = b"mg bench:key v f O210341445\r\n";
 
 fn get_done(reply: &[u8]) -> bool {
-    reply.len() >= b"VA 100 f0\r\n".len() + VALUE.len() + 2
+    reply.len() >= b"VA 100 f0 O210341445\r\n".len() + VALUE.len() + 2
 }
 
-/// A set's reply (`HD\r\n`) is complete at four bytes.
+/// A set's reply (`HD O<opaque>\r\n`) is complete at its length.
 fn set_done(reply: &[u8]) -> bool {
-    reply.len() >= 4
+    reply.len() >= b"HD O210341446\r\n".len()
 }
 
 /// A text multi-get's reply is complete at `END\r\n`.
@@ -495,7 +497,7 @@ fn main() {
     }
     meta_req.extend_from_slice(b"mn\r\n");
     let text_req = format!("get {}\r\n", key_refs.join(" ")).into_bytes();
-    let mut set_req = format!("ms bench:key {}\r\n", VALUE.len()).into_bytes();
+    let mut set_req = format!("ms bench:key {} O210341446\r\n", VALUE.len()).into_bytes();
     set_req.extend_from_slice(VALUE);
     set_req.extend_from_slice(b"\r\n");
 
