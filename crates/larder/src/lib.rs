@@ -18,6 +18,7 @@ pub mod codec;
 pub mod dependency;
 pub mod dogpile;
 pub mod error;
+pub mod invalidation;
 pub mod keys;
 #[cfg(feature = "memcached")]
 pub mod memcache;

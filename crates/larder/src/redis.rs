@@ -27,7 +27,7 @@ use redis::{Cmd, Pipeline, Script};
 
 use crate::codec::{Codec, Encoded};
 use crate::pool::{Manager, Pool, PoolConfig, Strategy};
-use crate::tiered::{Invalidation, InvalidationBus};
+use crate::invalidation::{InvalidationBus, Stale as Invalidation};
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
 /// How a [`RedisCache`] reaches its server.

@@ -21,22 +21,7 @@ use std::time::Duration;
 use crate::memory::MemoryCache;
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
-/// What an instance tells the others when its writes make their L1 copies stale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invalidation {
-    /// One key changed.
-    Key(String),
-    /// Everything was cleared.
-    All,
-}
-
-/// A channel between the instances of a [`Tiered`] cache sharing one L2.
-pub trait InvalidationBus: Send + Sync {
-    /// Tells the other instances (not this one) that `what` changed.
-    fn publish(&self, what: &Invalidation) -> Result<()>;
-    /// Calls `on_remote` for every invalidation another instance publishes, from now on.
-    fn subscribe(&self, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) -> Result<()>;
-}
+pub use crate::invalidation::{InvalidationBus, Stale};
 
 /// L1 memory in front of an L2 cache. See the [module docs](self).
 pub struct Tiered<V> {
@@ -75,8 +60,8 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
         bus.subscribe(Box::new(move |what| {
             epoch.fetch_add(1, Ordering::SeqCst);
             let evicted = match &what {
-                Invalidation::Key(key) => l1.delete(key).map(drop),
-                Invalidation::All => l1.clear(),
+                Stale::Key(key) => l1.delete(key).map(drop),
+                Stale::All => l1.clear(),
             };
             if let Err(e) = evicted {
                 log::warn!("tiered cache: could not evict {what:?} from L1: {e}");
@@ -97,7 +82,7 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
     }
 
     /// Bumps the epoch and tells the other instances; called after every L2 write.
-    fn invalidate(&self, what: Invalidation) -> Result<()> {
+    fn invalidate(&self, what: Stale) -> Result<()> {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match &self.bus {
             Some(bus) => bus.publish(&what),
@@ -108,7 +93,7 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
     /// Drops the L1 copy of `key` and tells the others.
     fn forget(&self, key: &str) -> Result<()> {
         self.l1.delete(key)?;
-        self.invalidate(Invalidation::Key(key.to_owned()))
+        self.invalidate(Stale::Key(key.to_owned()))
     }
 
     /// Fetches `key` from L2 and fills L1 unless a write overlapped the fetch.
@@ -153,7 +138,7 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
             Ok(true) => self.keep(key, value, expiry)?,
             _ => drop(self.l1.delete(key)?),
         }
-        self.invalidate(Invalidation::Key(key.to_owned()))?;
+        self.invalidate(Stale::Key(key.to_owned()))?;
         stored
     }
 
@@ -175,7 +160,7 @@ impl<V: Clone + Send + Sync + 'static> Tiered<V> {
             } else {
                 self.l1.delete(&key)?;
             }
-            self.invalidate(Invalidation::Key(key))?;
+            self.invalidate(Stale::Key(key))?;
         }
         outcome
     }
@@ -271,7 +256,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for Tiered<V> {
     fn clear(&self) -> Result<()> {
         let cleared = self.l2.clear();
         self.l1.clear()?;
-        self.invalidate(Invalidation::All)?;
+        self.invalidate(Stale::All)?;
         cleared
     }
 }
