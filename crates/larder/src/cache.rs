@@ -11,6 +11,26 @@
 //!   stops at 0, as memcached does. Both keep the entry's remaining time to live.
 //! - `touch` resets an existing entry's expiry and says whether the key was there.
 //! - Multi-key reads return only the hits; multi-key writes return which keys were applied.
+//! - `get_with_ttl` reports the remaining life where the backend can tell (a two-level cache
+//!   needs it so that its copy never outlives the original).
+//!
+//! Two faces, one name per operation. [`Cache`] and [`AsyncCache`] use the same method
+//! names, so code moves between them by adding `.await`, and one list of operations can
+//! write both faces (as the memcached clients, `Tiered` and `Namespaces` do). A concrete
+//! type that implemented both traits would make `cache.get(k)` ambiguous (E0034) as soon as
+//! both traits are imported, so:
+//! - a backend that does I/O comes as one type per face: `MemcachedCache` and
+//!   `AsyncMemcachedCache`, `Tiered` and `AsyncTiered`, `Namespaces` and `AsyncNamespaces`
+//!   (the pattern of `memcache::Client`/`AsyncClient`, moka's `sync::Cache`/`future::Cache`,
+//!   and redis-rs, whose `Commands`/`AsyncCommands` are implemented by different
+//!   connection types);
+//! - an in-process cache that never waits (`MemoryCache`, `NullCache`) implements both
+//!   traits, so it plugs in wherever either is wanted, and also has every operation as an
+//!   inherent method; Rust picks an inherent method before any trait method, so
+//!   `cache.get(k)` on it is never ambiguous either.
+//!
+//! Distinct async names (`get_async`) were the alternative; they would make every async
+//! call say "async" twice and split the one list of operations into two.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,6 +122,19 @@ pub trait Cache<V>: Send + Sync {
         ))
     }
 
+    /// The hits among `keys` with their remaining life. The default asks
+    /// [`get_with_ttl`](Cache::get_with_ttl) key by key (so it is `Unsupported` where that
+    /// is); backends that can answer for many keys in one request override it.
+    fn get_multi_with_ttl(&self, keys: &[&str]) -> Result<HashMap<String, (V, Expiry)>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for &key in keys {
+            if let Some(hit) = self.get_with_ttl(key)? {
+                found.insert(key.to_owned(), hit);
+            }
+        }
+        Ok(found)
+    }
+
     /// Stores `value` under `key` unconditionally.
     fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()>;
 
@@ -147,6 +180,23 @@ pub trait AsyncCache<V: Send + 'static>: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<V>>;
     /// See [`Cache::get_multi`].
     async fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>>;
+    /// See [`Cache::get_with_ttl`]; the default is [`Error::Unsupported`](crate::Error).
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        let _ = key;
+        Err(crate::Error::Unsupported(
+            "this backend does not report remaining time to live".into(),
+        ))
+    }
+    /// See [`Cache::get_multi_with_ttl`]; the default asks `get_with_ttl` key by key.
+    async fn get_multi_with_ttl(&self, keys: &[&str]) -> Result<HashMap<String, (V, Expiry)>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for &key in keys {
+            if let Some(hit) = self.get_with_ttl(key).await? {
+                found.insert(key.to_owned(), hit);
+            }
+        }
+        Ok(found)
+    }
     /// See [`Cache::set`].
     async fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()>;
     /// See [`Cache::set_multi`].
@@ -180,6 +230,7 @@ macro_rules! forward_cache {
             fn get(&self, key: &str) -> Result<Option<V>> { (**self).get(key) }
             fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> { (**self).get_multi(keys) }
             fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> { (**self).get_with_ttl(key) }
+            fn get_multi_with_ttl(&self, keys: &[&str]) -> Result<HashMap<String, (V, Expiry)>> { (**self).get_multi_with_ttl(keys) }
             fn set(&self, key: &str, value: V, expiry: Expiry) -> Result<()> { (**self).set(key, value, expiry) }
             fn set_multi(&self, items: Vec<(&str, V)>, expiry: Expiry) -> Result<MultiWrite> { (**self).set_multi(items, expiry) }
             fn add(&self, key: &str, value: V, expiry: Expiry) -> Result<bool> { (**self).add(key, value, expiry) }
@@ -207,6 +258,8 @@ macro_rules! async_cache_via_blocking {
         impl<$($g),*> $crate::AsyncCache<V> for $ty where $($bounds)* {
             async fn get(&self, key: &str) -> $crate::Result<Option<V>> { $crate::Cache::get(self, key) }
             async fn get_multi(&self, keys: &[&str]) -> $crate::Result<std::collections::HashMap<String, V>> { $crate::Cache::get_multi(self, keys) }
+            async fn get_with_ttl(&self, key: &str) -> $crate::Result<Option<(V, $crate::Expiry)>> { $crate::Cache::get_with_ttl(self, key) }
+            async fn get_multi_with_ttl(&self, keys: &[&str]) -> $crate::Result<std::collections::HashMap<String, (V, $crate::Expiry)>> { $crate::Cache::get_multi_with_ttl(self, keys) }
             async fn set(&self, key: &str, value: V, expiry: $crate::Expiry) -> $crate::Result<()> { $crate::Cache::set(self, key, value, expiry) }
             async fn set_multi(&self, items: Vec<(&str, V)>, expiry: $crate::Expiry) -> $crate::Result<$crate::MultiWrite> { $crate::Cache::set_multi(self, items, expiry) }
             async fn add(&self, key: &str, value: V, expiry: $crate::Expiry) -> $crate::Result<bool> { $crate::Cache::add(self, key, value, expiry) }
@@ -222,3 +275,46 @@ macro_rules! async_cache_via_blocking {
         }
     };
 }
+
+/// Gives an in-process cache (one that implements both faces) every [`Cache`] operation as
+/// an inherent method, so that a call on the concrete type is never ambiguous between
+/// [`Cache`] and [`AsyncCache`] (see the [module docs](self)).
+macro_rules! inherent_cache_ops {
+    (impl<$($g:ident),*> for $ty:ty where $($bounds:tt)*) => {
+        impl<$($g),*> $ty where $($bounds)* {
+            /// See [`Cache::get`](crate::Cache::get).
+            pub fn get(&self, key: &str) -> $crate::Result<Option<V>> { $crate::Cache::get(self, key) }
+            /// See [`Cache::get_multi`](crate::Cache::get_multi).
+            pub fn get_multi(&self, keys: &[&str]) -> $crate::Result<std::collections::HashMap<String, V>> { $crate::Cache::get_multi(self, keys) }
+            /// See [`Cache::get_with_ttl`](crate::Cache::get_with_ttl).
+            pub fn get_with_ttl(&self, key: &str) -> $crate::Result<Option<(V, $crate::Expiry)>> { $crate::Cache::get_with_ttl(self, key) }
+            /// See [`Cache::get_multi_with_ttl`](crate::Cache::get_multi_with_ttl).
+            pub fn get_multi_with_ttl(&self, keys: &[&str]) -> $crate::Result<std::collections::HashMap<String, (V, $crate::Expiry)>> { $crate::Cache::get_multi_with_ttl(self, keys) }
+            /// See [`Cache::set`](crate::Cache::set).
+            pub fn set(&self, key: &str, value: V, expiry: $crate::Expiry) -> $crate::Result<()> { $crate::Cache::set(self, key, value, expiry) }
+            /// See [`Cache::set_multi`](crate::Cache::set_multi).
+            pub fn set_multi(&self, items: Vec<(&str, V)>, expiry: $crate::Expiry) -> $crate::Result<$crate::MultiWrite> { $crate::Cache::set_multi(self, items, expiry) }
+            /// See [`Cache::add`](crate::Cache::add).
+            pub fn add(&self, key: &str, value: V, expiry: $crate::Expiry) -> $crate::Result<bool> { $crate::Cache::add(self, key, value, expiry) }
+            /// See [`Cache::add_multi`](crate::Cache::add_multi).
+            pub fn add_multi(&self, items: Vec<(&str, V)>, expiry: $crate::Expiry) -> $crate::Result<$crate::MultiWrite> { $crate::Cache::add_multi(self, items, expiry) }
+            /// See [`Cache::replace`](crate::Cache::replace).
+            pub fn replace(&self, key: &str, value: V, expiry: $crate::Expiry) -> $crate::Result<bool> { $crate::Cache::replace(self, key, value, expiry) }
+            /// See [`Cache::replace_multi`](crate::Cache::replace_multi).
+            pub fn replace_multi(&self, items: Vec<(&str, V)>, expiry: $crate::Expiry) -> $crate::Result<$crate::MultiWrite> { $crate::Cache::replace_multi(self, items, expiry) }
+            /// See [`Cache::delete`](crate::Cache::delete).
+            pub fn delete(&self, key: &str) -> $crate::Result<bool> { $crate::Cache::delete(self, key) }
+            /// See [`Cache::delete_multi`](crate::Cache::delete_multi).
+            pub fn delete_multi(&self, keys: &[&str]) -> $crate::Result<$crate::MultiWrite> { $crate::Cache::delete_multi(self, keys) }
+            /// See [`Cache::incr`](crate::Cache::incr).
+            pub fn incr(&self, key: &str, delta: u64) -> $crate::Result<Option<u64>> { $crate::Cache::incr(self, key, delta) }
+            /// See [`Cache::decr`](crate::Cache::decr).
+            pub fn decr(&self, key: &str, delta: u64) -> $crate::Result<Option<u64>> { $crate::Cache::decr(self, key, delta) }
+            /// See [`Cache::touch`](crate::Cache::touch).
+            pub fn touch(&self, key: &str, expiry: $crate::Expiry) -> $crate::Result<bool> { $crate::Cache::touch(self, key, expiry) }
+            /// See [`Cache::clear`](crate::Cache::clear).
+            pub fn clear(&self) -> $crate::Result<()> { $crate::Cache::clear(self) }
+        }
+    };
+}
+pub(crate) use inherent_cache_ops;

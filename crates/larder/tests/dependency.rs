@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use larder::memory::MemoryCache;
-use larder::{Cache, Dependency, Error, Expiry};
+use larder::{Dependency, Error, Expiry};
 
 fn cache() -> MemoryCache<String> {
     MemoryCache::new(100_000)

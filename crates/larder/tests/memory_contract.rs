@@ -9,7 +9,7 @@ use std::time::Duration;
 use larder::clock::ManualClock;
 use larder::memory::{MemoryCache, MemoryStats};
 use larder::testing::Fixture;
-use larder::{Cache, Error, Expiry};
+use larder::{Error, Expiry};
 
 fn make() -> Fixture {
     let clock = ManualClock::new();
