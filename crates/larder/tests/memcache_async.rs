@@ -1,4 +1,4 @@
-//! The tokio `AsyncClient` and `MemcachedCache` as an `AsyncCache`: operations against a real
+//! The tokio `AsyncClient` and `AsyncMemcachedCache` (an `AsyncCache`): operations against a real
 //! memcached, 16 concurrent tasks, timeouts, and cancellation dropping the connection.
 #![cfg(all(feature = "tokio", feature = "memcached"))]
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use larder::codec::TextCodec;
 use larder::memcache::{
-    AsyncClient, Client, ClientConfig, MemcachedCache, MetaGetOptions, ServerAddr,
+    AsyncClient, AsyncMemcachedCache, Client, ClientConfig, MetaGetOptions, ServerAddr,
 };
 use larder::testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 use larder::{AsyncCache, Error, Expiry};
@@ -182,10 +182,11 @@ async fn garbage_reply_then_recovery() {
 }
 
 #[tokio::test]
-async fn memcached_cache_is_an_async_cache() {
+async fn async_memcached_cache_is_an_async_cache() {
     let server = MemcachedServer::start().unwrap();
     let cache: Arc<dyn AsyncCache<String>> = Arc::new(
-        MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec).with_prefix("p:"),
+        AsyncMemcachedCache::new(AsyncClient::connect(server.addr()).unwrap(), TextCodec)
+            .with_prefix("p:"),
     );
     cache.set("a", "1".into(), Expiry::Never).await.unwrap();
     assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("1"));

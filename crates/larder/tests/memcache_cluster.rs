@@ -331,15 +331,17 @@ fn cache_multi_writes_land_on_ring_servers_with_per_key_outcomes() {
     #[cfg(feature = "tokio")]
     {
         use larder::AsyncCache;
+        let async_cache = cache.to_async();
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let written = AsyncCache::set_multi(&cache, items(0, 100, "d"), Expiry::Never)
+            let written = async_cache
+                .set_multi(items(0, 100, "d"), Expiry::Never)
                 .await
                 .unwrap();
             assert_eq!(written.applied.len(), 100);
-            let deleted = AsyncCache::delete_multi(&cache, &all[..100]).await.unwrap();
+            let deleted = async_cache.delete_multi(&all[..100]).await.unwrap();
             assert_eq!(deleted.applied.len(), 100);
-            let got = AsyncCache::get_multi(&cache, &all).await.unwrap();
+            let got = async_cache.get_multi(&all).await.unwrap();
             assert_eq!(got.len(), 200);
         });
     }

@@ -1,7 +1,7 @@
 //! The memcached client: sans-IO protocol ([`proto`]), the blocking [`Client`], the async
 //! `AsyncClient` (feature `tokio`), key placement ([`ring`]: ketama and the other Python
-//! clients' distributions), server failover ([`FailoverConfig`]), and [`MemcachedCache`], the
-//! [`Cache`](crate::Cache) backend over them.
+//! clients' distributions), server failover ([`FailoverConfig`]), and [`MemcachedCache`] /
+//! `AsyncMemcachedCache`, the [`Cache`](crate::Cache) / `AsyncCache` backend over them.
 //!
 //! Both clients speak the meta protocol for key operations (binary keys travel base64 with the
 //! `b` flag) and the text protocol for multi-gets of text keys, `flush_all`, `stats` and
@@ -23,6 +23,8 @@ use crate::{Error, Result};
 
 mod api;
 #[cfg(feature = "tokio")]
+mod async_cache;
+#[cfg(feature = "tokio")]
 mod async_client;
 mod cache;
 mod client;
@@ -37,6 +39,8 @@ mod ops;
 pub mod proto;
 pub mod ring;
 
+#[cfg(feature = "tokio")]
+pub use async_cache::AsyncMemcachedCache;
 #[cfg(feature = "tokio")]
 pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;

@@ -1,0 +1,131 @@
+//! Both cache traits imported at once: the ordinary method call compiles on every backend
+//! (no E0034, "multiple applicable items in scope") and each face does what it says, against
+//! a real memcached and the memory cache. Also `get_with_ttl` on both memcached faces.
+#![cfg(all(feature = "tokio", feature = "memcached"))]
+
+use std::time::Duration;
+
+use larder::codec::TextCodec;
+use larder::memcache::{AsyncClient, AsyncMemcachedCache, Client, MemcachedCache};
+use larder::memory::MemoryCache;
+use larder::testing::memcached::MemcachedServer;
+use larder::{AsyncCache, Cache, Expiry, NullCache};
+
+/// Generic code over one face reads the same with both traits in scope.
+async fn read_async<C: AsyncCache<String>>(cache: &C, key: &str) -> Option<String> {
+    cache.get(key).await.unwrap()
+}
+
+fn read_blocking<C: Cache<String>>(cache: &C, key: &str) -> Option<String> {
+    cache.get(key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_traits_imported_calls_resolve_on_memcached() {
+    let server = MemcachedServer::start().unwrap();
+    let cache: MemcachedCache<String, TextCodec> =
+        MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec).with_prefix("f:");
+    let async_cache = cache.to_async();
+
+    // The blocking face: a plain call (in a blocking section, as async code must).
+    let stored = tokio::task::block_in_place(|| {
+        cache.set("k", "blocking".into(), Expiry::Never).unwrap();
+        cache.get("k").unwrap()
+    });
+    assert_eq!(stored.as_deref(), Some("blocking"));
+
+    // The async face sees the same entry (same prefix and codec) and writes over it.
+    assert_eq!(async_cache.get("k").await.unwrap().as_deref(), Some("blocking"));
+    async_cache
+        .set("k", "async".into(), Expiry::Never)
+        .await
+        .unwrap();
+    assert_eq!(read_async(&async_cache, "k").await.as_deref(), Some("async"));
+    let seen = tokio::task::block_in_place(|| read_blocking(&cache, "k"));
+    assert_eq!(seen.as_deref(), Some("async"));
+}
+
+#[tokio::test]
+async fn both_traits_imported_calls_resolve_on_in_process_caches() {
+    let memory: MemoryCache<String> = MemoryCache::new(100);
+    memory.set("k", "v".into(), Expiry::Never).unwrap();
+    assert_eq!(memory.get("k").unwrap().as_deref(), Some("v"));
+    // Its async face is the same store.
+    assert_eq!(read_async(&memory, "k").await.as_deref(), Some("v"));
+    let as_async: &dyn AsyncCache<String> = &memory;
+    assert!(as_async.add("k2", "w".into(), Expiry::Never).await.unwrap());
+    assert_eq!(memory.get("k2").unwrap().as_deref(), Some("w"));
+    assert_eq!(read_blocking(&memory, "k2").as_deref(), Some("w"));
+
+    let null: NullCache<String> = NullCache::new();
+    null.set("k", "v".into(), Expiry::Never).unwrap();
+    assert_eq!(null.get("k").unwrap(), None);
+    assert_eq!(read_async(&null, "k").await, None);
+}
+
+/// `t` is whole seconds on a clock that ticks once a second; the face reports one second
+/// less, so the reported life is never longer than the item's.
+fn assert_life_within(left: Expiry, ttl: Duration) {
+    let Expiry::After(left) = left else {
+        panic!("expected a finite life, got {left:?}");
+    };
+    assert!(left < ttl, "{left:?} must be under the {ttl:?} it was set with");
+    assert!(
+        left >= ttl - Duration::from_secs(2),
+        "{left:?} is far under {ttl:?}"
+    );
+}
+
+#[test]
+fn blocking_memcached_reports_remaining_life() {
+    let server = MemcachedServer::start().unwrap();
+    let cache = MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec)
+        .with_prefix("ttl:");
+    assert_eq!(cache.get_with_ttl("absent").unwrap(), None);
+    cache.set("short", "s".into(), Expiry::secs(10)).unwrap();
+    cache.set("forever", "f".into(), Expiry::Never).unwrap();
+    let (value, left) = cache.get_with_ttl("short").unwrap().unwrap();
+    assert_eq!(value, "s");
+    assert_life_within(left, Duration::from_secs(10));
+    assert_eq!(
+        cache.get_with_ttl("forever").unwrap(),
+        Some(("f".into(), Expiry::Never))
+    );
+    let both = cache
+        .get_multi_with_ttl(&["short", "forever", "absent"])
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    assert_life_within(both["short"].1, Duration::from_secs(10));
+    assert_eq!(both["forever"], ("f".into(), Expiry::Never));
+    // The prefix is on the server.
+    let raw = Client::connect(server.addr()).unwrap();
+    assert_eq!(raw.get("ttl:short").unwrap().unwrap().0, b"s");
+}
+
+#[tokio::test]
+async fn async_memcached_reports_remaining_life() {
+    let server = MemcachedServer::start().unwrap();
+    let cache = AsyncMemcachedCache::new(AsyncClient::connect(server.addr()).unwrap(), TextCodec);
+    assert_eq!(cache.get_with_ttl("absent").await.unwrap(), None);
+    cache
+        .set("short", "s".into(), Expiry::secs(30))
+        .await
+        .unwrap();
+    cache
+        .set("forever", "f".into(), Expiry::Never)
+        .await
+        .unwrap();
+    let (value, left) = cache.get_with_ttl("short").await.unwrap().unwrap();
+    assert_eq!(value, "s");
+    assert_life_within(left, Duration::from_secs(30));
+    assert_eq!(
+        cache.get_with_ttl("forever").await.unwrap(),
+        Some(("f".into(), Expiry::Never))
+    );
+    let both = cache
+        .get_multi_with_ttl(&["short", "forever", "absent"])
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    assert_life_within(both["short"].1, Duration::from_secs(30));
+}
