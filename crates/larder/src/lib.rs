@@ -2,7 +2,9 @@
 //!
 //! - [`Cache`] / [`AsyncCache`]: one contract, implemented by the embedded
 //!   [`MemoryCache`](memory::MemoryCache) (the default, no server), [`NullCache`],
-//!   [`Namespaces`], the memcached backend and (feature `redis`) Redis.
+//!   [`Namespaces`], [`tiered`], the memcached backend and (feature `redis`) Redis; the
+//!   async faces (`AsyncNamespaces`, `tiered::AsyncTiered`, `memcache::AsyncMemcachedCache`)
+//!   with feature `tokio`.
 //! - [`pool`]: one pooling API whose strategy (shared, queue, per-thread) is configuration.
 //! - [`memcache`]: a memcached client (meta and text protocols, libmemcached-compatible
 //!   key placement).
@@ -37,6 +39,8 @@ pub use codec::{Codec, Encoded};
 pub use dependency::Dependency;
 pub use error::{BoxError, Error, KeyRule, Result};
 pub use namespaces::Namespaces;
+#[cfg(feature = "tokio")]
+pub use namespaces::AsyncNamespaces;
 pub use null::NullCache;
 
 #[doc(hidden)]
