@@ -1,6 +1,8 @@
-//! `Tiered`: the shared contract suite (L2 memory on a manual clock, and L2 Redis), L1
-//! lifetimes bounded by L2's remaining life and the cap, no stale fill racing a write, and
-//! cross-instance invalidation over Redis pub/sub between two instances.
+//! `Tiered`: the shared contract suite (L2 memory on a manual clock, L2 memcached, and L2
+//! Redis), L1 lifetimes bounded by L2's remaining life and the cap (for `get` and
+//! `get_multi`, over memory and over memcached), the cap-only fill of an L2 that cannot tell,
+//! no stale fill racing a write, and cross-instance invalidation over Redis pub/sub between
+//! two instances. The async face has the same checks in `tiered_async.rs`.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -67,14 +69,19 @@ fn l1_never_outlives_l2_entry_nor_the_cap() {
     assert_eq!(tiered.get("forever").unwrap().as_deref(), Some("v"));
 }
 
-/// An L2 that, in the middle of a read, lets another caller write the same key.
+/// An L2 that, in the middle of a read, lets another caller write the same key; with
+/// `tells_life` false it cannot report remaining life.
 struct RacingL2 {
     inner: MemoryCache<String>,
     during_read: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    tells_life: bool,
 }
 
 impl Cache<String> for RacingL2 {
     fn get_with_ttl(&self, key: &str) -> Result<Option<(String, Expiry)>> {
+        if !self.tells_life {
+            return Err(larder::Error::Unsupported("no life".into()));
+        }
         let read = self.inner.get_with_ttl(key);
         if let Some(hook) = self.during_read.get() {
             hook();
@@ -131,6 +138,7 @@ fn a_fill_racing_a_write_does_not_resurrect_the_old_value() {
     let l2 = Arc::new(RacingL2 {
         inner: memory(&clock),
         during_read: OnceLock::new(),
+        tells_life: true,
     });
     let tiered = Arc::new(Tiered::new(
         memory(&clock),
@@ -161,6 +169,117 @@ fn a_fill_racing_a_write_does_not_resurrect_the_old_value() {
         "but did not put it in L1"
     );
     assert_eq!(tiered.get("k").unwrap().as_deref(), Some("new"));
+}
+
+#[test]
+fn get_multi_fills_l1_for_each_keys_remaining_life() {
+    let clock = ManualClock::new();
+    let l2 = Arc::new(memory(&clock));
+    let tiered = Tiered::new(memory(&clock), l2.clone(), Duration::from_secs(30));
+    l2.set("a", "1".into(), Expiry::secs(10)).unwrap();
+    l2.set("b", "2".into(), Expiry::secs(20)).unwrap();
+    l2.set("c", "3".into(), Expiry::Never).unwrap();
+    tiered.set("d", "4".into(), Expiry::Never).unwrap(); // already in L1
+    clock.advance(Duration::from_secs(4));
+
+    let got = tiered.get_multi(&["a", "b", "c", "d", "x"]).unwrap();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got["a"], "1");
+    assert_eq!(got["d"], "4");
+    assert_eq!(tiered.l1().get_multi(&["a", "b", "c"]).unwrap().len(), 3);
+
+    // "a" had 6 s left in L2: L1 keeps it until then, not a moment longer.
+    clock.advance(Duration::from_millis(5_999));
+    assert!(tiered.l1().get("a").unwrap().is_some());
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(l2.get("a").unwrap(), None, "L2 entry expired");
+    assert_eq!(tiered.l1().get("a").unwrap(), None, "and L1's with it");
+    // "b" had 16 s left, "c" none: L1 keeps "c" for the cap (30 s).
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(tiered.l1().get("b").unwrap(), None);
+    assert!(tiered.l1().get("c").unwrap().is_some());
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(tiered.l1().get("c").unwrap(), None, "capped at 30 s");
+    assert_eq!(tiered.get("c").unwrap().as_deref(), Some("3"));
+}
+
+#[test]
+fn an_l2_that_cannot_tell_its_life_is_kept_for_the_cap() {
+    let clock = ManualClock::new();
+    let l2 = Arc::new(RacingL2 {
+        inner: memory(&clock),
+        during_read: OnceLock::new(),
+        tells_life: false,
+    });
+    let tiered = Tiered::new(memory(&clock), l2.clone(), Duration::from_secs(30));
+    l2.inner.set("a", "1".into(), Expiry::secs(10)).unwrap();
+    l2.inner.set("b", "2".into(), Expiry::secs(10)).unwrap();
+    assert_eq!(tiered.get("a").unwrap().as_deref(), Some("1"));
+    assert_eq!(tiered.get_multi(&["b"]).unwrap().len(), 1);
+    for key in ["a", "b"] {
+        assert_eq!(
+            tiered.l1().get_with_ttl(key).unwrap(),
+            Some((l2.inner.get(key).unwrap().unwrap(), Expiry::secs(30))),
+            "{key}: kept for the cap"
+        );
+    }
+}
+
+#[cfg(feature = "memcached")]
+mod on_memcached {
+    use super::*;
+    use larder::codec::TextCodec;
+    use larder::memcache::{Client, MemcachedCache};
+    use larder::testing::memcached::MemcachedServer;
+
+    fn make_on_memcached() -> Fixture {
+        let server = MemcachedServer::start().unwrap();
+        let l2: Arc<dyn Cache<String>> = Arc::new(MemcachedCache::new(
+            Client::connect(server.addr()).unwrap(),
+            TextCodec,
+        ));
+        let l1 = MemoryCache::builder().max_entries(10_000).build();
+        Fixture {
+            cache: Arc::new(Tiered::new(l1, l2, Duration::from_secs(30))),
+            advance: Box::new(std::thread::sleep),
+            guard: Box::new(server),
+        }
+    }
+
+    mod contract_on_memcached {
+        larder::contract_tests!(super::make_on_memcached);
+    }
+
+    #[test]
+    fn l1_expires_no_later_than_the_item() {
+        let server = MemcachedServer::start().unwrap();
+        let l2 = MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec);
+        l2.set("a", "1".into(), Expiry::secs(10)).unwrap();
+        l2.set("b", "2".into(), Expiry::secs(10)).unwrap();
+        l2.set("forever", "f".into(), Expiry::Never).unwrap();
+        let clock = ManualClock::new();
+        let cap = Duration::from_secs(600);
+        let tiered = Tiered::new(memory(&clock), Arc::new(l2), cap);
+
+        assert_eq!(tiered.get("a").unwrap().as_deref(), Some("1"));
+        assert_eq!(tiered.get_multi(&["b", "forever"]).unwrap().len(), 2);
+        for key in ["a", "b"] {
+            match tiered.l1().get_with_ttl(key).unwrap() {
+                Some((_, Expiry::After(left))) => assert!(
+                    left < Duration::from_secs(10) && left >= Duration::from_secs(7),
+                    "{key}: L1 keeps its copy {left:?}, within the item's 10 s"
+                ),
+                other => panic!("{key}: L1 holds {other:?}"),
+            }
+        }
+        assert_eq!(
+            tiered.l1().get_with_ttl("forever").unwrap(),
+            Some(("f".into(), Expiry::After(cap)))
+        );
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(tiered.l1().get_multi(&["a", "b"]).unwrap().len(), 0);
+        assert!(tiered.l1().get("forever").unwrap().is_some());
+    }
 }
 
 #[cfg(feature = "redis")]
