@@ -38,9 +38,9 @@ pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};
 pub use codec::{Codec, Encoded};
 pub use dependency::Dependency;
 pub use error::{BoxError, Error, KeyRule, Result};
-pub use namespaces::Namespaces;
 #[cfg(feature = "tokio")]
 pub use namespaces::AsyncNamespaces;
+pub use namespaces::Namespaces;
 pub use null::NullCache;
 
 #[doc(hidden)]

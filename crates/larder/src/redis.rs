@@ -26,8 +26,8 @@ use std::time::Duration;
 use redis::{Cmd, Pipeline, Script};
 
 use crate::codec::{Codec, Encoded};
-use crate::pool::{Manager, Pool, PoolConfig, Strategy};
 use crate::invalidation::{InvalidationBus, Stale as Invalidation};
+use crate::pool::{Manager, Pool, PoolConfig, Strategy};
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
 /// How a [`RedisCache`] reaches its server.

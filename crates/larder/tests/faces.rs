@@ -1,15 +1,18 @@
 //! Both cache traits imported at once: the ordinary method call compiles on every backend
-//! (no E0034, "multiple applicable items in scope") and each face does what it says, against
-//! a real memcached and the memory cache. Also `get_with_ttl` on both memcached faces.
+//! and composite (no E0034, "multiple applicable items in scope") and each face does what it
+//! says, against a real memcached and the memory cache. Also `get_with_ttl` on both
+//! memcached faces.
 #![cfg(all(feature = "tokio", feature = "memcached"))]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use larder::codec::TextCodec;
 use larder::memcache::{AsyncClient, AsyncMemcachedCache, Client, MemcachedCache};
 use larder::memory::MemoryCache;
 use larder::testing::memcached::MemcachedServer;
-use larder::{AsyncCache, Cache, Expiry, NullCache};
+use larder::tiered::{AsyncTiered, Tiered};
+use larder::{AsyncCache, AsyncNamespaces, Cache, Expiry, Namespaces, NullCache};
 
 /// Generic code over one face reads the same with both traits in scope.
 async fn read_async<C: AsyncCache<String>>(cache: &C, key: &str) -> Option<String> {
@@ -35,12 +38,18 @@ async fn both_traits_imported_calls_resolve_on_memcached() {
     assert_eq!(stored.as_deref(), Some("blocking"));
 
     // The async face sees the same entry (same prefix and codec) and writes over it.
-    assert_eq!(async_cache.get("k").await.unwrap().as_deref(), Some("blocking"));
+    assert_eq!(
+        async_cache.get("k").await.unwrap().as_deref(),
+        Some("blocking")
+    );
     async_cache
         .set("k", "async".into(), Expiry::Never)
         .await
         .unwrap();
-    assert_eq!(read_async(&async_cache, "k").await.as_deref(), Some("async"));
+    assert_eq!(
+        read_async(&async_cache, "k").await.as_deref(),
+        Some("async")
+    );
     let seen = tokio::task::block_in_place(|| read_blocking(&cache, "k"));
     assert_eq!(seen.as_deref(), Some("async"));
 }
@@ -63,13 +72,63 @@ async fn both_traits_imported_calls_resolve_on_in_process_caches() {
     assert_eq!(read_async(&null, "k").await, None);
 }
 
+#[tokio::test]
+async fn both_traits_imported_calls_resolve_on_composites() {
+    let shared: MemoryCache<String> = MemoryCache::new(100);
+    let tiered = Tiered::new(
+        MemoryCache::new(10),
+        Arc::new(shared.clone()),
+        Duration::from_secs(60),
+    );
+    tiered.set("k", "blocking".into(), Expiry::Never).unwrap();
+    assert_eq!(tiered.get("k").unwrap().as_deref(), Some("blocking"));
+
+    let async_tiered = AsyncTiered::new(
+        MemoryCache::new(10),
+        Arc::new(shared.clone()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        async_tiered.get("k").await.unwrap().as_deref(),
+        Some("blocking")
+    );
+    async_tiered
+        .set("k", "async".into(), Expiry::Never)
+        .await
+        .unwrap();
+    assert_eq!(shared.get("k").unwrap().as_deref(), Some("async"));
+
+    let ns = Namespaces::new(
+        [(
+            "a".to_owned(),
+            Arc::new(shared.clone()) as Arc<dyn Cache<String>>,
+        )],
+        "a",
+    )
+    .unwrap();
+    assert_eq!(ns.get("k").unwrap().as_deref(), Some("async"));
+    let async_ns = AsyncNamespaces::new(
+        [(
+            "a".to_owned(),
+            Arc::new(shared.clone()) as Arc<dyn AsyncCache<String>>,
+        )],
+        "a",
+    )
+    .unwrap();
+    assert!(async_ns.delete("k").await.unwrap());
+    assert_eq!(ns.get("k").unwrap(), None);
+}
+
 /// `t` is whole seconds on a clock that ticks once a second; the face reports one second
 /// less, so the reported life is never longer than the item's.
 fn assert_life_within(left: Expiry, ttl: Duration) {
     let Expiry::After(left) = left else {
         panic!("expected a finite life, got {left:?}");
     };
-    assert!(left < ttl, "{left:?} must be under the {ttl:?} it was set with");
+    assert!(
+        left < ttl,
+        "{left:?} must be under the {ttl:?} it was set with"
+    );
     assert!(
         left >= ttl - Duration::from_secs(2),
         "{left:?} is far under {ttl:?}"
@@ -79,8 +138,8 @@ fn assert_life_within(left: Expiry, ttl: Duration) {
 #[test]
 fn blocking_memcached_reports_remaining_life() {
     let server = MemcachedServer::start().unwrap();
-    let cache = MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec)
-        .with_prefix("ttl:");
+    let cache =
+        MemcachedCache::new(Client::connect(server.addr()).unwrap(), TextCodec).with_prefix("ttl:");
     assert_eq!(cache.get_with_ttl("absent").unwrap(), None);
     cache.set("short", "s".into(), Expiry::secs(10)).unwrap();
     cache.set("forever", "f".into(), Expiry::Never).unwrap();

@@ -136,11 +136,7 @@ mod contract_on_memcached {
 async fn l1_never_outlives_l2_entry_nor_the_cap() {
     let clock = ManualClock::new();
     let l2 = memory(&clock);
-    let tiered = AsyncTiered::new(
-        memory(&clock),
-        Arc::new(l2.clone()),
-        Duration::from_secs(5),
-    );
+    let tiered = AsyncTiered::new(memory(&clock), Arc::new(l2.clone()), Duration::from_secs(5));
 
     l2.set("short", "v".into(), Expiry::secs(10)).unwrap();
     clock.advance(Duration::from_secs(8));
@@ -332,7 +328,11 @@ impl InvalidationBus for BusEnd {
         Ok(())
     }
     fn subscribe(&self, on_remote: Box<dyn Fn(Stale) + Send + Sync>) -> Result<()> {
-        self.bus.subscribers.lock().unwrap().push((self.id, on_remote));
+        self.bus
+            .subscribers
+            .lock()
+            .unwrap()
+            .push((self.id, on_remote));
         Ok(())
     }
 }
@@ -356,7 +356,9 @@ async fn a_write_on_one_instance_evicts_the_others_l1() {
     b.set("user:1", "ada".into(), Expiry::Never).await.unwrap();
     assert_eq!(a.get("user:1").await.unwrap().as_deref(), Some("ada"));
     assert!(a.l1().get("user:1").unwrap().is_some(), "a holds a copy");
-    b.set("user:1", "grace".into(), Expiry::Never).await.unwrap();
+    b.set("user:1", "grace".into(), Expiry::Never)
+        .await
+        .unwrap();
     assert_eq!(a.l1().get("user:1").unwrap(), None, "evicted by b's set");
     assert!(b.l1().get("user:1").unwrap().is_some(), "b keeps its own");
     assert_eq!(a.get("user:1").await.unwrap().as_deref(), Some("grace"));
