@@ -310,8 +310,10 @@ async fn a_fill_racing_a_write_does_not_resurrect_the_old_value() {
 /// subscriber before it returns.
 #[derive(Default)]
 struct LocalBus {
-    subscribers: Mutex<Vec<(usize, Box<dyn Fn(Stale) + Send + Sync>)>>,
+    subscribers: Mutex<Vec<(usize, OnRemote)>>,
 }
+
+type OnRemote = Box<dyn Fn(Stale) + Send + Sync>;
 
 struct BusEnd {
     bus: Arc<LocalBus>,
@@ -327,7 +329,7 @@ impl InvalidationBus for BusEnd {
         }
         Ok(())
     }
-    fn subscribe(&self, on_remote: Box<dyn Fn(Stale) + Send + Sync>) -> Result<()> {
+    fn subscribe(&self, on_remote: OnRemote) -> Result<()> {
         self.bus
             .subscribers
             .lock()
