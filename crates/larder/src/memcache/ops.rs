@@ -67,8 +67,27 @@ pub struct MetaGetResult {
 /// Multi-get hits keyed by key.
 pub(crate) type Hits = HashMap<Vec<u8>, GetsItem>;
 
-/// A reply handler: `Ok(None)` asks for the next reply, `Ok(Some)` ends the exchange.
-pub(crate) type Handler<T> = Box<dyn FnMut(Reply) -> Result<Option<T>> + Send>;
+/// How an op turns replies into its result.
+pub(crate) enum Handler<T> {
+    /// Every reply, until it returns `Ok(Some)` (`Ok(None)` asks for the next one).
+    Replies(Box<dyn FnMut(Reply) -> Result<Option<T>> + Send>),
+    /// The one meta reply of a single request, mapped by `map`; any other reply is the
+    /// error `other` describes. `map` is most often a closure that captures nothing, which
+    /// boxes without allocating (a single op allocates only its request).
+    Meta {
+        map: Box<dyn Fn(MetaReply) -> Result<T> + Send>,
+        other: OtherReply,
+    },
+}
+
+/// What a single op's error names when its reply is not a meta reply.
+pub(crate) struct OtherReply {
+    expected: &'static str,
+    /// The key of an `ma` (named by a non-numeric-value error).
+    arithmetic_key: Option<Vec<u8>>,
+    value_size: usize,
+    limit: usize,
+}
 
 /// A request and the handler of its replies.
 pub(crate) struct Op<T> {
@@ -90,7 +109,19 @@ impl<T> Op<T> {
         if let (Some(opaque), Reply::Meta(m)) = (self.opaque, &reply) {
             exchange::check_meta(m, opaque, exchange::request_key_token(&self.request))?;
         }
-        match (self.handler)(reply) {
+        let result = match &mut self.handler {
+            Handler::Replies(handle) => handle(reply),
+            Handler::Meta { map, other } => match reply {
+                Reply::Meta(m) => map(m).map(Some),
+                reply => Err(reply.into_error(
+                    other.expected,
+                    other.arithmetic_key.as_deref(),
+                    other.value_size,
+                    other.limit,
+                )),
+            },
+        };
+        match result {
             Ok(None) => Ok(None),
             Ok(Some(v)) => Ok(Some(Ok(v))),
             Err(e) if exchange::keeps_connection(&e) => Ok(Some(Err(e))),
@@ -99,10 +130,14 @@ impl<T> Op<T> {
     }
 
     /// A text request (no opaque) answered by `handler`.
-    fn text(request: Vec<u8>, idempotent: bool, handler: Handler<T>) -> Self {
+    fn text(
+        request: Vec<u8>,
+        idempotent: bool,
+        handler: Box<dyn FnMut(Reply) -> Result<Option<T>> + Send>,
+    ) -> Self {
         Op {
             request,
-            handler,
+            handler: Handler::Replies(handler),
             opaque: None,
             idempotent,
         }
@@ -164,16 +199,19 @@ fn single<T: 'static>(
     arithmetic_key: Option<&[u8]>,
     value_size: usize,
     limit: usize,
-    map: impl FnOnce(MetaReply) -> Result<T> + Send + 'static,
+    map: impl Fn(MetaReply) -> Result<T> + Send + 'static,
 ) -> Op<T> {
-    let key = arithmetic_key.map(<[u8]>::to_vec);
-    let mut map = Some(map);
     Op {
         request,
-        handler: Box::new(move |reply| match (reply, map.take()) {
-            (Reply::Meta(m), Some(f)) => f(m).map(Some),
-            (other, _) => Err(other.into_error(expected, key.as_deref(), value_size, limit)),
-        }),
+        handler: Handler::Meta {
+            map: Box::new(map),
+            other: OtherReply {
+                expected,
+                arithmetic_key: arithmetic_key.map(<[u8]>::to_vec),
+                value_size,
+                limit,
+            },
+        },
         opaque: Some(opaque),
         idempotent,
     }
