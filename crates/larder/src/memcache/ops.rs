@@ -297,7 +297,8 @@ pub(crate) fn store(
         });
     }
     let wk = WireKey::meta(key)?;
-    let mut req = Vec::with_capacity(wk.token.len() + data.len() + 48);
+    // encode_ms reserves the request's size.
+    let mut req = Vec::new();
     let opaque = exchange::opaques(1);
     encode_ms(
         &mut req,

@@ -144,7 +144,8 @@ pub struct MsFlags {
 
 /// Encodes `ms <key> <len> <flags>\r\n<data>\r\n`.
 pub fn encode_ms(out: &mut Vec<u8>, key: &WireKey<'_>, data: &[u8], f: &MsFlags) {
-    out.reserve(data.len() + 64);
+    // The whole request at once: the key, the value and room for every flag.
+    out.reserve(key.token.len() + data.len() + 112);
     out.extend_from_slice(b"ms ");
     out.extend_from_slice(&key.token);
     out.push(b' ');

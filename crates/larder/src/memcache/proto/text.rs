@@ -42,7 +42,7 @@ pub struct TextStore {
 
 /// Encodes a text storage command (`set`, `add`, ..., or `cas` when `cas` is given).
 pub fn encode_storage(out: &mut Vec<u8>, key: &WireKey<'_>, data: &[u8], s: &TextStore) {
-    out.reserve(data.len() + 64);
+    out.reserve(key.token.len() + data.len() + 64);
     out.extend_from_slice(if s.cas.is_some() {
         b"cas"
     } else {
