@@ -2,19 +2,29 @@
 //! deadpool (its `unmanaged` pool, whose `try_get` is a fair synchronous comparison) and a
 //! plain `Arc::clone` baseline; at 1 and 2 threads.
 //!
+//! The contenders are interleaved: the run is `POOL_ROUNDS` (default 15) rounds, and in
+//! each every contender runs one block of about `POOL_BLOCK_MS` (default 20) ms, the order
+//! rotating from round to round, so a burst of load from elsewhere on the machine lands on
+//! every contender alike. A figure is the median block (min–max beside it); a ratio is the
+//! median of the per-round ratios, both sides measured within the same round.
+//!
 //! With 2 threads both threads run the loop at once and the figure is the time per
 //! operation as one thread sees it (the slower thread's total / iterations), so contention
 //! shows up as a larger number. Queue-like pools get one object per thread, so nobody waits
-//! for an object: what is measured is the checkout machinery itself.
+//! for an object: what is measured is the checkout machinery itself. Beside the wall time,
+//! the CPU column is the slower thread's own time on CPU (`/proc/thread-self/schedstat`,
+//! Linux), which leaves out the time the thread was preempted on a busy machine (and the
+//! time it slept on a contended lock).
 //!
-//! Run: `cargo bench -p larder-bench --bench pool -- --warm-up-time 1 --measurement-time 2`
+//! Run: `cargo bench -p larder-bench --bench pool` (`POOL_ROUNDS=31` for a steadier median;
+//! `POOL_ONLY=PerThread` runs only the contenders whose name holds that text, to profile
+//! one under `perf record`).
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use larder::pool::{Manager, Pool, PoolConfig, Strategy};
 
 /// The pooled object: small, like a connection handle.
@@ -56,100 +66,222 @@ impl r2d2::ManageConnection for R2d2Conns {
     }
 }
 
-/// Runs `op` `iters` times on each of `threads` threads at once; the slowest thread's time.
-fn run(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The calling thread's time on CPU so far, in ns (`None` where the kernel does not say).
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// One block of one contender: ns per operation as the slower thread saw it.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+/// Runs `op` `iters` times on one thread; (wall, CPU) of that thread.
+fn timed(iters: u64, op: &(dyn Fn() + Sync)) -> (Duration, Option<u64>) {
+    let cpu0 = thread_cpu_ns();
+    let start = Instant::now();
+    for _ in 0..iters {
+        op();
+    }
+    let wall = start.elapsed();
+    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a));
+    (wall, cpu)
+}
+
+/// Runs `op` `iters` times on each of `threads` threads at once.
+fn block(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Sample {
+    let per_op = |(wall, cpu): (Duration, Option<u64>)| Sample {
+        wall: wall.as_nanos() as f64 / iters as f64,
+        cpu: cpu.map(|c| c as f64 / iters as f64),
+    };
     if threads == 1 {
-        let start = Instant::now();
-        for _ in 0..iters {
-            op();
-        }
-        return start.elapsed();
+        return per_op(timed(iters, op));
     }
     let barrier = Barrier::new(threads);
-    thread::scope(|s| {
+    let results: Vec<(Duration, Option<u64>)> = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op();
-                    }
-                    start.elapsed()
+                    timed(iters, op)
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
+            .collect()
+    });
+    let wall = results.iter().map(|r| r.0).max().unwrap_or_default();
+    let cpu = results
+        .iter()
+        .map(|r| r.1)
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|c| c.into_iter().max());
+    per_op((wall, cpu))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// `median (min–max)` of `values`; `n/a` when empty.
+fn spread(mut values: Vec<f64>, digits: usize) -> String {
+    if values.is_empty() {
+        return "n/a".to_owned();
+    }
+    let mid = median(&mut values);
+    let (lo, hi) = (values[0], values[values.len() - 1]);
+    format!("{mid:.digits$} ({lo:.digits$}–{hi:.digits$})")
+}
+
+const ARC: usize = 0;
+const QUEUE: usize = 2;
+const PER_THREAD: usize = 3;
+const DEADPOOL: usize = 5;
+const NAMES: [&str; 6] = [
+    "Arc::clone (baseline)",
+    "larder Shared",
+    "larder Queue",
+    "larder PerThread",
+    "r2d2",
+    "deadpool unmanaged",
+];
+
+fn main() {
+    let rounds: usize = env_or::<usize>("POOL_ROUNDS", 15).max(1);
+    let block_ms: f64 = env_or("POOL_BLOCK_MS", 20.0);
+    for threads in [1usize, 2] {
+        run_threads(threads, rounds, block_ms);
+    }
+}
+
+fn run_threads(threads: usize, rounds: usize, block_ms: f64) {
+    let arc = Arc::new(Conn(7));
+    let shared = larder_pool(Strategy::Shared);
+    let queue = larder_pool(Strategy::queue(threads));
+    let per_thread = larder_pool(Strategy::PerThread);
+    let r2d2_pool = r2d2::Pool::builder()
+        .max_size(threads as u32)
+        .build(R2d2Conns)
+        .expect("r2d2 pool builds");
+    let deadpool_pool = deadpool::unmanaged::Pool::new(threads);
+    for _ in 0..threads {
+        deadpool_pool
+            .try_add(Conn(7))
+            .map_err(|(_, e)| e)
+            .expect("deadpool add");
+    }
+
+    let ops: [&(dyn Fn() + Sync); 6] = [
+        &|| {
+            black_box(Arc::clone(black_box(&arc)));
+        },
+        &|| {
+            black_box(shared.get().expect("checkout").0);
+        },
+        &|| {
+            black_box(queue.get().expect("checkout").0);
+        },
+        &|| {
+            black_box(per_thread.get().expect("checkout").0);
+        },
+        &|| {
+            black_box(r2d2_pool.get().expect("checkout").0);
+        },
+        &|| {
+            black_box(deadpool_pool.try_get().expect("checkout").0);
+        },
+    ];
+
+    // Iterations per block: from a warm-up block, so each block lasts about `block_ms`.
+    let iters: Vec<u64> = ops
+        .iter()
+        .map(|op| {
+            // A contender left out by `POOL_ONLY` still gets its count: the probe is short.
+            let probe = 20_000;
+            let warm = block(threads, probe, *op);
+            ((block_ms * 1e6 / warm.wall.max(1.0)) as u64).clamp(10_000, 50_000_000)
+        })
+        .collect();
+
+    let only = std::env::var("POOL_ONLY").unwrap_or_default();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); ops.len()];
+    for round in 0..rounds {
+        for turn in 0..ops.len() {
+            let c = (round + turn) % ops.len();
+            if !NAMES[c].contains(only.as_str()) {
+                continue;
+            }
+            samples[c].push(block(threads, iters[c], ops[c]));
+        }
+    }
+    report(threads, rounds, &samples);
 }
 
 fn larder_pool(strategy: Strategy) -> Pool<Conns> {
     Pool::new(Conns, PoolConfig::new("bench", strategy)).expect("pool builds")
 }
 
-fn checkout(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pool_checkout");
-    for threads in [1usize, 2] {
-        let arc = Arc::new(Conn(7));
-        group.bench_function(BenchmarkId::new("arc_clone_baseline", threads), |b| {
-            b.iter_custom(|iters| {
-                run(threads, iters, &|| {
-                    black_box(Arc::clone(black_box(&arc)));
-                })
-            })
-        });
-
-        for (name, strategy) in [
-            ("larder_shared", Strategy::Shared),
-            ("larder_queue", Strategy::queue(threads)),
-            ("larder_per_thread", Strategy::PerThread),
-        ] {
-            let pool = larder_pool(strategy);
-            group.bench_function(BenchmarkId::new(name, threads), |b| {
-                b.iter_custom(|iters| {
-                    run(threads, iters, &|| {
-                        let conn = pool.get().expect("checkout");
-                        black_box(conn.0);
-                    })
-                })
-            });
-        }
-
-        let r2d2_pool = r2d2::Pool::builder()
-            .max_size(threads as u32)
-            .build(R2d2Conns)
-            .expect("r2d2 pool builds");
-        group.bench_function(BenchmarkId::new("r2d2", threads), |b| {
-            b.iter_custom(|iters| {
-                run(threads, iters, &|| {
-                    let conn = r2d2_pool.get().expect("checkout");
-                    black_box(conn.0);
-                })
-            })
-        });
-
-        let deadpool_pool = deadpool::unmanaged::Pool::new(threads);
-        for _ in 0..threads {
-            deadpool_pool
-                .try_add(Conn(7))
-                .map_err(|(_, e)| e)
-                .expect("deadpool add");
-        }
-        group.bench_function(BenchmarkId::new("deadpool_unmanaged", threads), |b| {
-            b.iter_custom(|iters| {
-                run(threads, iters, &|| {
-                    let conn = deadpool_pool.try_get().expect("checkout");
-                    black_box(conn.0);
-                })
-            })
-        });
+fn report(threads: usize, rounds: usize, samples: &[Vec<Sample>]) {
+    let wall = |c: usize| samples[c].iter().map(|s| s.wall).collect::<Vec<_>>();
+    let cpu = |c: usize| samples[c].iter().filter_map(|s| s.cpu).collect::<Vec<_>>();
+    println!();
+    println!(
+        "| {threads} thread(s), {rounds} interleaved rounds | wall ns/op | CPU ns/op | \
+         / Arc::clone (wall) |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (c, name) in NAMES.iter().enumerate() {
+        println!(
+            "| {name} | {} | {} | {} |",
+            spread(wall(c), 1),
+            spread(cpu(c), 1),
+            spread(ratios(samples, c, ARC, |s| Some(s.wall)), 2),
+        );
     }
-    group.finish();
+    println!();
+    println!("| target ({threads} thread(s)) | wall | CPU |");
+    println!("|---|---:|---:|");
+    println!(
+        "| larder PerThread ns/op ≤ 50 | {} | {} |",
+        spread(wall(PER_THREAD), 1),
+        spread(cpu(PER_THREAD), 1),
+    );
+    let bound = if threads == 1 { "≤ 1.00" } else { "< 1.00" };
+    println!(
+        "| larder Queue / deadpool {bound} | {} | {} |",
+        spread(ratios(samples, QUEUE, DEADPOOL, |s| Some(s.wall)), 3),
+        spread(ratios(samples, QUEUE, DEADPOOL, |s| s.cpu), 3),
+    );
 }
 
-criterion_group!(benches, checkout);
-criterion_main!(benches);
+/// Per-round ratios of contender `c` to contender `base`.
+fn ratios(
+    samples: &[Vec<Sample>],
+    c: usize,
+    base: usize,
+    f: fn(&Sample) -> Option<f64>,
+) -> Vec<f64> {
+    samples[c]
+        .iter()
+        .zip(&samples[base])
+        .filter_map(|(a, b)| Some(f(a)? / f(b)?))
+        .collect()
+}
