@@ -125,6 +125,28 @@ pub enum Error {
     /// The backend does not support this operation.
     #[error("unsupported operation: {0}")]
     Unsupported(String),
+
+    /// Code larder ran for the caller (a pool's manager or hook, a lock task) panicked. The
+    /// panic was caught: whatever it was working on was dropped and the pool or region goes
+    /// on serving.
+    #[error("{what} panicked: {message}")]
+    Panicked {
+        /// What panicked (`pool "db": Manager::create`, ...).
+        what: String,
+        /// The panic's message (`<no message>` when it was not text).
+        message: String,
+    },
+
+    /// A task larder ran on the async runtime ended without a result: it was cancelled,
+    /// as happens when the runtime shuts down. (A task that panicked is
+    /// [`Error::Panicked`].)
+    #[error("{what} did not finish: {reason}")]
+    TaskFailed {
+        /// The task (`the cross-process lock of region "users"`, ...).
+        what: String,
+        /// Why it has no result.
+        reason: String,
+    },
 }
 
 /// The rule a key broke (see [`crate::keys::validate_key`]).
@@ -172,5 +194,87 @@ impl Error {
     /// Wraps any error from user code (a creator, a weigher) as [`Error::User`].
     pub fn user<E: Into<BoxError>>(err: E) -> Self {
         Error::User(err.into())
+    }
+
+    /// [`Error::Panicked`] for a panic caught while running `what`, with the panic's text.
+    pub(crate) fn panicked(what: impl Into<String>, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
+            (*text).to_owned()
+        } else if let Some(text) = payload.downcast_ref::<String>() {
+            text.clone()
+        } else {
+            "<no message>".to_owned()
+        };
+        Error::Panicked {
+            what: what.into(),
+            message,
+        }
+    }
+
+    /// The error of a spawned task `what` that ended without a result: [`Error::Panicked`]
+    /// when it panicked, else [`Error::TaskFailed`] (it was cancelled).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_join(what: impl Into<String>, err: tokio::task::JoinError) -> Self {
+        match err.try_into_panic() {
+            Ok(payload) => Error::panicked(what, &*payload),
+            Err(err) => Error::TaskFailed {
+                what: what.into(),
+                reason: if err.is_cancelled() {
+                    "cancelled before it finished (the runtime is shutting down)".to_owned()
+                } else {
+                    err.to_string()
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_panicked_task_is_panicked_and_a_cancelled_one_failed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Its message is printed by the default panic hook: the test expects it.
+        let panicked = rt.block_on(async {
+            tokio::task::spawn_blocking(|| -> u8 { panic!("bad input {} (expected)", 7) }).await
+        });
+        let err = Error::from_join("the probe task", panicked.unwrap_err());
+        assert!(
+            matches!(&err, Error::Panicked { what, message }
+                if what == "the probe task" && message == "bad input 7 (expected)"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the probe task panicked: bad input 7 (expected)"
+        );
+
+        let cancelled = rt.block_on(async {
+            let task = tokio::spawn(std::future::pending::<()>());
+            task.abort();
+            task.await
+        });
+        let err = Error::from_join("the probe task", cancelled.unwrap_err());
+        assert!(
+            matches!(&err, Error::TaskFailed { what, reason }
+                if what == "the probe task" && reason.contains("cancelled")),
+            "{err:?}"
+        );
+        assert!(!err.is_transport());
+    }
+
+    #[test]
+    fn a_panic_without_text_still_names_what_panicked() {
+        let err = Error::panicked("pool \"p\": Manager::create", &42_u32);
+        assert_eq!(
+            err.to_string(),
+            "pool \"p\": Manager::create panicked: <no message>"
+        );
     }
 }

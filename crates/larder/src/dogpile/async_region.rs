@@ -194,7 +194,7 @@ impl Drop for Flight<'_> {
 }
 
 fn join_error(err: tokio::task::JoinError) -> Error {
-    Error::Unavailable(format!("lock task failed: {err}"))
+    Error::from_join("the cross-process lock task", err)
 }
 
 impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
