@@ -1,6 +1,7 @@
 //! Behaviour of `larder::pool`: every strategy under contention, exhaustion, health checks,
-//! retirement, idle expiry, failed creation, panics, per-thread release, hooks, leaks,
-//! close, and the async checkout.
+//! retirement, idle expiry, failed creation, a panicking holder, per-thread release, hooks,
+//! close, and the async checkout. Panicking managers and hooks, and leak detection, are in
+//! `pool_faults.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -499,25 +500,6 @@ fn hooks_run_at_each_point_of_an_objects_life() {
 }
 
 #[test]
-fn holds_longer_than_max_hold_are_reported_as_leaks() {
-    let clock = ManualClock::new();
-    for strategy in all_strategies() {
-        let config = PoolConfig::new("leaky", strategy)
-            .max_hold(Duration::from_secs(5))
-            .clock(Arc::new(clock.clone()));
-        let pool = Pool::new(Probes::default(), config).unwrap();
-        let quick = pool.get().unwrap();
-        clock.advance(Duration::from_secs(4));
-        drop(quick);
-        assert_eq!(pool.stats().leaks, 0);
-        let slow = pool.get().unwrap();
-        clock.advance(Duration::from_secs(6));
-        drop(slow);
-        assert_eq!(pool.stats().leaks, 1);
-    }
-}
-
-#[test]
 fn closed_pools_refuse_checkouts_and_wake_waiters() {
     for strategy in all_strategies() {
         let probes = Probes::default();
@@ -720,80 +702,6 @@ mod async_checkout {
             matches!(pool.get_async().await, Err(Error::Unsupported(m)) if m.contains("PerThread"))
         );
     }
-}
-
-/// A manager that panics in `create` or `recycle` while told to.
-#[derive(Default)]
-struct Panicky {
-    panic_create: AtomicBool,
-    panic_recycle: AtomicBool,
-    made: AtomicU64,
-}
-
-impl Manager for Panicky {
-    type Object = u64;
-    type Error = std::io::Error;
-
-    fn create(&self) -> Result<u64, std::io::Error> {
-        assert!(!self.panic_create.load(Ordering::SeqCst), "create panicked");
-        Ok(self.made.fetch_add(1, Ordering::SeqCst))
-    }
-
-    fn recycle(&self, _: &mut u64) -> Result<(), std::io::Error> {
-        assert!(
-            !self.panic_recycle.load(Ordering::SeqCst),
-            "recycle panicked"
-        );
-        Ok(())
-    }
-}
-
-#[test]
-fn panics_in_create_recycle_or_a_hook_never_leak_a_queue_slot() {
-    let hook_panics = Arc::new(AtomicBool::new(false));
-    let flag = hook_panics.clone();
-    let hooks = Hooks::new().on_checkout(move |_: &mut u64| {
-        assert!(!flag.load(Ordering::SeqCst), "hook panicked");
-    });
-    let pool = Pool::builder(Panicky::default())
-        .config(PoolConfig::new(
-            "panicky",
-            queue(1, Duration::from_millis(50)),
-        ))
-        .hooks(hooks)
-        .build()
-        .unwrap();
-    let quiet = |f: &dyn Fn()| {
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let caught = catch_unwind(AssertUnwindSafe(f));
-        std::panic::set_hook(hook);
-        assert!(caught.is_err(), "the panic reached the caller");
-    };
-    // create panics: the reserved slot is freed.
-    pool.manager().panic_create.store(true, Ordering::SeqCst);
-    quiet(&|| drop(pool.get()));
-    pool.manager().panic_create.store(false, Ordering::SeqCst);
-    assert_eq!(pool.stats().in_use, 0);
-    drop(pool.get().unwrap());
-    // recycle of the idle object panics: its slot is freed and a new object made.
-    pool.manager().panic_recycle.store(true, Ordering::SeqCst);
-    quiet(&|| drop(pool.get()));
-    pool.manager().panic_recycle.store(false, Ordering::SeqCst);
-    assert_eq!((pool.stats().in_use, pool.stats().idle), (0, 0));
-    // on_checkout panics, for a new object and for a reused one.
-    hook_panics.store(true, Ordering::SeqCst);
-    quiet(&|| drop(pool.get()));
-    hook_panics.store(false, Ordering::SeqCst);
-    drop(pool.get().unwrap());
-    hook_panics.store(true, Ordering::SeqCst);
-    quiet(&|| drop(pool.get()));
-    hook_panics.store(false, Ordering::SeqCst);
-    // The one slot still serves: no checkout times out.
-    let obj = pool.get().expect("the slot was never leaked");
-    assert_eq!(pool.stats().in_use, 1);
-    drop(obj);
-    assert_eq!(pool.stats().timeouts, 0);
 }
 
 /// Objects made on the runtime, as async connections are.

@@ -39,6 +39,7 @@ pub struct Pooled<'a, M: Manager> {
     /// which keeps the `Shared` checkout close to an `Arc` clone.)
     shared: Option<Arc<dyn SharedSlot<M::Object>>>,
     exclusive: Option<ObjectState<M::Object>>,
+    /// When a `Shared` checkout started, under leak detection.
     since: Option<Instant>,
     discard: bool,
 }
@@ -46,10 +47,10 @@ pub struct Pooled<'a, M: Manager> {
 impl<'a, M: Manager> Pooled<'a, M> {
     #[inline]
     pub(crate) fn new(pool: PoolRef<'a, M>, held: Held<M::Object>) -> Self {
-        let since = pool.inner().hold_start();
-        let (shared, exclusive) = match held {
-            Held::Shared(slot) => (Some(slot), None),
-            Held::Exclusive(state) => (None, Some(state)),
+        // An exclusive object's checkout start is in its hold cell.
+        let (shared, exclusive, since) = match held {
+            Held::Shared(slot) => (Some(slot), None, pool.inner().hold_start()),
+            Held::Exclusive(state) => (None, Some(state), None),
         };
         Self {
             pool,
@@ -111,9 +112,13 @@ impl<M: Manager> Drop for Pooled<'_, M> {
     #[inline]
     fn drop(&mut self) {
         let inner = self.pool.inner();
-        inner.check_hold(self.since);
         if let Some(state) = self.exclusive.take() {
+            if let Some(cell) = &state.hold {
+                inner.hold_back(cell);
+            }
             inner.give_back(state, self.discard);
+        } else {
+            inner.check_hold(self.since);
         }
     }
 }

@@ -29,9 +29,14 @@
 //! exclusive strategy, and shared objects use interior mutability as they must anyway.
 //!
 //! An object whose holder panics is dropped, not returned; [`Pooled::discard`] drops one on
-//! purpose (a connection that saw an I/O error). Leaks — checkouts held longer than
-//! [`PoolConfig::max_hold`] — are detected when the object comes back (no background
-//! thread): a `leaks` count in [`PoolStats`] and a `log::warn!` naming the pool.
+//! purpose (a connection that saw an I/O error). A panic in the manager's `create` or
+//! `recycle` or in the `on_create` / `on_checkout` hooks is caught: the object is dropped,
+//! its slot freed, and the checkout fails with [`Error::Panicked`].
+//!
+//! Leaks — checkouts held longer than [`PoolConfig::max_hold`] — are reported once each,
+//! with a `log::warn!` naming the pool (no background thread): `leaks` in [`PoolStats`]
+//! counts the guards that came back late, `held_too_long` those found still out by
+//! [`Pool::stats`] or by a later checkout (see `hold.rs`).
 //!
 //! Choosing a strategy (the seed's two Python variants, plus the thread-safe client):
 //! - `Shared` when the object is itself thread-safe (a client with its own internal pool):
@@ -52,18 +57,23 @@
 //! The pool knows nothing about what it pools; the memcached client pools its connections
 //! with it.
 
+#[cfg(feature = "tokio")]
+mod async_checkout;
 mod config;
 mod guard;
+mod hold;
 mod per_thread;
 mod proxy;
 mod queue;
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use config::{Hook, Hooks, PoolConfig, Strategy};
 
@@ -71,6 +81,7 @@ pub use guard::Pooled;
 pub use proxy::{Proxy, ProxyGuard};
 
 use crate::{BoxError, Error, Result};
+use hold::Holds;
 use per_thread::PerThreadState;
 use queue::{ObjectState, QueueState};
 
@@ -164,6 +175,7 @@ impl<M: AsyncManager> Manager for Async<M> {
 
 /// A snapshot of a pool's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Objects created (including replacements).
     pub created: u64,
@@ -180,8 +192,13 @@ pub struct PoolStats {
     pub idle: u64,
     /// Objects (or, under `Shared`, guards) checked out now.
     pub in_use: u64,
-    /// Checkouts held longer than `max_hold`.
+    /// Checkouts returned after being held longer than `max_hold` (and not already
+    /// counted in `held_too_long`).
     pub leaks: u64,
+    /// Checkouts found still out after `max_hold` (by `stats` or a later checkout), each
+    /// counted once; such a guard is not counted again in `leaks` when it comes back.
+    /// `Shared` guards are checked on return only.
+    pub held_too_long: u64,
     /// Objects the pool dropped (retired, broken, expired, discarded, panicked, closed).
     pub closed: u64,
 }
@@ -194,6 +211,7 @@ pub(crate) struct Counters {
     pub(crate) timeouts: AtomicU64,
     pub(crate) waits: AtomicU64,
     pub(crate) leaks: AtomicU64,
+    pub(crate) held_too_long: AtomicU64,
     pub(crate) closed: AtomicU64,
 }
 
@@ -249,6 +267,8 @@ pub(crate) struct Inner<M: Manager> {
     pub(crate) hooks: Hooks<M::Object>,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
+    /// Leak detection, when `max_hold` is set.
+    pub(crate) holds: Option<Holds>,
     pub(crate) backend: Backend<M::Object>,
 }
 
@@ -377,6 +397,9 @@ impl<M: Manager> Pool<M> {
             Strategy::Queue { .. } => Backend::Queue(QueueState::new()),
             Strategy::PerThread => Backend::PerThread(PerThreadState::new()),
         };
+        let holds = config
+            .max_hold
+            .map(|max| Holds::new(config.clock.now(), max));
         let inner = Arc::new_cyclic(|me| Inner {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
@@ -385,6 +408,7 @@ impl<M: Manager> Pool<M> {
             hooks,
             closed: AtomicBool::new(false),
             counters: Counters::default(),
+            holds,
             backend,
         });
         inner.fill_eagerly()?;
@@ -451,9 +475,11 @@ impl<M: Manager> Pool<M> {
         self.inner.closed.load(Ordering::Relaxed)
     }
 
-    /// A snapshot of the pool's counters.
+    /// A snapshot of the pool's counters. With `max_hold` set, first reports the
+    /// checkouts out longer than that (see [`PoolStats::held_too_long`]).
     pub fn stats(&self) -> PoolStats {
         let inner = &self.inner;
+        inner.scan_holds();
         let c = &inner.counters;
         let mut stats = PoolStats {
             created: c.created.load(Ordering::Relaxed),
@@ -464,6 +490,7 @@ impl<M: Manager> Pool<M> {
             idle: 0,
             in_use: 0,
             leaks: c.leaks.load(Ordering::Relaxed),
+            held_too_long: c.held_too_long.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
         };
         match &inner.backend {
@@ -557,9 +584,21 @@ impl<M: Manager> Inner<M> {
         Ok(Arc::clone(slot))
     }
 
+    /// Runs code of the pool's user (the manager, a hook); a panic becomes
+    /// [`Error::Panicked`] naming the pool and `what`.
+    #[inline]
+    pub(crate) fn guarded<R>(&self, what: &str, f: impl FnOnce() -> R) -> Result<R> {
+        catch_unwind(AssertUnwindSafe(f)).map_err(|payload| self.panicked(what, payload))
+    }
+
+    #[cold]
+    pub(crate) fn panicked(&self, what: &str, payload: Box<dyn Any + Send>) -> Error {
+        Error::panicked(format!("pool {:?}: {what}", self.name()), &*payload)
+    }
+
     /// Calls the manager and `on_create`; counts the object.
     pub(crate) fn create_object(&self) -> Result<M::Object> {
-        self.created(self.manager.create())
+        self.created(self.guarded("Manager::create", || self.manager.create())?)
     }
 
     /// Counts a new object and runs `on_create` on it (or wraps the manager's failure).
@@ -570,7 +609,10 @@ impl<M: Manager> Inner<M> {
         })?;
         bump(&self.counters.created);
         if let Some(hook) = &self.hooks.on_create {
-            hook(&mut obj);
+            if let Err(e) = self.guarded("the on_create hook", || hook(&mut obj)) {
+                self.close_object(obj);
+                return Err(e);
+            }
         }
         Ok(obj)
     }
@@ -587,64 +629,75 @@ impl<M: Manager> Inner<M> {
         drop(obj);
     }
 
-    /// Runs `recycle` on an object about to be reused; on failure drops it and counts it.
+    /// Runs `recycle` on an object about to be reused. `Ok(None)`: it failed, and the
+    /// object was dropped and counted (the caller makes a new one). A panic drops the
+    /// object too, and is the caller's error.
+    #[inline]
     pub(crate) fn recycle_object(
         &self,
         mut state: ObjectState<M::Object>,
-    ) -> Option<ObjectState<M::Object>> {
-        match self.manager.recycle(&mut state.obj) {
-            Ok(()) => Some(state),
-            Err(e) => {
-                let e: BoxError = e.into();
+    ) -> Result<Option<ObjectState<M::Object>>> {
+        match self.guarded("Manager::recycle", || self.manager.recycle(&mut state.obj)) {
+            Ok(Ok(())) => Ok(Some(state)),
+            Ok(Err(e)) => {
+                self.recycle_failed(state, e.into());
+                Ok(None)
+            }
+            Err(panicked) => {
                 bump(&self.counters.recycle_failures);
-                log::debug!(
-                    "pool {:?}: recycle failed, replacing the object: {e}",
-                    self.name()
-                );
                 self.close_object(state.obj);
-                None
+                Err(panicked)
             }
         }
     }
 
-    pub(crate) fn on_checkout(&self, state: &mut ObjectState<M::Object>) {
+    #[cold]
+    fn recycle_failed(&self, state: ObjectState<M::Object>, e: BoxError) {
+        bump(&self.counters.recycle_failures);
+        log::debug!(
+            "pool {:?}: recycle failed, replacing the object: {e}",
+            self.name()
+        );
+        self.close_object(state.obj);
+    }
+
+    /// Hands an exclusive object to a caller: counts the use, marks the checkout's start
+    /// for leak detection, runs `on_checkout`. On a panicking hook the caller drops the
+    /// object with [`checkout_failed`](Self::checkout_failed).
+    #[inline]
+    pub(crate) fn on_checkout(&self, state: &mut ObjectState<M::Object>) -> Result<()> {
         state.uses += 1;
-        if let Some(hook) = &self.hooks.on_checkout {
-            hook(&mut state.obj);
+        if let Some(cell) = &state.hold {
+            self.hold_out(cell);
+        }
+        match &self.hooks.on_checkout {
+            None => Ok(()),
+            Some(hook) => self.guarded("the on_checkout hook", || hook(&mut state.obj)),
         }
     }
 
-    /// The instant a checkout starts, when leak detection needs it.
-    #[inline]
-    pub(crate) fn hold_start(&self) -> Option<Instant> {
-        self.config.max_hold.map(|_| self.config.clock.now())
-    }
-
-    /// Counts and logs a checkout held longer than `max_hold`.
-    #[inline]
-    pub(crate) fn check_hold(&self, since: Option<Instant>) {
-        if let (Some(since), Some(max)) = (since, self.config.max_hold) {
-            let held = self.config.clock.now().saturating_duration_since(since);
-            if held > max {
-                bump(&self.counters.leaks);
-                log::warn!(
-                    "pool {:?}: an object was held for {held:?}, longer than max_hold {max:?} \
-                     (leak?)",
-                    self.name()
-                );
-            }
+    /// Drops an object whose checkout failed after `on_checkout` marked it out.
+    #[cold]
+    pub(crate) fn checkout_failed(&self, state: ObjectState<M::Object>) {
+        if let Some(cell) = &state.hold {
+            cell.clear();
         }
+        self.close_object(state.obj);
     }
 
     /// Gives an exclusive object back after use (or drops it when broken, retired, closed).
     pub(crate) fn give_back(&self, mut state: ObjectState<M::Object>, discard: bool) {
         let panicking = std::thread::panicking();
+        // A panicking `on_return` drops the object and frees its slot; then the panic goes
+        // on to the guard's owner, as any panic in a `Drop` would.
+        let mut hook_panic = None;
         if !discard && !panicking {
             if let Some(hook) = &self.hooks.on_return {
-                hook(&mut state.obj);
+                hook_panic = catch_unwind(AssertUnwindSafe(|| hook(&mut state.obj))).err();
             }
         }
         let keep = !discard
+            && hook_panic.is_none()
             && !panicking
             && !self.closed.load(Ordering::Relaxed)
             && !self.retired(&state)
@@ -660,6 +713,9 @@ impl<M: Manager> Inner<M> {
             }
             // A Shared pool never holds exclusive objects.
             Backend::Shared(_) => self.close_object(state.obj),
+        }
+        if let Some(payload) = hook_panic {
+            std::panic::resume_unwind(payload);
         }
     }
 
@@ -722,80 +778,6 @@ impl<M: Manager> Drop for Inner<M> {
                 }
             }
             Backend::PerThread(_) => {}
-        }
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<M: Manager> Pool<M> {
-    /// Checks out an object without blocking the async runtime.
-    ///
-    /// `Shared` and `Queue` only. Waiting for a free `Queue` object parks the task (not the
-    /// thread) and respects `wait_timeout`. [`Manager::create`] is blocking (it usually
-    /// connects somewhere), so it runs on tokio's blocking threads via `spawn_blocking`;
-    /// `recycle`, `is_broken` and the hooks run inline and should stay cheap. If the
-    /// future is dropped while an object is being created, the reserved slot is freed.
-    ///
-    /// `PerThread` gives [`Error::Unsupported`]: a task moves between worker threads at
-    /// every `.await`, so "the current thread's object" means nothing to it, and a guard
-    /// held across an `.await` would come back to another thread's slot.
-    pub async fn get_async(&self) -> Result<Pooled<'_, M>> {
-        let inner = &self.inner;
-        if inner.closed.load(Ordering::Relaxed) {
-            return Err(inner.closed_error());
-        }
-        let held = match &inner.backend {
-            Backend::Shared(s) => match s.slot.get() {
-                Some(slot) => Held::Shared(Arc::clone(slot)),
-                None if inner.manager.create_async().is_some() => {
-                    // Tasks racing here may each create one; the first stored is kept.
-                    let made = match inner.manager.create_async() {
-                        Some(create) => create.await,
-                        None => inner.manager.create(),
-                    };
-                    let obj = inner.created(made)?;
-                    Held::Shared(Arc::clone(s.slot.get_or_init(|| (s.wrap)(obj))))
-                }
-                None => {
-                    let owner = Arc::clone(inner);
-                    let task = tokio::task::spawn_blocking(move || {
-                        owner.checkout().map(|held| match held {
-                            Held::Shared(slot) => Ok(slot),
-                            Held::Exclusive(_) => Err(()),
-                        })
-                    });
-                    match task.await {
-                        Ok(Ok(Ok(slot))) => Held::Shared(slot),
-                        Ok(Err(e)) => return Err(e),
-                        Ok(Ok(Err(()))) => {
-                            return Err(Error::Unsupported(format!(
-                                "pool {:?}: shared checkout returned an exclusive object",
-                                inner.name()
-                            )))
-                        }
-                        Err(join) => return Err(inner.join_error(join)),
-                    }
-                }
-            },
-            Backend::Queue(q) => Held::Exclusive(inner.checkout_queue_async(q).await?),
-            Backend::PerThread(_) => {
-                return Err(Error::Unsupported(format!(
-                    "pool {:?}: Strategy::PerThread has no async checkout (tasks move between \
-                     threads at each .await); use Queue or Shared",
-                    inner.name()
-                )))
-            }
-        };
-        Ok(Pooled::new(guard::PoolRef::Borrowed(inner), held))
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<M: Manager> Inner<M> {
-    pub(crate) fn join_error(&self, join: tokio::task::JoinError) -> Error {
-        Error::PoolCreate {
-            pool: self.config.name.clone(),
-            source: format!("creating an object failed on a blocking thread: {join}").into(),
         }
     }
 }

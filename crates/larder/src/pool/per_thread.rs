@@ -137,23 +137,27 @@ impl<M: Manager> Inner<M> {
             Some(state)
         });
         if let Some(state) = parked.flatten() {
-            match self.recycle_object(state) {
-                Some(mut state) => {
-                    self.on_checkout(&mut state);
-                    return Ok(state);
-                }
-                None => {
-                    self.with_local_slot(|slot| {
-                        let reused = slot.counters.reused.load(Ordering::Relaxed);
-                        slot.counters
-                            .reused
-                            .store(reused.saturating_sub(1), Ordering::Relaxed);
-                    });
+            let recycled = self.recycle_object(state);
+            if let Ok(Some(mut state)) = recycled {
+                match self.on_checkout(&mut state) {
+                    Ok(()) => return Ok(state),
+                    Err(e) => {
+                        self.checkout_failed(state);
+                        return Err(e);
+                    }
                 }
             }
+            // The parked object was dropped: this checkout did not reuse one.
+            self.with_local_slot(|slot| {
+                let reused = slot.counters.reused.load(Ordering::Relaxed);
+                slot.counters
+                    .reused
+                    .store(reused.saturating_sub(1), Ordering::Relaxed);
+            });
+            recycled?;
         }
         let obj = self.create_object()?;
-        Ok(self.fresh(obj))
+        self.fresh(obj)
     }
 
     /// Parks an object in this thread's slot (creating the slot on first return); drops

@@ -7,22 +7,18 @@
 //! is waiting. A slot reserved for a creation is always given back if the creation fails
 //! (or, under async, if the waiting future is dropped).
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use super::hold::{HoldCell, Holds};
 use super::{bump, Inner, Manager, Strategy};
 use crate::{Error, Result};
 
-/// An exclusive object with its checkout count.
+/// An exclusive object with its checkout count and, under leak detection, its hold cell.
 pub(crate) struct ObjectState<T> {
     pub(crate) obj: T,
     pub(crate) uses: u64,
-}
-
-impl<T> ObjectState<T> {
-    pub(crate) fn new(obj: T) -> Self {
-        Self { obj, uses: 0 }
-    }
+    pub(crate) hold: Option<Arc<HoldCell>>,
 }
 
 struct Idle<T> {
@@ -137,14 +133,14 @@ impl<M: Manager> Inner<M> {
         Ok(Step::Wait)
     }
 
-    /// Outside the lock: check an idle object (expiry, recycle). `None` means it was dropped
-    /// and its slot freed.
+    /// Outside the lock: check an idle object (expiry, recycle). `Ok(None)` means it was
+    /// dropped and its slot freed; so does an error (a panicking `recycle` or hook).
     fn revive(
         &self,
         q: &QueueState<M::Object>,
         idle: Idle<M::Object>,
-    ) -> Option<super::ObjectState<M::Object>> {
-        // A panic in `recycle` or a hook loses the object; the slot is freed all the same.
+    ) -> Result<Option<ObjectState<M::Object>>> {
+        // The slot is freed on every way out but success, unwinding included.
         let mut reservation = Reservation {
             inner: self,
             q,
@@ -160,17 +156,20 @@ impl<M: Manager> Inner<M> {
             ) => self.config.clock.now().saturating_duration_since(since) > *limit,
             _ => false,
         };
-        let revived = if expired {
+        if expired {
             self.close_object(idle.state.obj);
-            None
-        } else {
-            self.recycle_object(idle.state)
+            return Ok(None);
+        }
+        let Some(mut state) = self.recycle_object(idle.state)? else {
+            return Ok(None);
         };
-        let mut state = revived?;
         bump(&self.counters.reused);
-        self.on_checkout(&mut state);
+        if let Err(e) = self.on_checkout(&mut state) {
+            self.checkout_failed(state);
+            return Err(e);
+        }
         reservation.armed = false;
-        Some(state)
+        Ok(Some(state))
     }
 
     /// Frees a slot whose object is gone (dropped, or never created).
@@ -189,26 +188,39 @@ impl<M: Manager> Inner<M> {
             q,
             armed: true,
         };
-        let state = self.fresh(self.create_object()?);
+        let state = self.fresh(self.create_object()?)?;
         reservation.armed = false;
         Ok(state)
     }
 
-    pub(crate) fn fresh(&self, obj: M::Object) -> ObjectState<M::Object> {
-        let mut state = ObjectState::new(obj);
-        self.on_checkout(&mut state);
-        state
+    /// A new object's state, with its hold cell when leak detection is on.
+    pub(crate) fn new_state(&self, obj: M::Object) -> ObjectState<M::Object> {
+        ObjectState {
+            obj,
+            uses: 0,
+            hold: self.holds.as_ref().map(Holds::register),
+        }
+    }
+
+    /// A new object handed to a caller (or dropped, when `on_checkout` panics).
+    pub(crate) fn fresh(&self, obj: M::Object) -> Result<ObjectState<M::Object>> {
+        let mut state = self.new_state(obj);
+        match self.on_checkout(&mut state) {
+            Ok(()) => Ok(state),
+            Err(e) => {
+                self.checkout_failed(state);
+                Err(e)
+            }
+        }
     }
 
     /// Adds an eagerly created object to the idle list.
     pub(crate) fn park_new(&self, q: &QueueState<M::Object>, obj: M::Object) {
         let since = self.idle_since();
+        let state = self.new_state(obj);
         let mut s = q.lock();
         s.total += 1;
-        s.idle.push(Idle {
-            state: ObjectState::new(obj),
-            since,
-        });
+        s.idle.push(Idle { state, since });
     }
 
     fn idle_since(&self) -> Option<Instant> {
@@ -228,12 +240,13 @@ impl<M: Manager> Inner<M> {
         // The wait's clock starts at the first wait: a checkout that finds an object reads
         // no clock.
         let mut waiting_since: Option<(Instant, Option<Instant>)> = None;
+        let mut scanned = self.holds.is_none();
         let mut s = q.lock();
         loop {
             match self.step(&mut s)? {
                 Step::Reuse(idle) => {
                     drop(s);
-                    if let Some(state) = self.revive(q, idle) {
+                    if let Some(state) = self.revive(q, idle)? {
                         return Ok(state);
                     }
                     s = q.lock();
@@ -242,12 +255,18 @@ impl<M: Manager> Inner<M> {
                     drop(s);
                     return self.create_in_slot(q);
                 }
+                Step::Wait if !scanned => {
+                    // An exhausted pool is where a guard never returned hurts: look for one
+                    // (outside the lock) before the first wait, then look at the slots again.
+                    scanned = true;
+                    drop(s);
+                    self.scan_holds();
+                    s = q.lock();
+                }
                 Step::Wait => {
                     let now = Instant::now();
-                    let (start, deadline) = *waiting_since.get_or_insert_with(|| {
-                        bump(&self.counters.waits);
-                        (now, now.checked_add(self.wait_timeout()))
-                    });
+                    let (start, deadline) =
+                        *waiting_since.get_or_insert_with(|| self.start_waiting());
                     let left = match deadline {
                         Some(deadline) if now >= deadline => {
                             drop(s);
@@ -268,6 +287,13 @@ impl<M: Manager> Inner<M> {
         }
     }
 
+    /// A blocking checkout's first wait: counted; (start, deadline).
+    fn start_waiting(&self) -> (Instant, Option<Instant>) {
+        bump(&self.counters.waits);
+        let now = Instant::now();
+        (now, now.checked_add(self.wait_timeout()))
+    }
+
     fn timed_out(&self, waited: std::time::Duration) -> Error {
         bump(&self.counters.timeouts);
         Error::PoolTimeout {
@@ -284,8 +310,14 @@ impl<M: Manager> Inner<M> {
         keep: bool,
     ) {
         if !keep {
+            // Freed after the object is dropped (so the bound holds), even if `on_close`
+            // panics.
+            let _slot = Reservation {
+                inner: self,
+                q,
+                armed: true,
+            };
             self.close_object(state.obj);
-            self.release_slot(q);
             return;
         }
         let since = self.idle_since();
@@ -333,7 +365,7 @@ impl<M: Manager> Inner<M> {
             };
             match step {
                 Step::Reuse(idle) => {
-                    if let Some(state) = self.revive(q, idle) {
+                    if let Some(state) = self.revive(q, idle)? {
                         return Ok(state);
                     }
                 }
@@ -343,6 +375,7 @@ impl<M: Manager> Inner<M> {
                     if !waited {
                         waited = true;
                         bump(&self.counters.waits);
+                        self.scan_holds();
                     }
                     match deadline {
                         Some(deadline) if tokio::time::Instant::now() >= deadline => {
@@ -370,8 +403,8 @@ impl<M: Manager> Inner<M> {
             armed: true,
         };
         if let Some(create) = self.manager.create_async() {
-            let obj = self.created(create.await)?;
-            let state = self.fresh(obj);
+            let made = self.guarded_async("AsyncManager::create", create).await?;
+            let state = self.fresh(self.created(made)?)?;
             reservation.armed = false;
             return Ok(state);
         }
@@ -379,14 +412,12 @@ impl<M: Manager> Inner<M> {
             return Err(self.closed_error());
         };
         let created = tokio::task::spawn_blocking(move || owner.create_object()).await;
-        match created {
-            Ok(Ok(obj)) => {
-                reservation.armed = false;
-                Ok(self.fresh(obj))
-            }
-            Ok(Err(e)) => Err(e),
-            Err(join) => Err(self.join_error(join)),
-        }
+        let state = match created {
+            Ok(made) => self.fresh(made?)?,
+            Err(join) => return Err(self.join_error(join)),
+        };
+        reservation.armed = false;
+        Ok(state)
     }
 }
 
