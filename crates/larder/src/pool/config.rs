@@ -68,8 +68,9 @@ pub struct PoolConfig {
     pub name: String,
     /// How objects are handed out.
     pub strategy: Strategy,
-    /// A checkout held longer than this is reported as a leak when it is returned: the
-    /// `leaks` counter of [`PoolStats`](super::PoolStats) and a `log::warn!` naming the pool.
+    /// A checkout held longer than this is reported once, with a `log::warn!` naming the
+    /// pool: when it comes back (`leaks` in [`PoolStats`](super::PoolStats)) or, if it is
+    /// still out, at a later `stats` call or checkout (`held_too_long`).
     pub max_hold: Option<Duration>,
     /// The clock used for idle expiry and `max_hold` (a [`ManualClock`] in tests). Wait
     /// timeouts always use real time, since a waiting thread sleeps on it.
