@@ -1,5 +1,5 @@
-//! `larder ring` places keys as the Python clients do (vectors from
-//! shared/notes/memcached-interop.md) and reports bad input in one line.
+//! `larder ring` places keys as the Python clients do (the vectors of
+//! `docs/memcached-interop.md`) and reports bad input in one line.
 
 use std::process::Command;
 

@@ -13,7 +13,8 @@
 //!
 //! `Bool` is written as pylibmc writes it (flag 2, `1`/`0`); every Python client reads it
 //! back as the int 1 or 0, and so do we. Unknown flag bits are an error, as in pylibmc and
-//! python-memcached (pymemcache would return raw bytes).
+//! python-memcached (pymemcache would return raw bytes). The flags and how each client
+//! treats them are written up in the repository's `docs/memcached-interop.md`.
 
 use std::io::Read as _;
 use std::io::Write as _;

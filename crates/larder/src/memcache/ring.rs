@@ -9,8 +9,10 @@
 //! | `PythonMemcached` | python-memcached (weighted crc buckets, dead-server rehash) | crc |
 //! | `Rendezvous` | pymemcache `HashClient` (murmur3 rendezvous) | murmur3 |
 //!
-//! The facts behind each mode are in `shared/notes/memcached-interop.md`; tests check them
-//! against the real Python clients. A ring is pure: no network, no clock. Dead servers are
+//! The facts behind each mode (hash functions, point counts, lookup, test vectors) are in
+//! the repository's `docs/memcached-interop.md`; the tests below check the vectors, and the
+//! interop tests check placement against the real Python clients. A ring is pure: no
+//! network, no clock. Dead servers are
 //! taken out with [`Ring::without`] (ketama modes rebuild the continuum as libmemcached's
 //! `remove_failed` does; `PythonMemcached` rehashes as python-memcached does).
 
@@ -583,7 +585,7 @@ mod tests {
             .collect()
     }
 
-    /// The vectors in shared/notes/memcached-interop.md, read off pylibmc.
+    /// The vectors of `docs/memcached-interop.md`, read off pylibmc and pymemcache.
     #[test]
     fn notes_vectors() {
         use Distribution::*;
