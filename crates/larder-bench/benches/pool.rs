@@ -12,13 +12,15 @@
 //! operation as one thread sees it (the slower thread's total / iterations), so contention
 //! shows up as a larger number. Queue-like pools get one object per thread, so nobody waits
 //! for an object: what is measured is the checkout machinery itself. Beside the wall time,
-//! the CPU column is the slower thread's own time on CPU (`/proc/thread-self/schedstat`,
+//! the CPU column is the slower thread's own time on CPU (`CLOCK_THREAD_CPUTIME_ID`,
 //! Linux), which leaves out the time the thread was preempted on a busy machine (and the
 //! time it slept on a contended lock).
 //!
-//! Run: `cargo bench -p larder-bench --bench pool` (`POOL_ROUNDS=31` for a steadier median;
-//! `POOL_ONLY=PerThread` runs only the contenders whose name holds that text, to profile
-//! one under `perf record`).
+//! Run: `cargo bench -p larder-bench --bench pool`. Knobs: `POOL_ROUNDS=31` for a steadier
+//! median; `POOL_THREADS=1` (or `2`, default `1,2`); `POOL_ONLY=PerThread` runs only the
+//! contenders whose name holds that text and `POOL_ITERS=N` fixes the iterations per block,
+//! to profile one under `perf record` or count its instructions under
+//! `valgrind --tool=callgrind` (two runs differing only in `POOL_ROUNDS`).
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -73,10 +75,21 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The calling thread's time on CPU so far, in ns (`None` where the kernel does not say).
+/// The calling thread's time on CPU so far, in ns.
+#[cfg(target_os = "linux")]
 fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points to one.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
 }
 
 /// One block of one contender: ns per operation as the slower thread saw it.
@@ -167,12 +180,20 @@ const NAMES: [&str; 6] = [
 fn main() {
     let rounds: usize = env_or::<usize>("POOL_ROUNDS", 15).max(1);
     let block_ms: f64 = env_or("POOL_BLOCK_MS", 20.0);
-    for threads in [1usize, 2] {
-        run_threads(threads, rounds, block_ms);
+    let fixed_iters: Option<u64> = std::env::var("POOL_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let threads: Vec<usize> = std::env::var("POOL_THREADS")
+        .unwrap_or_else(|_| "1,2".to_owned())
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect();
+    for threads in threads {
+        run_threads(threads, rounds, block_ms, fixed_iters);
     }
 }
 
-fn run_threads(threads: usize, rounds: usize, block_ms: f64) {
+fn run_threads(threads: usize, rounds: usize, block_ms: f64, fixed_iters: Option<u64>) {
     let arc = Arc::new(Conn(7));
     let shared = larder_pool(Strategy::Shared);
     let queue = larder_pool(Strategy::queue(threads));
@@ -214,6 +235,9 @@ fn run_threads(threads: usize, rounds: usize, block_ms: f64) {
     let iters: Vec<u64> = ops
         .iter()
         .map(|op| {
+            if let Some(n) = fixed_iters {
+                return n;
+            }
             // A contender left out by `POOL_ONLY` still gets its count: the probe is short.
             let probe = 20_000;
             let warm = block(threads, probe, *op);

@@ -47,16 +47,34 @@ pub struct Pooled<'a, M: Manager> {
 impl<'a, M: Manager> Pooled<'a, M> {
     #[inline]
     pub(crate) fn new(pool: PoolRef<'a, M>, held: Held<M::Object>) -> Self {
-        // An exclusive object's checkout start is in its hold cell.
-        let (shared, exclusive, since) = match held {
-            Held::Shared(slot) => (Some(slot), None, pool.inner().hold_start()),
-            Held::Exclusive(state) => (None, Some(state), None),
-        };
+        match held {
+            Held::Shared(slot) => Self::shared(pool, slot),
+            // An exclusive object's checkout start is in its hold cell.
+            Held::Exclusive(state) => Self::exclusive(pool, state),
+        }
+    }
+
+    /// A guard of the `Shared` object.
+    #[inline]
+    pub(crate) fn shared(pool: PoolRef<'a, M>, slot: Arc<dyn SharedSlot<M::Object>>) -> Self {
+        let since = pool.inner().hold_start();
         Self {
             pool,
-            shared,
-            exclusive,
+            shared: Some(slot),
+            exclusive: None,
             since,
+            discard: false,
+        }
+    }
+
+    /// A guard of an exclusive object.
+    #[inline]
+    pub(crate) fn exclusive(pool: PoolRef<'a, M>, state: ObjectState<M::Object>) -> Self {
+        Self {
+            pool,
+            shared: None,
+            exclusive: Some(state),
+            since: None,
             discard: false,
         }
     }
@@ -112,11 +130,11 @@ impl<M: Manager> Drop for Pooled<'_, M> {
     #[inline]
     fn drop(&mut self) {
         let inner = self.pool.inner();
-        if let Some(state) = self.exclusive.take() {
+        if let Some(state) = &self.exclusive {
             if let Some(cell) = &state.hold {
                 inner.hold_back(cell);
             }
-            inner.give_back(state, self.discard);
+            inner.give_back(&mut self.exclusive, self.discard);
         } else {
             inner.check_hold(self.since);
         }

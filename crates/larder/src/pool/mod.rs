@@ -118,7 +118,6 @@ pub struct PoolStats {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) created: AtomicU64,
-    pub(crate) reused: AtomicU64,
     pub(crate) recycle_failures: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) waits: AtomicU64,
@@ -181,6 +180,8 @@ pub(crate) struct Inner<M: Manager> {
     pub(crate) counters: Counters,
     /// Leak detection, when `max_hold` is set.
     pub(crate) holds: Option<Holds>,
+    /// `Queue`'s `max_uses`: checkouts are counted only when it is set.
+    max_uses: Option<u64>,
     pub(crate) backend: Backend<M::Object>,
 }
 
@@ -312,6 +313,10 @@ impl<M: Manager> Pool<M> {
         let holds = config
             .max_hold
             .map(|max| Holds::new(config.clock.now(), max));
+        let max_uses = match config.strategy {
+            Strategy::Queue { max_uses, .. } => max_uses,
+            _ => None,
+        };
         let inner = Arc::new_cyclic(|me| Inner {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
@@ -321,6 +326,7 @@ impl<M: Manager> Pool<M> {
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             holds,
+            max_uses,
             backend,
         });
         inner.fill_eagerly()?;
@@ -349,16 +355,27 @@ impl<M: Manager> Pool<M> {
     /// have filled is freed), [`Error::Unavailable`] after [`close`](Pool::close).
     #[inline]
     pub fn get(&self) -> Result<Pooled<'_, M>> {
-        // `Shared` after its first checkout: the whole checkout is an `Arc` clone.
-        if let Backend::Shared(s) = &self.inner.backend {
-            if let (Some(slot), false) = (s.slot.get(), self.is_closed()) {
-                let held = Held::Shared(Arc::clone(slot));
-                return Ok(Pooled::new(guard::PoolRef::Borrowed(&self.inner), held));
+        let inner = &*self.inner;
+        match &inner.backend {
+            // `Shared` after its first checkout: the whole checkout is an `Arc` clone.
+            Backend::Shared(s) => {
+                if let (Some(slot), false) = (s.slot.get(), self.is_closed()) {
+                    let slot = Arc::clone(slot);
+                    return Ok(Pooled::shared(guard::PoolRef::Borrowed(inner), slot));
+                }
             }
+            // Straight to the thread's slot, the guard built in place.
+            Backend::PerThread(_) if !self.is_closed() => {
+                return match inner.checkout_local() {
+                    Ok(state) => Ok(Pooled::exclusive(guard::PoolRef::Borrowed(inner), state)),
+                    Err(e) => Err(e),
+                };
+            }
+            _ => {}
         }
-        self.inner
+        inner
             .checkout()
-            .map(|held| Pooled::new(guard::PoolRef::Borrowed(&self.inner), held))
+            .map(|held| Pooled::new(guard::PoolRef::Borrowed(inner), held))
     }
 
     /// Like [`get`](Pool::get), but the guard owns a handle to the pool, so it can outlive
@@ -395,7 +412,7 @@ impl<M: Manager> Pool<M> {
         let c = &inner.counters;
         let mut stats = PoolStats {
             created: c.created.load(Ordering::Relaxed),
-            reused: c.reused.load(Ordering::Relaxed),
+            reused: 0,
             recycle_failures: c.recycle_failures.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
             waits: c.waits.load(Ordering::Relaxed),
@@ -413,13 +430,14 @@ impl<M: Manager> Pool<M> {
                 }
             }
             Backend::Queue(q) => {
-                let (idle, in_use) = q.occupancy();
+                let (idle, in_use, reused) = q.occupancy();
                 stats.idle = idle;
                 stats.in_use = in_use;
+                stats.reused = reused;
             }
             Backend::PerThread(p) => {
                 let (reused, idle) = p.totals();
-                stats.reused += reused;
+                stats.reused = reused;
                 stats.idle = idle;
                 let alive = stats.created.saturating_sub(stats.closed);
                 stats.in_use = alive.saturating_sub(idle);
@@ -441,6 +459,12 @@ impl<A: AsyncManager> Pool<Async<A>> {
     pub fn new_async(manager: A, config: PoolConfig) -> Result<Self> {
         Self::new_unsync(Async(manager), config)
     }
+}
+
+/// Runs `hook` on `obj`; the payload of its panic, if it panicked.
+#[inline(never)]
+fn run_hook_catching<T>(hook: &Hook<T>, obj: &mut T) -> Option<Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| hook(obj))).err()
 }
 
 /// What a checkout holds: the shared object or an exclusive one.
@@ -521,7 +545,7 @@ impl<M: Manager> Inner<M> {
         })?;
         bump(&self.counters.created);
         if let Some(hook) = &self.hooks.on_create {
-            if let Err(e) = self.guarded("the on_create hook", || hook(&mut obj)) {
+            if let Err(e) = self.run_hook("the on_create hook", hook, &mut obj) {
                 self.close_object(obj);
                 return Err(e);
             }
@@ -578,13 +602,17 @@ impl<M: Manager> Inner<M> {
     /// object with [`checkout_failed`](Self::checkout_failed).
     #[inline]
     pub(crate) fn on_checkout(&self, state: &mut ObjectState<M::Object>) -> Result<()> {
-        state.uses += 1;
+        // Counted only where it retires objects: an increment of the moving state costs a
+        // stall on each checkout.
+        if self.max_uses.is_some() {
+            state.uses += 1;
+        }
         if let Some(cell) = &state.hold {
             self.hold_out(cell);
         }
         match &self.hooks.on_checkout {
             None => Ok(()),
-            Some(hook) => self.guarded("the on_checkout hook", || hook(&mut state.obj)),
+            Some(hook) => self.run_hook("the on_checkout hook", hook, &mut state.obj),
         }
     }
 
@@ -597,48 +625,54 @@ impl<M: Manager> Inner<M> {
         self.close_object(state.obj);
     }
 
-    /// Gives an exclusive object back after use (or drops it when broken, retired, closed).
-    pub(crate) fn give_back(&self, mut state: ObjectState<M::Object>, discard: bool) {
+    /// Gives a guard's exclusive object back after use (or drops it when broken, retired,
+    /// closed). It is taken from the guard's own field, so that a parked object moves once.
+    #[inline]
+    pub(crate) fn give_back(&self, held: &mut Option<ObjectState<M::Object>>, discard: bool) {
+        let Some(state) = held.as_mut() else {
+            return;
+        };
         let panicking = std::thread::panicking();
         // A panicking `on_return` drops the object and frees its slot; then the panic goes
         // on to the guard's owner, as any panic in a `Drop` would.
         let mut hook_panic = None;
         if !discard && !panicking {
             if let Some(hook) = &self.hooks.on_return {
-                hook_panic = catch_unwind(AssertUnwindSafe(|| hook(&mut state.obj))).err();
+                hook_panic = run_hook_catching(hook, &mut state.obj);
             }
         }
         let keep = !discard
             && hook_panic.is_none()
             && !panicking
             && !self.closed.load(Ordering::Relaxed)
-            && !self.retired(&state)
+            && !self.retired(state)
             && !self.manager.is_broken(&mut state.obj);
         match &self.backend {
-            Backend::Queue(q) => self.return_queue(q, state, keep),
-            Backend::PerThread(_) => {
-                if keep {
-                    self.return_local(state);
-                } else {
+            Backend::Queue(q) => self.return_queue(q, held, keep),
+            Backend::PerThread(_) if keep => self.return_local(held),
+            // A Shared pool never holds exclusive objects.
+            Backend::PerThread(_) | Backend::Shared(_) => {
+                if let Some(state) = held.take() {
                     self.close_object(state.obj);
                 }
             }
-            // A Shared pool never holds exclusive objects.
-            Backend::Shared(_) => self.close_object(state.obj),
         }
         if let Some(payload) = hook_panic {
             std::panic::resume_unwind(payload);
         }
     }
 
-    fn retired(&self, state: &ObjectState<M::Object>) -> bool {
-        match self.config.strategy {
-            Strategy::Queue {
-                max_uses: Some(max),
-                ..
-            } => state.uses >= max,
-            _ => false,
+    /// Runs a checkout-time hook; a panic becomes [`Error::Panicked`] naming it.
+    #[inline(never)]
+    fn run_hook(&self, what: &str, hook: &Hook<M::Object>, obj: &mut M::Object) -> Result<()> {
+        match run_hook_catching(hook, obj) {
+            None => Ok(()),
+            Some(payload) => Err(self.panicked(what, payload)),
         }
+    }
+
+    fn retired(&self, state: &ObjectState<M::Object>) -> bool {
+        self.max_uses.is_some_and(|max| state.uses >= max)
     }
 
     fn fill_eagerly(&self) -> Result<()> {

@@ -36,12 +36,28 @@ thread_local! {
 }
 
 /// Written only by the thread that owns the slot (plain load + store, no locked
-/// read-modify-write on the fast path); read by `Pool::stats` from any thread.
+/// read-modify-write on the fast path); read by `Pool::stats` from any thread. Aligned to
+/// its own cache lines, so that two threads' counters never share one.
 #[derive(Default)]
+#[repr(align(128))]
 struct ThreadCounters {
     reused: AtomicU64,
     /// 1 while the thread's slot holds an object.
     idle: AtomicU64,
+}
+
+impl ThreadCounters {
+    #[inline]
+    fn checked_out(&self) {
+        self.idle.store(0, Ordering::Relaxed);
+        let reused = self.reused.load(Ordering::Relaxed);
+        self.reused.store(reused + 1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn parked(&self) {
+        self.idle.store(1, Ordering::Relaxed);
+    }
 }
 
 struct ThreadSlot<M: Manager> {
@@ -115,6 +131,7 @@ impl<M: Manager> Inner<M> {
 
     /// Runs `f` on this thread's slot of this pool, if there is one and the table is
     /// reachable (not being destroyed, not borrowed by an outer call).
+    #[inline]
     fn with_local_slot<R>(&self, f: impl FnOnce(&mut ThreadSlot<M>) -> R) -> Option<R> {
         LOCAL
             .try_with(|local| {
@@ -127,60 +144,93 @@ impl<M: Manager> Inner<M> {
             .flatten()
     }
 
+    /// Checks out this thread's object (or a new one). The common case — a parked object,
+    /// default `recycle`, no hook — is inlined into `Pool::get` (forced: out of line, the
+    /// object makes one more trip through memory); the rest is out of line.
+    #[inline(always)]
     pub(crate) fn checkout_local(&self) -> Result<ObjectState<M::Object>> {
         let parked = self.with_local_slot(|slot| {
             let state = slot.obj.take()?;
-            let counters = &slot.counters;
-            counters.idle.store(0, Ordering::Relaxed);
-            let reused = counters.reused.load(Ordering::Relaxed);
-            counters.reused.store(reused + 1, Ordering::Relaxed);
+            slot.counters.checked_out();
             Some(state)
         });
-        if let Some(state) = parked.flatten() {
-            let recycled = self.recycle_object(state);
-            if let Ok(Some(mut state)) = recycled {
-                match self.on_checkout(&mut state) {
-                    Ok(()) => return Ok(state),
-                    Err(e) => {
-                        self.checkout_failed(state);
-                        return Err(e);
-                    }
+        let Some(state) = parked.flatten() else {
+            return self.create_local();
+        };
+        match self.recycle_object(state) {
+            Ok(Some(mut state)) => match self.on_checkout(&mut state) {
+                Ok(()) => Ok(state),
+                Err(e) => {
+                    self.checkout_failed(state);
+                    Err(e)
                 }
+            },
+            Ok(None) => {
+                self.unreuse_local();
+                self.create_local()
             }
-            // The parked object was dropped: this checkout did not reuse one.
-            self.with_local_slot(|slot| {
-                let reused = slot.counters.reused.load(Ordering::Relaxed);
-                slot.counters
-                    .reused
-                    .store(reused.saturating_sub(1), Ordering::Relaxed);
-            });
-            recycled?;
+            Err(e) => {
+                self.unreuse_local();
+                Err(e)
+            }
         }
+    }
+
+    /// The parked object was dropped (failed `recycle`): this checkout did not reuse one.
+    #[cold]
+    fn unreuse_local(&self) {
+        self.with_local_slot(|slot| {
+            let reused = slot.counters.reused.load(Ordering::Relaxed);
+            slot.counters
+                .reused
+                .store(reused.saturating_sub(1), Ordering::Relaxed);
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create_local(&self) -> Result<ObjectState<M::Object>> {
         let obj = self.create_object()?;
         self.fresh(obj)
     }
 
-    /// Parks an object in this thread's slot (creating the slot on first return); drops
-    /// it when the slot is already full or the table is unreachable.
-    pub(crate) fn return_local(&self, state: ObjectState<M::Object>) {
+    /// Parks a guard's object in this thread's slot (creating the slot on first return);
+    /// drops it when the slot is already full or the table is unreachable. The object moves
+    /// straight from the guard's field into the slot.
+    #[inline(always)]
+    pub(crate) fn return_local(&self, held: &mut Option<ObjectState<M::Object>>) {
+        let parked = self.with_local_slot(|slot| {
+            if slot.obj.is_none() {
+                slot.obj = held.take();
+                slot.counters.parked();
+            }
+        });
+        let Some(state) = held.take() else {
+            return;
+        };
+        match parked {
+            // The slot was full (a nested checkout): this one goes.
+            Some(()) => self.close_object(state.obj),
+            None => self.return_local_slow(state),
+        }
+    }
+
+    /// A return on a thread that has no slot of this pool yet: registers one.
+    #[cold]
+    #[inline(never)]
+    fn return_local_slow(&self, state: ObjectState<M::Object>) {
         let mut state = Some(state);
         let mut pruned = Vec::new();
         let _ = LOCAL.try_with(|local| {
             let Ok(mut local) = local.try_borrow_mut() else {
                 return;
             };
-            if let Some(entry) = local.iter_mut().find(|e| e.pool_id == self.id) {
-                if let Some(slot) = entry.slot.downcast_mut::<ThreadSlot<M>>() {
-                    if slot.obj.is_none() {
-                        slot.obj = state.take();
-                        slot.counters.idle.store(1, Ordering::Relaxed);
-                    }
-                }
-                return;
-            }
             let Some(per_thread) = self.per_thread() else {
                 return;
             };
+            if local.iter().any(|e| e.pool_id == self.id) {
+                return;
+            }
             // Slots of pools that are gone are dropped outside the borrow.
             let mut i = 0;
             while i < local.len() {
@@ -191,7 +241,7 @@ impl<M: Manager> Inner<M> {
                 }
             }
             let counters = per_thread.register();
-            counters.idle.store(1, Ordering::Relaxed);
+            counters.parked();
             local.push(LocalEntry {
                 pool_id: self.id,
                 slot: Box::new(ThreadSlot::<M> {

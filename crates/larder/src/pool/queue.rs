@@ -31,6 +31,9 @@ struct Slots<T> {
     /// Objects alive or being created.
     total: usize,
     in_use: usize,
+    /// Checkouts served by an idle object (counted here, under the lock the checkout takes
+    /// anyway, rather than with one more atomic operation).
+    reused: u64,
     sync_waiters: usize,
     #[cfg(feature = "tokio")]
     async_waiters: usize,
@@ -50,6 +53,7 @@ impl<T> QueueState<T> {
                 idle: Vec::new(),
                 total: 0,
                 in_use: 0,
+                reused: 0,
                 sync_waiters: 0,
                 #[cfg(feature = "tokio")]
                 async_waiters: 0,
@@ -65,10 +69,10 @@ impl<T> QueueState<T> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// (idle, in use)
-    pub(crate) fn occupancy(&self) -> (u64, u64) {
+    /// (idle, in use, reused)
+    pub(crate) fn occupancy(&self) -> (u64, u64, u64) {
         let s = self.lock();
-        (s.idle.len() as u64, s.in_use as u64)
+        (s.idle.len() as u64, s.in_use as u64, s.reused)
     }
 
     /// Takes every idle object out (used when the pool is dropped or closed).
@@ -123,6 +127,7 @@ impl<M: Manager> Inner<M> {
         }
         if let Some(idle) = s.idle.pop() {
             s.in_use += 1;
+            s.reused += 1;
             return Ok(Step::Reuse(idle));
         }
         if s.total < self.max_size() {
@@ -140,11 +145,13 @@ impl<M: Manager> Inner<M> {
         q: &QueueState<M::Object>,
         idle: Idle<M::Object>,
     ) -> Result<Option<ObjectState<M::Object>>> {
-        // The slot is freed on every way out but success, unwinding included.
+        // The slot is freed on every way out but success, unwinding included (and the
+        // checkout was no reuse after all).
         let mut reservation = Reservation {
             inner: self,
             q,
             armed: true,
+            reused: true,
         };
         let expired = match (&self.config.strategy, idle.since) {
             (
@@ -163,7 +170,6 @@ impl<M: Manager> Inner<M> {
         let Some(mut state) = self.recycle_object(idle.state)? else {
             return Ok(None);
         };
-        bump(&self.counters.reused);
         if let Err(e) = self.on_checkout(&mut state) {
             self.checkout_failed(state);
             return Err(e);
@@ -172,11 +178,15 @@ impl<M: Manager> Inner<M> {
         Ok(Some(state))
     }
 
-    /// Frees a slot whose object is gone (dropped, or never created).
-    fn release_slot(&self, q: &QueueState<M::Object>) {
+    /// Frees a slot whose object is gone (dropped, or never created); `reused` when it was
+    /// counted as a reuse that did not happen.
+    fn release_slot(&self, q: &QueueState<M::Object>, reused: bool) {
         let mut s = q.lock();
         s.total -= 1;
         s.in_use -= 1;
+        if reused {
+            s.reused -= 1;
+        }
         q.wake(&s, false);
     }
 
@@ -187,6 +197,7 @@ impl<M: Manager> Inner<M> {
             inner: self,
             q,
             armed: true,
+            reused: false,
         };
         let state = self.fresh(self.create_object()?)?;
         reservation.armed = false;
@@ -302,29 +313,36 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// Takes back an object after use: parks it (`keep`) or drops it and frees its slot.
+    /// Takes back a guard's object after use: parks it (`keep`) or drops it and frees its
+    /// slot. It is taken from the guard's own field, under the lock, so that it moves once.
     pub(crate) fn return_queue(
         &self,
         q: &QueueState<M::Object>,
-        state: ObjectState<M::Object>,
+        held: &mut Option<ObjectState<M::Object>>,
         keep: bool,
     ) {
         if !keep {
+            let Some(state) = held.take() else {
+                return;
+            };
             // Freed after the object is dropped (so the bound holds), even if `on_close`
             // panics.
             let _slot = Reservation {
                 inner: self,
                 q,
                 armed: true,
+                reused: false,
             };
             self.close_object(state.obj);
             return;
         }
         let since = self.idle_since();
         let mut s = q.lock();
-        s.in_use -= 1;
-        s.idle.push(Idle { state, since });
-        q.wake(&s, false);
+        if let Some(state) = held.take() {
+            s.in_use -= 1;
+            s.idle.push(Idle { state, since });
+            q.wake(&s, false);
+        }
     }
 
     /// Drops idle objects and wakes every waiter (they then see the pool closed).
@@ -401,6 +419,7 @@ impl<M: Manager> Inner<M> {
             inner: self,
             q,
             armed: true,
+            reused: false,
         };
         if let Some(create) = self.manager.create_async() {
             let made = self.guarded_async("AsyncManager::create", create).await?;
@@ -440,12 +459,14 @@ struct Reservation<'a, M: Manager> {
     inner: &'a Inner<M>,
     q: &'a QueueState<M::Object>,
     armed: bool,
+    /// The slot's checkout was counted as a reuse.
+    reused: bool,
 }
 
 impl<M: Manager> Drop for Reservation<'_, M> {
     fn drop(&mut self) {
         if self.armed {
-            self.inner.release_slot(self.q);
+            self.inner.release_slot(self.q, self.reused);
         }
     }
 }
