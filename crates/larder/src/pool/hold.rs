@@ -146,29 +146,41 @@ impl<M: Manager> Inner<M> {
         holds
             .next_scan
             .store(now.saturating_add(quarter.max(1)), Ordering::Relaxed);
-        let mut cells = holds.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        cells.retain(|c| Arc::strong_count(c) > 1);
-        for cell in cells.iter() {
-            let word = cell.0.load(Ordering::Relaxed);
-            if word == 0 || word & REPORTED != 0 {
-                continue;
+        let mut found = Vec::new();
+        {
+            let mut cells = holds.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            cells.retain(|c| Arc::strong_count(c) > 1);
+            for cell in cells.iter() {
+                let word = cell.0.load(Ordering::Relaxed);
+                if word == 0 || word & REPORTED != 0 {
+                    continue;
+                }
+                let held = Holds::elapsed(word - 1, now);
+                // Exactly one of this exchange and the owner's `hold_back` sees the checkout.
+                if held > holds.max
+                    && cell
+                        .0
+                        .compare_exchange(
+                            word,
+                            word | REPORTED,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    found.push(held);
+                }
             }
-            let held = Holds::elapsed(word - 1, now);
-            // Exactly one of this exchange and the owner's `hold_back` sees the checkout.
-            if held > holds.max
-                && cell
-                    .0
-                    .compare_exchange(word, word | REPORTED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                bump(&self.counters.held_too_long);
-                log::warn!(
-                    "pool {:?}: an object has been checked out for {held:?}, longer than \
-                     max_hold {:?}, and is not back (a guard kept or forgotten?)",
-                    self.name(),
-                    holds.max
-                );
-            }
+        }
+        // Counted and logged outside the lock (a logger may be slow).
+        for held in found {
+            bump(&self.counters.held_too_long);
+            log::warn!(
+                "pool {:?}: an object has been checked out for {held:?}, longer than max_hold \
+                 {:?}, and is not back (a guard kept or forgotten?)",
+                self.name(),
+                holds.max
+            );
         }
     }
 }
