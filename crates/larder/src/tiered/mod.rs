@@ -115,8 +115,7 @@ impl<V: Clone + Send + Sync + 'static> AsyncTiered<V> {
         }
         tokio::task::spawn_blocking(move || notices.iter().try_for_each(|n| bus.publish(n)))
             .await
-            // The bus's publish panicked (or the runtime is shutting down).
-            .map_err(|e| Error::User(Box::new(e)))?
+            .map_err(|e| Error::from_join("the invalidation bus's publish", e))?
     }
 }
 
