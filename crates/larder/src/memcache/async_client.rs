@@ -260,13 +260,18 @@ impl AsyncManager for ConnManager {
 
     /// See the blocking client's `recycle`.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
+        self.recycle_after(conn, None)
+    }
+
+    fn recycle_after(&self, conn: &mut Box<Conn>, idle: Option<Duration>) -> Result<()> {
         let Conn {
             wire,
             stream,
             label,
             ..
         } = &**conn;
-        wire.check_out(self.config.idle_probe_after, || stream.peek_now(), label)
+        let probe_after = self.config.idle_probe_after;
+        wire.check_out(probe_after, idle, || stream.peek_now(), label)
     }
 
     /// See the blocking client's `is_broken` (a cancelled call's connection is not in step).

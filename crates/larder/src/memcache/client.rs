@@ -271,13 +271,18 @@ impl Manager for ConnManager {
     /// Before reusing a connection idle for `idle_probe_after` or more: closed by the
     /// server, or holding bytes nobody asked for, and it is replaced.
     fn recycle(&self, conn: &mut Box<Conn>) -> Result<()> {
+        self.recycle_after(conn, None)
+    }
+
+    fn recycle_after(&self, conn: &mut Box<Conn>, idle: Option<Duration>) -> Result<()> {
         let Conn {
             wire,
             stream,
             label,
             ..
         } = &**conn;
-        wire.check_out(self.config.idle_probe_after, || stream.peek_now(), label)
+        let probe_after = self.config.idle_probe_after;
+        wire.check_out(probe_after, idle, || stream.peek_now(), label)
     }
 
     /// A connection goes back to the pool only in step (see [`Wire::reusable`]).

@@ -84,8 +84,6 @@ pub(crate) struct Wire {
     offered: usize,
     /// The last read took less than it was offered: the socket held no more bytes then.
     drained: bool,
-    /// When the connection last went back to its pool in step.
-    idle_since: Option<Instant>,
 }
 
 impl Wire {
@@ -97,7 +95,6 @@ impl Wire {
             completed: 0,
             offered: 0,
             drained: true,
-            idle_since: None,
         }
     }
 
@@ -170,23 +167,24 @@ impl Wire {
     }
 
     /// The check-in rule, for the pool's `is_broken`: `true` (drop the connection) unless
-    /// it is [`reusable`](Self::reusable); a kept connection starts its idle time now.
-    pub(crate) fn check_in(&mut self, probe: impl FnOnce() -> io::Result<usize>) -> bool {
-        let keep = self.reusable(probe);
-        self.idle_since = keep.then(Instant::now);
-        !keep
+    /// it is [`reusable`](Self::reusable).
+    pub(crate) fn check_in(&self, probe: impl FnOnce() -> io::Result<usize>) -> bool {
+        !self.reusable(probe)
     }
 
     /// The check-out rule, for the pool's `recycle`: a connection idle for `probe_after` or
-    /// more is probed (closed, or bytes waiting, and it must be replaced).
+    /// more is probed (closed, or bytes waiting, and it must be replaced). `idle` is the
+    /// pool's measure of its idle time (the clients' pools keep one for their idle
+    /// timeout, so the connection keeps no clock of its own); unknown, it is probed.
     pub(crate) fn check_out(
         &self,
         probe_after: Duration,
+        idle: Option<Duration>,
         probe: impl FnOnce() -> io::Result<usize>,
         label: &str,
     ) -> Result<()> {
-        match self.idle_since {
-            Some(since) if since.elapsed() < probe_after => Ok(()),
+        match idle {
+            Some(idle) if idle < probe_after => Ok(()),
             _ => probe_verdict(probe(), label),
         }
     }

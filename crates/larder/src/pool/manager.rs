@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 #[cfg(doc)]
 use super::Pool;
@@ -25,6 +26,18 @@ pub trait Manager: Send + Sync + 'static {
     fn recycle(&self, obj: &mut Self::Object) -> Result<(), Self::Error> {
         let _ = obj;
         Ok(())
+    }
+
+    /// [`recycle`](Self::recycle), told how long the object sat idle when the pool knows
+    /// (a `Queue` with an `idle_timeout` measures it for its own expiry), so a manager whose
+    /// check depends on idle time needs no clock of its own. The default calls `recycle`.
+    fn recycle_after(
+        &self,
+        obj: &mut Self::Object,
+        idle: Option<Duration>,
+    ) -> Result<(), Self::Error> {
+        let _ = idle;
+        self.recycle(obj)
     }
 
     /// Cheap check when an object comes back; `true` drops it instead of keeping it.
@@ -61,6 +74,16 @@ pub trait AsyncManager: Send + Sync + 'static {
         Ok(())
     }
 
+    /// [`recycle`](Self::recycle) with the idle time (see [`Manager::recycle_after`]).
+    fn recycle_after(
+        &self,
+        obj: &mut Self::Object,
+        idle: Option<Duration>,
+    ) -> Result<(), Self::Error> {
+        let _ = idle;
+        self.recycle(obj)
+    }
+
     /// Cheap check when an object comes back (see [`Manager::is_broken`]).
     fn is_broken(&self, obj: &mut Self::Object) -> bool {
         let _ = obj;
@@ -85,6 +108,10 @@ impl<M: AsyncManager> Manager for Async<M> {
 
     fn recycle(&self, obj: &mut M::Object) -> Result<(), BoxError> {
         self.0.recycle(obj).map_err(Into::into)
+    }
+
+    fn recycle_after(&self, obj: &mut M::Object, idle: Option<Duration>) -> Result<(), BoxError> {
+        self.0.recycle_after(obj, idle).map_err(Into::into)
     }
 
     fn is_broken(&self, obj: &mut M::Object) -> bool {

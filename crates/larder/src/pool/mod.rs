@@ -565,15 +565,18 @@ impl<M: Manager> Inner<M> {
         drop(obj);
     }
 
-    /// Runs `recycle` on an object about to be reused. `Ok(None)`: it failed, and the
-    /// object was dropped and counted (the caller makes a new one). A panic drops the
-    /// object too, and is the caller's error.
+    /// Runs `recycle` on an object about to be reused, idle for `idle` when known.
+    /// `Ok(None)`: it failed, and the object was dropped and counted (the caller makes a new
+    /// one). A panic drops the object too, and is the caller's error.
     #[inline]
     pub(crate) fn recycle_object(
         &self,
         mut state: ObjectState<M::Object>,
+        idle: Option<Duration>,
     ) -> Result<Option<ObjectState<M::Object>>> {
-        match self.guarded("Manager::recycle", || self.manager.recycle(&mut state.obj)) {
+        match self.guarded("Manager::recycle", || {
+            self.manager.recycle_after(&mut state.obj, idle)
+        }) {
             Ok(Ok(())) => Ok(Some(state)),
             Ok(Err(e)) => {
                 self.recycle_failed(state, e.into());

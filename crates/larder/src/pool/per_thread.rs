@@ -157,7 +157,7 @@ impl<M: Manager> Inner<M> {
         let Some(state) = parked.flatten() else {
             return self.create_local();
         };
-        match self.recycle_object(state) {
+        match self.recycle_object(state, None) {
             Ok(Some(mut state)) => match self.on_checkout(&mut state) {
                 Ok(()) => Ok(state),
                 Err(e) => {

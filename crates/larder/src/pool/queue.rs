@@ -153,21 +153,25 @@ impl<M: Manager> Inner<M> {
             armed: true,
             reused: true,
         };
-        let expired = match (&self.config.strategy, idle.since) {
+        // Measured once, for the expiry and for the manager's recycle.
+        let idle_for = idle
+            .since
+            .map(|since| self.config.clock.now().saturating_duration_since(since));
+        let expired = match (&self.config.strategy, idle_for) {
             (
                 Strategy::Queue {
                     idle_timeout: Some(limit),
                     ..
                 },
-                Some(since),
-            ) => self.config.clock.now().saturating_duration_since(since) > *limit,
+                Some(idle_for),
+            ) => idle_for > *limit,
             _ => false,
         };
         if expired {
             self.close_object(idle.state.obj);
             return Ok(None);
         }
-        let Some(mut state) = self.recycle_object(idle.state)? else {
+        let Some(mut state) = self.recycle_object(idle.state, idle_for)? else {
             return Ok(None);
         };
         if let Err(e) = self.on_checkout(&mut state) {
