@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use larder::pool::{Manager, Pool, PoolConfig, Proxy, Strategy};
+use larder::pool::{Manager, Pool, PoolConfig, Proxy, QueueConfig, Strategy};
 
 // ---- "Shared.py": a proxy to a yet unknown object -------------------------------------
 
@@ -25,14 +25,13 @@ static CACHE: Proxy<StoreClient> = Proxy::new("cache");
 
 /// Points the proxy at a pool of clients of `store`.
 fn init_app(store: Arc<Mutex<HashMap<String, String>>>) -> larder::Result<Pool<Clients>> {
-    let strategy = Strategy::Queue {
-        min_size: 1,
-        max_size: 4,
-        wait_timeout: Duration::from_secs(2),
-        max_uses: None,
-        idle_timeout: Some(Duration::from_secs(300)),
-        eager: true,
-    };
+    let strategy = Strategy::Queue(
+        QueueConfig::new(4)
+            .min_size(1)
+            .wait_timeout(Duration::from_secs(2))
+            .idle_timeout(Duration::from_secs(300))
+            .eager(true),
+    );
     let pool = Pool::new(
         Clients {
             store,

@@ -27,7 +27,7 @@ use redis::{Cmd, Pipeline, Script};
 
 use crate::codec::{Codec, Encoded};
 use crate::invalidation::{InvalidationBus, Stale as Invalidation};
-use crate::pool::{Manager, Pool, PoolConfig, Strategy};
+use crate::pool::{Manager, Pool, PoolConfig, QueueConfig};
 use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
 /// How a [`RedisCache`] reaches its server.
@@ -118,14 +118,10 @@ impl Connections {
     fn new(config: RedisConfig) -> Result<Self> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
-        let strategy = Strategy::Queue {
-            min_size: 0,
-            max_size: config.max_connections.max(1),
-            wait_timeout: config.pool_wait,
-            max_uses: None,
-            idle_timeout: Some(Duration::from_secs(300)),
-            eager: false,
-        };
+        let strategy = QueueConfig::new(config.max_connections.max(1))
+            .wait_timeout(config.pool_wait)
+            .idle_timeout(Duration::from_secs(300))
+            .into();
         let pool_config = PoolConfig::new(format!("redis {}", config.url), strategy);
         let pool = Pool::new_unsync(RedisManager { client, config }, pool_config)?;
         Ok(Self { pool })

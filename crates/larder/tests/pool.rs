@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use larder::clock::ManualClock;
-use larder::pool::{Hooks, Manager, Pool, PoolConfig, Strategy};
+use larder::pool::{Hooks, Manager, Pool, PoolConfig, QueueConfig, Strategy};
 use larder::Error;
 
 /// An object that records a violation whenever two threads use it at once, and counts
@@ -91,14 +91,7 @@ impl Manager for Probes {
 }
 
 fn queue(max_size: usize, wait_timeout: Duration) -> Strategy {
-    Strategy::Queue {
-        min_size: 0,
-        max_size,
-        wait_timeout,
-        max_uses: None,
-        idle_timeout: None,
-        eager: false,
-    }
+    Strategy::Queue(QueueConfig::new(max_size).wait_timeout(wait_timeout))
 }
 
 fn all_strategies() -> Vec<Strategy> {
@@ -159,7 +152,7 @@ fn one_caller_code_runs_on_every_strategy_from_many_threads() {
         assert_eq!(stats.in_use, 0, "{strategy:?}: everything came back");
         match strategy {
             Strategy::Shared => assert_eq!(stats.created, 1),
-            Strategy::Queue { max_size, .. } => {
+            Strategy::Queue(QueueConfig { max_size, .. }) => {
                 assert!(stats.created as usize <= max_size, "{stats:?}");
                 assert_eq!(stats.created + stats.reused, 6 * 200);
             }
@@ -168,6 +161,7 @@ fn one_caller_code_runs_on_every_strategy_from_many_threads() {
                 assert_eq!(stats.reused, 6 * 199);
                 assert_eq!(probes.drops(), 6, "released when the threads ended");
             }
+            other => panic!("no check written for {other:?}"),
         }
     }
 }
@@ -298,14 +292,11 @@ fn failed_health_check_replaces_the_object() {
 
 #[test]
 fn objects_retire_after_max_uses() {
-    let strategy = Strategy::Queue {
-        min_size: 0,
-        max_size: 1,
-        wait_timeout: Duration::from_secs(1),
-        max_uses: Some(2),
-        idle_timeout: None,
-        eager: false,
-    };
+    let strategy = Strategy::Queue(
+        QueueConfig::new(1)
+            .wait_timeout(Duration::from_secs(1))
+            .max_uses(2),
+    );
     let probes = Probes::default();
     let pool = Pool::new(probes.clone(), PoolConfig::new("uses", strategy)).unwrap();
     let ids: Vec<u64> = (0..5).map(|_| pool.get().unwrap().id).collect();
@@ -317,14 +308,11 @@ fn objects_retire_after_max_uses() {
 #[test]
 fn idle_objects_expire_by_the_pool_clock() {
     let clock = ManualClock::new();
-    let strategy = Strategy::Queue {
-        min_size: 0,
-        max_size: 2,
-        wait_timeout: Duration::from_secs(1),
-        max_uses: None,
-        idle_timeout: Some(Duration::from_secs(60)),
-        eager: false,
-    };
+    let strategy = Strategy::Queue(
+        QueueConfig::new(2)
+            .wait_timeout(Duration::from_secs(1))
+            .idle_timeout(Duration::from_secs(60)),
+    );
     let config = PoolConfig::new("idle", strategy).clock(Arc::new(clock.clone()));
     let probes = Probes::default();
     let pool = Pool::new(probes.clone(), config).unwrap();
@@ -468,14 +456,11 @@ fn hooks_run_at_each_point_of_an_objects_life() {
             }
         })
         .on_close(hook("close"));
-    let strategy = Strategy::Queue {
-        min_size: 0,
-        max_size: 1,
-        wait_timeout: Duration::from_secs(1),
-        max_uses: Some(2),
-        idle_timeout: None,
-        eager: false,
-    };
+    let strategy = Strategy::Queue(
+        QueueConfig::new(1)
+            .wait_timeout(Duration::from_secs(1))
+            .max_uses(2),
+    );
     let pool = Pool::builder(Probes::default())
         .config(PoolConfig::new("hooks", strategy))
         .hooks(hooks)
@@ -538,14 +523,12 @@ fn closed_pools_refuse_checkouts_and_wake_waiters() {
 
 #[test]
 fn eager_queues_fill_at_build_and_validate_sizes() {
-    let strategy = Strategy::Queue {
-        min_size: 2,
-        max_size: 3,
-        wait_timeout: Duration::from_secs(1),
-        max_uses: None,
-        idle_timeout: None,
-        eager: true,
-    };
+    let strategy = Strategy::Queue(
+        QueueConfig::new(3)
+            .min_size(2)
+            .wait_timeout(Duration::from_secs(1))
+            .eager(true),
+    );
     let pool = Pool::new(
         Probes::default(),
         PoolConfig::new("eager", strategy.clone()),

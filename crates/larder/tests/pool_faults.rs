@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use larder::clock::ManualClock;
-use larder::pool::{Hooks, Manager, Pool, PoolConfig, Pooled, Strategy};
+use larder::pool::{Hooks, Manager, Pool, PoolConfig, Pooled, QueueConfig, Strategy};
 use larder::Error;
 
 /// Panics raised on purpose carry this text; the panic hook keeps them off stderr and
@@ -92,14 +92,7 @@ fn panicky_pool(strategy: Strategy) -> (Pool<Panicky>, Arc<Faults>) {
 }
 
 fn queue(max_size: usize, wait_timeout: Duration) -> Strategy {
-    Strategy::Queue {
-        min_size: 0,
-        max_size,
-        wait_timeout,
-        max_uses: None,
-        idle_timeout: None,
-        eager: false,
-    }
+    Strategy::Queue(QueueConfig::new(max_size).wait_timeout(wait_timeout))
 }
 
 /// Asserts `got` is the `Panicked` error of `what` in the pool "panicky".

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use larder::clock::ManualClock;
-use larder::pool::{Manager, Pool, PoolConfig, Strategy};
+use larder::pool::{Manager, Pool, PoolConfig, QueueConfig, Strategy};
 
 /// Records the idle time each recycle was told.
 #[derive(Default)]
@@ -28,13 +28,10 @@ impl Manager for Recorder {
 }
 
 fn queue(idle_timeout: Option<Duration>) -> Strategy {
-    Strategy::Queue {
-        min_size: 0,
-        max_size: 2,
-        wait_timeout: Duration::from_millis(50),
-        max_uses: None,
-        idle_timeout,
-        eager: false,
+    let queue = QueueConfig::new(2).wait_timeout(Duration::from_millis(50));
+    match idle_timeout {
+        Some(limit) => queue.idle_timeout(limit).into(),
+        None => queue.into(),
     }
 }
 

@@ -195,15 +195,10 @@ impl ClientConfig {
 
     /// The pool configuration of one server's connections (both clients).
     pub(crate) fn server_pool_config(&self, addr: &ServerAddr) -> crate::pool::PoolConfig {
-        let strategy = crate::pool::Strategy::Queue {
-            min_size: 0,
-            max_size: self.max_connections_per_server,
-            wait_timeout: self.pool_wait_timeout,
-            max_uses: None,
-            idle_timeout: Some(self.idle_timeout),
-            eager: false,
-        };
-        crate::pool::PoolConfig::new(format!("memcached {addr}"), strategy)
+        let strategy = crate::pool::QueueConfig::new(self.max_connections_per_server)
+            .wait_timeout(self.pool_wait_timeout)
+            .idle_timeout(self.idle_timeout);
+        crate::pool::PoolConfig::new(format!("memcached {addr}"), strategy.into())
     }
 
     /// Sets the server's item size limit (and raises the parser limit to match).

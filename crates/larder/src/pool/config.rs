@@ -10,6 +10,7 @@ use crate::{Error, Result};
 
 /// How a pool hands out objects. Switching strategy changes no caller code.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Strategy {
     /// One thread-safe object, created on first use and handed to every caller at once.
     /// A checkout is an `Arc` clone. Needs `M::Object: Sync` (see [`Pool::new`]).
@@ -17,20 +18,7 @@ pub enum Strategy {
     /// [`Pool::new`]: super::Pool::new
     Shared,
     /// A bounded set of exclusive objects; warm objects are reused last-in first-out.
-    Queue {
-        /// Objects created up front when `eager` is set.
-        min_size: usize,
-        /// Most objects alive at once (idle + checked out); at least 1.
-        max_size: usize,
-        /// How long a caller waits for a free object before [`Error::PoolTimeout`].
-        wait_timeout: Duration,
-        /// An object is retired after this many checkouts.
-        max_uses: Option<u64>,
-        /// An idle object older than this is dropped at the next checkout that finds it.
-        idle_timeout: Option<Duration>,
-        /// Create `min_size` objects when the pool is built (a failure fails the build).
-        eager: bool,
-    },
+    Queue(QueueConfig),
     /// One exclusive object per thread, created on the thread's first checkout and dropped
     /// when the thread ends (or at the thread's next checkout after [`Pool::close`]).
     ///
@@ -38,10 +26,30 @@ pub enum Strategy {
     PerThread,
 }
 
-impl Strategy {
-    /// A lazy queue of at most `max_size` objects, waiting up to 30 s, no retirement.
-    pub fn queue(max_size: usize) -> Self {
-        Strategy::Queue {
+/// The settings of [`Strategy::Queue`]: build with [`QueueConfig::new`] and its setters
+/// (new settings may be added without breaking callers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// Objects created up front when `eager` is set.
+    pub min_size: usize,
+    /// Most objects alive at once (idle + checked out); at least 1.
+    pub max_size: usize,
+    /// How long a caller waits for a free object before [`Error::PoolTimeout`].
+    pub wait_timeout: Duration,
+    /// An object is retired after this many checkouts.
+    pub max_uses: Option<u64>,
+    /// An idle object older than this is dropped at the next checkout that finds it.
+    pub idle_timeout: Option<Duration>,
+    /// Create `min_size` objects when the pool is built (a failure fails the build).
+    pub eager: bool,
+}
+
+impl QueueConfig {
+    /// A lazy queue of at most `max_size` objects, waiting up to 30 s, no retirement, no
+    /// idle expiry.
+    pub fn new(max_size: usize) -> Self {
+        Self {
             min_size: 0,
             max_size,
             wait_timeout: Duration::from_secs(30),
@@ -51,18 +59,64 @@ impl Strategy {
         }
     }
 
+    /// Objects created when the pool is built (with [`eager`](Self::eager)).
+    pub fn min_size(mut self, min_size: usize) -> Self {
+        self.min_size = min_size;
+        self
+    }
+
+    /// How long a checkout waits for a free object.
+    pub fn wait_timeout(mut self, wait_timeout: Duration) -> Self {
+        self.wait_timeout = wait_timeout;
+        self
+    }
+
+    /// Retires an object after `max_uses` checkouts.
+    pub fn max_uses(mut self, max_uses: u64) -> Self {
+        self.max_uses = Some(max_uses);
+        self
+    }
+
+    /// Drops an object idle longer than `idle_timeout` instead of reusing it.
+    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = Some(idle_timeout);
+        self
+    }
+
+    /// Creates `min_size` objects when the pool is built.
+    pub fn eager(mut self, eager: bool) -> Self {
+        self.eager = eager;
+        self
+    }
+}
+
+impl From<QueueConfig> for Strategy {
+    fn from(queue: QueueConfig) -> Self {
+        Strategy::Queue(queue)
+    }
+}
+
+impl Strategy {
+    /// A lazy queue of at most `max_size` objects ([`QueueConfig::new`]'s defaults).
+    pub fn queue(max_size: usize) -> Self {
+        Strategy::Queue(QueueConfig::new(max_size))
+    }
+
     /// The strategy's name as written in the code (`Shared`, `Queue`, `PerThread`).
     pub fn kind(&self) -> &'static str {
         match self {
             Strategy::Shared => "Shared",
-            Strategy::Queue { .. } => "Queue",
+            Strategy::Queue(_) => "Queue",
             Strategy::PerThread => "PerThread",
         }
     }
 }
 
-/// A pool's configuration: its name, its [`Strategy`], leak detection and its clock.
+/// A pool's configuration: its name, its [`Strategy`], leak detection and its clock. Build
+/// with [`PoolConfig::new`] and its setters (new settings may be added without breaking
+/// callers).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Names the pool in errors and log lines.
     pub name: String,
@@ -104,9 +158,9 @@ impl PoolConfig {
 
     /// Checks the numbers are consistent.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Strategy::Queue {
+        if let Strategy::Queue(QueueConfig {
             min_size, max_size, ..
-        } = self.strategy
+        }) = self.strategy
         {
             if max_size == 0 {
                 return Err(Error::Config(format!(

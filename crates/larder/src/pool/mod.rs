@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-pub use config::{Hook, Hooks, PoolConfig, Strategy};
+pub use config::{Hook, Hooks, PoolConfig, QueueConfig, Strategy};
 
 pub use guard::Pooled;
 pub use manager::{Async, AsyncManager, BoxFuture, Manager};
@@ -307,14 +307,14 @@ impl<M: Manager> Pool<M> {
                     )))
                 }
             },
-            Strategy::Queue { .. } => Backend::Queue(QueueState::new()),
+            Strategy::Queue(_) => Backend::Queue(QueueState::new()),
             Strategy::PerThread => Backend::PerThread(PerThreadState::new()),
         };
         let holds = config
             .max_hold
             .map(|max| Holds::new(config.clock.now(), max));
         let max_uses = match config.strategy {
-            Strategy::Queue { max_uses, .. } => max_uses,
+            Strategy::Queue(ref q) => q.max_uses,
             _ => None,
         };
         let inner = Arc::new_cyclic(|me| Inner {
@@ -681,11 +681,11 @@ impl<M: Manager> Inner<M> {
     fn fill_eagerly(&self) -> Result<()> {
         if let (
             Backend::Queue(q),
-            Strategy::Queue {
+            Strategy::Queue(QueueConfig {
                 min_size,
                 eager: true,
                 ..
-            },
+            }),
         ) = (&self.backend, &self.config.strategy)
         {
             for _ in 0..*min_size {
@@ -698,7 +698,7 @@ impl<M: Manager> Inner<M> {
 
     pub(crate) fn wait_timeout(&self) -> Duration {
         match self.config.strategy {
-            Strategy::Queue { wait_timeout, .. } => wait_timeout,
+            Strategy::Queue(ref q) => q.wait_timeout,
             _ => Duration::ZERO,
         }
     }

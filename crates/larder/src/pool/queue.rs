@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::hold::{HoldCell, Holds};
-use super::{bump, Inner, Manager, Strategy};
+use super::{bump, Inner, Manager, QueueConfig, Strategy};
 use crate::{Error, Result};
 
 /// An exclusive object with its checkout count and, under leak detection, its hold cell.
@@ -115,7 +115,7 @@ enum Step<T> {
 impl<M: Manager> Inner<M> {
     fn max_size(&self) -> usize {
         match self.config.strategy {
-            Strategy::Queue { max_size, .. } => max_size,
+            Strategy::Queue(ref q) => q.max_size,
             _ => 1,
         }
     }
@@ -159,10 +159,10 @@ impl<M: Manager> Inner<M> {
             .map(|since| self.config.clock.now().saturating_duration_since(since));
         let expired = match (&self.config.strategy, idle_for) {
             (
-                Strategy::Queue {
+                Strategy::Queue(QueueConfig {
                     idle_timeout: Some(limit),
                     ..
-                },
+                }),
                 Some(idle_for),
             ) => idle_for > *limit,
             _ => false,
@@ -240,10 +240,10 @@ impl<M: Manager> Inner<M> {
 
     fn idle_since(&self) -> Option<Instant> {
         match self.config.strategy {
-            Strategy::Queue {
+            Strategy::Queue(QueueConfig {
                 idle_timeout: Some(_),
                 ..
-            } => Some(self.config.clock.now()),
+            }) => Some(self.config.clock.now()),
             _ => None,
         }
     }
