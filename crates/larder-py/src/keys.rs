@@ -1,0 +1,178 @@
+//! Keys as pylibmc takes them: a `str` (sent as UTF-8) or `bytes`, at most 250 bytes; and
+//! which keys a client refuses ([`KeyPolicy`]).
+//!
+//! With `binary=True` any key works (larder sends a key holding spaces or control bytes
+//! base64 with the meta `b` flag, which reaches the same item as pylibmc's binary protocol).
+//! Without it, a key memcached's text protocol cannot carry (a space or control byte) is
+//! refused as pylibmc's `verify_keys` refuses it — pylibmc itself would send it and break the
+//! connection — and `verify_keys` also refuses bytes outside ASCII's printable range, as
+//! libmemcached's check does. How a refused key fails (`False`, a miss or `BadKeyProvided`)
+//! is each method's, as in pylibmc.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::errors::BadKeyProvided;
+
+/// memcached's longest key.
+pub(crate) const MAX_KEY_LEN: usize = 250;
+/// The longest key that travels base64 (its encoding must fit 250 bytes).
+const MAX_BASE64_KEY_LEN: usize = larder::memcache::proto::MAX_BINARY_KEY_LEN;
+
+/// A key's bytes: the bytes object itself, or a str's UTF-8.
+pub(crate) struct PyKey<'py> {
+    bytes: Bound<'py, PyBytes>,
+    /// The key was a str (multi-key calls hand results back under the str).
+    pub(crate) is_str: bool,
+}
+
+impl<'py> PyKey<'py> {
+    /// `obj` as a key: `TypeError` unless str or bytes, `ValueError` over 250 bytes.
+    pub(crate) fn new(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let key = if let Ok(b) = obj.cast::<PyBytes>() {
+            PyKey {
+                bytes: b.clone(),
+                is_str: false,
+            }
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            PyKey {
+                bytes: s.encode_utf8()?,
+                is_str: true,
+            }
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "key must be str or bytes, not {}",
+                obj.get_type().name()?
+            )));
+        };
+        check_len(key.as_bytes().len())?;
+        Ok(key)
+    }
+
+    /// The key's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_bytes()
+    }
+
+    /// The bytes object holding the key (a str's encoded form).
+    pub(crate) fn into_bytes(self) -> Bound<'py, PyBytes> {
+        self.bytes
+    }
+}
+
+/// pylibmc's length rule, as its `ValueError` says it.
+pub(crate) fn check_len(len: usize) -> PyResult<()> {
+    if len > MAX_KEY_LEN {
+        return Err(too_long(len));
+    }
+    Ok(())
+}
+
+/// The `ValueError` of a key over 250 bytes.
+pub(crate) fn too_long(len: usize) -> PyErr {
+    PyValueError::new_err(format!("key length {len} too long, max is {MAX_KEY_LEN}"))
+}
+
+/// Why a key is not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The key is empty (pylibmc treats it as a miss or a failed write).
+    Empty,
+    /// The key holds a byte the client's rules refuse.
+    Bad { byte: u8, offset: usize },
+    /// The key with its prefix is longer than 250 bytes.
+    TooLong { len: usize },
+}
+
+impl Refusal {
+    /// The `BadKeyProvided` a raising method raises for `key`.
+    pub(crate) fn error(&self, key: &[u8]) -> PyErr {
+        let shown = String::from_utf8_lossy(key);
+        match self {
+            Refusal::Empty => BadKeyProvided::new_err("key is empty"),
+            Refusal::TooLong { len } => BadKeyProvided::new_err(format!(
+                "key {shown:?} is {len} bytes with its prefix, max is {MAX_KEY_LEN}"
+            )),
+            Refusal::Bad { byte, offset } => BadKeyProvided::new_err(format!(
+                "invalid key {shown:?}: byte 0x{byte:02x} at offset {offset} is not allowed \
+                 (use binary=True for keys with spaces or control bytes)"
+            )),
+        }
+    }
+}
+
+/// Which keys a client sends (from `binary` and the `verify_keys` behavior).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyPolicy {
+    pub(crate) binary: bool,
+    pub(crate) verify: bool,
+}
+
+impl KeyPolicy {
+    /// `Ok(None)` when `key` is sent; `Ok(Some)` when refused; `ValueError` when it is too
+    /// long to travel at all.
+    pub(crate) fn check(self, key: &[u8]) -> PyResult<Option<Refusal>> {
+        if key.is_empty() {
+            return Ok(Some(Refusal::Empty));
+        }
+        let forbidden = |b: u8| b <= b' ' || b == 0x7f || (self.verify && b > 0x7e);
+        let Some(offset) = key.iter().position(|&b| forbidden(b)) else {
+            return Ok(None);
+        };
+        if !self.binary {
+            return Ok(Some(Refusal::Bad {
+                byte: key[offset],
+                offset,
+            }));
+        }
+        if key.len() > MAX_BASE64_KEY_LEN {
+            return Err(PyValueError::new_err(format!(
+                "key length {} too long for a key holding spaces or control bytes, max is \
+                 {MAX_BASE64_KEY_LEN} (it travels base64)",
+                key.len()
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// A key's bytes for the wire: the key's own bytes object, or a prefixed copy.
+pub(crate) enum Wire<'py> {
+    Py(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Wire<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Wire::Py(b) => b.as_bytes(),
+            Wire::Owned(v) => v,
+        }
+    }
+}
+
+/// The optional `key_prefix` of a multi-key call (`None` when absent or empty).
+pub(crate) fn prefix<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<PyKey<'py>>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => {
+            let p = PyKey::new(o)?;
+            Ok((!p.as_bytes().is_empty()).then_some(p))
+        }
+    }
+}
+
+/// `key` with `prefix` in front, for the wire.
+pub(crate) fn prefixed<'py>(prefix: Option<&PyKey<'py>>, key: PyKey<'py>) -> Wire<'py> {
+    match prefix {
+        None => Wire::Py(key.into_bytes()),
+        Some(p) => {
+            let mut v = Vec::with_capacity(p.as_bytes().len() + key.as_bytes().len());
+            v.extend_from_slice(p.as_bytes());
+            v.extend_from_slice(key.as_bytes());
+            Wire::Owned(v)
+        }
+    }
+}

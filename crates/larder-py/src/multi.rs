@@ -1,0 +1,210 @@
+//! The Python side of pylibmc's multi-key calls, shared by every client face: reading the
+//! keys (with `key_prefix`), encoding a `set_multi` mapping, and shaping the results as
+//! pylibmc returns them (hits keyed by the keys as passed, failed keys unprefixed and of the
+//! type passed). The I/O between is the face's own.
+
+use std::collections::HashSet;
+
+use larder::memcache::MultiGetHits;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::keys::{self, KeyPolicy, PyKey, Refusal, Wire, MAX_KEY_LEN};
+use crate::values::{Codec, Payload};
+
+/// One key of a multi-key call: the object passed, its wire bytes, and why it is not sent.
+pub(crate) struct KeyItem<'py> {
+    pub(crate) given: Bound<'py, PyAny>,
+    pub(crate) is_str: bool,
+    pub(crate) wire: Wire<'py>,
+    pub(crate) refused: Option<Refusal>,
+}
+
+/// What to do with a prefixed key over 250 bytes: pylibmc's `set_multi` and `delete_multi`
+/// raise `ValueError`, its `get_multi` and `incr_multi` let libmemcached refuse the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LongKey {
+    Raise,
+    Refuse,
+}
+
+/// The keys of `keys` (any iterable) with `prefix` in front.
+pub(crate) fn key_items<'py>(
+    keys: impl IntoIterator<Item = PyResult<Bound<'py, PyAny>>>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+    long: LongKey,
+) -> PyResult<Vec<KeyItem<'py>>> {
+    keys.into_iter()
+        .map(|given| key_item(given?, prefix, policy, long))
+        .collect()
+}
+
+/// One key, as [`key_items`] reads it.
+pub(crate) fn key_item<'py>(
+    given: Bound<'py, PyAny>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+    long: LongKey,
+) -> PyResult<KeyItem<'py>> {
+    let key = PyKey::new(&given)?;
+    let is_str = key.is_str;
+    let wire = keys::prefixed(prefix, key);
+    let len = wire.as_ref().len();
+    let refused = if len > MAX_KEY_LEN {
+        match long {
+            LongKey::Raise => return Err(keys::too_long(len)),
+            LongKey::Refuse => Some(Refusal::TooLong { len }),
+        }
+    } else {
+        policy.check(wire.as_ref())?
+    };
+    Ok(KeyItem {
+        given,
+        is_str,
+        wire,
+        refused,
+    })
+}
+
+/// The keys of a `get_multi`: pylibmc's rules (the sequence must have a length; an empty key
+/// is skipped; a refused key fails the call with `BadKeyProvided`).
+pub(crate) fn read_keys<'py>(
+    keys: &Bound<'py, PyAny>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+) -> PyResult<Vec<KeyItem<'py>>> {
+    keys.len()?;
+    let mut items = Vec::new();
+    for given in keys.try_iter()? {
+        let item = key_item(given?, prefix, policy, LongKey::Refuse)?;
+        match &item.refused {
+            None => items.push(item),
+            Some(Refusal::Empty) => {}
+            Some(r) => return Err(r.error(item.wire.as_ref())),
+        }
+    }
+    Ok(items)
+}
+
+/// The hits of a multi-get as pylibmc's dict: keyed by the keys as passed (a str over
+/// equal bytes, as pylibmc prefers), misses and values whose `deserialize` raised
+/// `CacheMiss` left out.
+pub(crate) fn hits_dict<'py>(
+    codec: &Codec<'_, 'py>,
+    items: &[KeyItem<'py>],
+    hits: &MultiGetHits,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(codec.this.py());
+    let mixed = items.iter().any(|i| i.is_str) && items.iter().any(|i| !i.is_str);
+    let str_keys: HashSet<&[u8]> = if mixed {
+        items
+            .iter()
+            .filter(|i| i.is_str)
+            .map(|i| i.wire.as_ref())
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    for item in items {
+        let wire = item.wire.as_ref();
+        if mixed && !item.is_str && str_keys.contains(wire) {
+            continue;
+        }
+        let Some(hit) = hits.get(wire) else { continue };
+        if let Some(value) = codec.decode_stored(hit.value, hit.flags)? {
+            dict.set_item(&item.given, value)?;
+        }
+    }
+    Ok(dict)
+}
+
+/// One entry of a `set_multi`/`add_multi` mapping.
+pub(crate) struct WriteItem<'py> {
+    pub(crate) key: KeyItem<'py>,
+    /// The encoded value and its flags; `None` for a refused key (never sent, reported as
+    /// failed).
+    pub(crate) value: Option<(Payload<'py>, u32)>,
+}
+
+/// The entries of a `set_multi`/`add_multi` mapping (which must be a dict, as pylibmc's),
+/// values encoded. A refused key is kept, unsent, to be reported as failed.
+pub(crate) fn write_items<'py>(
+    codec: &Codec<'_, 'py>,
+    mapping: &Bound<'py, PyAny>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+) -> PyResult<Vec<WriteItem<'py>>> {
+    let dict = mapping.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "argument 1 must be dict, not {}",
+            mapping
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    let mut items = Vec::with_capacity(dict.len());
+    for (k, v) in dict.iter() {
+        let key = key_item(k, prefix, policy, LongKey::Raise)?;
+        let value = match key.refused {
+            None => Some(codec.encode(&v)?),
+            Some(_) => None,
+        };
+        items.push(WriteItem { key, value });
+    }
+    Ok(items)
+}
+
+/// The keys pylibmc's `set_multi`/`add_multi` return: those not stored, as passed.
+/// `stored` holds one entry per sent item, in order.
+pub(crate) fn failed_keys<'py>(
+    py: Python<'py>,
+    items: &[WriteItem<'py>],
+    stored: &[bool],
+) -> PyResult<Bound<'py, PyList>> {
+    let failed = PyList::empty(py);
+    let mut stored = stored.iter();
+    for item in items {
+        let ok = item.value.is_some() && stored.next().copied().unwrap_or(false);
+        if !ok {
+            failed.append(&item.key.given)?;
+        }
+    }
+    Ok(failed)
+}
+
+/// The keys of a `delete_multi`: any iterable but a mapping (pylibmc would read a mapping's
+/// values as extra arguments).
+pub(crate) fn delete_keys<'py>(
+    keys: &Bound<'py, PyAny>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+) -> PyResult<Vec<KeyItem<'py>>> {
+    if keys.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(
+            "keys must be a sequence, not a mapping",
+        ));
+    }
+    key_items(keys.try_iter()?, prefix, policy, LongKey::Raise)
+}
+
+/// The keys of an `incr_multi` (a sequence with a length, as pylibmc's).
+pub(crate) fn incr_keys<'py>(
+    keys: &Bound<'py, PyAny>,
+    prefix: Option<&PyKey<'py>>,
+    policy: KeyPolicy,
+) -> PyResult<Vec<KeyItem<'py>>> {
+    keys.len()?;
+    key_items(keys.try_iter()?, prefix, policy, LongKey::Refuse)
+}
+
+/// The sent keys' wire bytes, for the I/O (which runs without the GIL).
+pub(crate) fn sent<'a>(items: &'a [KeyItem<'_>]) -> Vec<&'a [u8]> {
+    items
+        .iter()
+        .filter(|i| i.refused.is_none())
+        .map(|i| i.wire.as_ref())
+        .collect()
+}
