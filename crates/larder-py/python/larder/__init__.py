@@ -1,4 +1,143 @@
-"""larder: a pylibmc-compatible memcached client on larder's Rust core."""
-from ._larder import __version__
+"""larder: a pylibmc-compatible memcached client on larder's Rust core.
 
-__all__ = ["__version__"]
+``larder.Client`` takes pylibmc's arguments, methods, behaviors, values and exceptions, so a
+program written for pylibmc works by changing its import. Unlike pylibmc's, one client is
+safe to share between threads: it pools its connections inside and releases the GIL around
+every network wait. ``ClientPool`` and ``ThreadMappedPool`` are kept for programs that use
+them.
+"""
+
+from . import _larder
+from ._larder import (
+    AllocationError,
+    BadKeyProvided,
+    CacheMiss,
+    ClientError,
+    ConnectionBindError,
+    ConnectionError,
+    DataDoesNotExist,
+    DataExists,
+    Error,
+    Failure,
+    FetchNotFinished,
+    HostLookupError,
+    InvalidHostProtocolError,
+    MemcachedError,
+    NoServers,
+    NotFound,
+    NotSupportedError,
+    ProtocolError,
+    ReadError,
+    ServerDead,
+    ServerDown,
+    ServerError,
+    SocketCreateError,
+    SomeErrors,
+    TooBig,
+    UnixSocketError,
+    UnknownReadFailure,
+    UnknownStatKey,
+    WriteError,
+    __version__,
+    all_behaviors,
+    all_callbacks,
+    distributions,
+    exceptions,
+    hashers,
+    server_type_tcp,
+    server_type_udp,
+    server_type_unix,
+    support_compression,
+    support_sasl,
+)
+from .pools import ClientPool, ThreadMappedPool
+
+_MISS = object()
+
+
+class BehaviorDict(dict):
+    """A client's behaviors; setting an item (or ``update``) writes through to the client."""
+
+    def __init__(self, client, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
+    def __setitem__(self, name, value):
+        self.client.set_behaviors({name: value})
+        super().__setitem__(name, value)
+
+    def update(self, other=(), **kwargs):
+        changes = dict(other, **kwargs)
+        self.client.set_behaviors(changes)
+        super().update(changes)
+
+
+class Client(_larder.Client):
+    """A memcached client with pylibmc's API, safe to share between threads.
+
+    ``servers`` is a list of ``"host[:port[:weight]]"``, ``"[v6addr]:port"`` or Unix socket
+    paths; ``behaviors`` takes pylibmc's names. ``binary=True`` is accepted: keys holding
+    spaces or control bytes then work (they travel base64 in memcached's meta protocol).
+    """
+
+    def __init__(self, servers, behaviors=None, binary=False, username=None, password=None):
+        servers = list(servers) if not isinstance(servers, (str, bytes)) else servers
+        self._configure(servers, behaviors, binary, username, password)
+        self.binary = binary
+        self.addresses = list(servers) if isinstance(servers, list) else [servers]
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.addresses!r}, binary={self.binary!r})"
+
+    def __str__(self):
+        addrs = ", ".join(map(str, self.addresses))
+        return f"<{type(self).__name__} for {addrs}, binary={self.binary!r}>"
+
+    def __getitem__(self, key):
+        value = self.get(key, _MISS)
+        if value is _MISS:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key, value):
+        if not self.set(key, value):
+            raise KeyError(f"failed setting {key!r}")
+
+    def __delitem__(self, key):
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def __contains__(self, key):
+        return self.get(key, _MISS) is not _MISS
+
+    def get_behaviors(self):
+        """The behaviors, as a dict that writes changes through to this client."""
+        return BehaviorDict(self, super().get_behaviors())
+
+    behaviors = property(get_behaviors, _larder.Client.set_behaviors)
+
+    @property
+    def behaviours(self):
+        raise AttributeError("nobody uses british spellings")
+
+    def clone(self):
+        """A client with the same settings (sharing this one's connections)."""
+        twin = super().clone()
+        twin.addresses = list(self.addresses)
+        twin.binary = self.binary
+        return twin
+
+
+__all__ = [
+    "Client",
+    "ClientPool",
+    "ThreadMappedPool",
+    "BehaviorDict",
+    "__version__",
+    "hashers",
+    "distributions",
+    "all_behaviors",
+    "all_callbacks",
+    "support_sasl",
+    "support_compression",
+] + [name for name, _ in exceptions] + ["MemcachedError", "exceptions"]
