@@ -1,0 +1,257 @@
+"""The same calls on pylibmc and on larder, against the same freshly flushed memcached:
+the return values and the exception classes must match."""
+
+import larder
+import pytest
+from helpers import outcome
+
+pylibmc = pytest.importorskip("pylibmc")
+
+
+def run_both(server, calls, behaviors=None, binary=False):
+    """Outcomes of each call of `calls` on pylibmc, then on larder, each from a flushed
+    server and a fresh client."""
+    results = []
+    for module in (pylibmc, larder):
+        server.flush()
+        client = module.Client([server.spec], behaviors=behaviors, binary=binary)
+        results.append([outcome(lambda: call(client)) for call in calls])
+    return results
+
+
+# Each case: a list of calls made in order on one client.
+CASES = {
+    "get miss": [lambda c: c.get("nokey")],
+    "get default": [lambda c: c.get("nokey", 7), lambda c: c.get("", 3), lambda c: c.get("")],
+    "set get": [lambda c: c.set("k", "v"), lambda c: c.get("k")],
+    "set returns": [lambda c: c.set("k", 1, time=10), lambda c: c.set("k", 1, 0, 0, -1)],
+    "set empty key": [lambda c: c.set("", 1), lambda c: c.add("", 1), lambda c: c.replace("", 1)],
+    "add": [lambda c: c.add("k", 1), lambda c: c.add("k", 2), lambda c: c.get("k")],
+    "replace": [lambda c: c.replace("k", 1), lambda c: c.set("k", 1), lambda c: c.replace("k", 2),
+                lambda c: c.get("k")],
+    "append prepend": [
+        lambda c: c.append("k", b"x"),
+        lambda c: c.prepend("k", b"x"),
+        lambda c: c.set("k", b"mid"),
+        lambda c: c.append("k", b">"),
+        lambda c: c.prepend("k", b"<"),
+        lambda c: c.get("k"),
+        lambda c: c.set("s", "a"),
+        lambda c: c.append("s", "b"),
+        lambda c: c.get("s"),
+        lambda c: c.set("n", 1),
+        lambda c: c.append("n", 2),
+        lambda c: c.get("n"),
+    ],
+    "delete": [lambda c: c.delete("k"), lambda c: c.set("k", 1), lambda c: c.delete("k"),
+               lambda c: c.delete("k"), lambda c: c.delete("")],
+    "incr decr": [
+        lambda c: c.incr("n"),
+        lambda c: c.decr("n"),
+        lambda c: c.set("n", 10),
+        lambda c: c.incr("n"),
+        lambda c: c.incr("n", 5),
+        lambda c: c.decr("n", 100),
+        lambda c: c.get("n"),
+        lambda c: c.incr("n", -1),
+        lambda c: c.set("s", "abc"),
+        lambda c: c.incr("s"),
+        lambda c: c.set("b", b"41"),
+        lambda c: c.incr("b"),
+        lambda c: c.get("b"),
+        lambda c: c.incr(""),
+        lambda c: c.set("w", 2**64 - 1),
+        lambda c: c.incr("w"),
+    ],
+    "touch": [lambda c: c.touch("k", 10), lambda c: c.set("k", 1), lambda c: c.touch("k", 10),
+              lambda c: c.touch("", 1)],
+    "get_multi": [
+        lambda c: c.get_multi([]),
+        lambda c: c.set("a", 1),
+        lambda c: c.set("b", b"2"),
+        lambda c: c.get_multi(["a", b"b", "nokey"]),
+        lambda c: c.get_multi(("a",)),
+        lambda c: c.get_multi({"a"}),
+        lambda c: c.get_multi(["a", "a"]),
+        lambda c: c.get_multi([b"a", "a"]),
+        lambda c: c.get_multi(["", "a"]),
+        lambda c: c.get_multi("ab"),
+        lambda c: c.get_multi(iter(["a"])),
+        lambda c: c.get_multi([1]),
+        lambda c: c.get_multi(["a" * 251]),
+    ],
+    "key_prefix": [
+        lambda c: c.set_multi({"a": 1, b"b": 2}, key_prefix="p_"),
+        lambda c: c.get("p_a"),
+        lambda c: c.get_multi(["a", b"b", "c"], key_prefix="p_"),
+        lambda c: c.get_multi(["a", b"b"], key_prefix=b"p_"),
+        lambda c: c.get_multi(["", "p_a"], key_prefix=""),
+        lambda c: c.get_multi(["_a"], key_prefix="p"),
+        lambda c: c.add_multi({"a": 1, b"b": 2, "c": 3}, key_prefix="p_"),
+        lambda c: c.get("p_c"),
+        lambda c: c.delete_multi(["a", b"b", "c"], key_prefix="p_"),
+        lambda c: c.delete_multi(["a"], key_prefix="p_"),
+        lambda c: c.get_multi(["a" * 200], key_prefix="b" * 60),
+        lambda c: c.set_multi({"a" * 200: 1}, key_prefix="b" * 60),
+        lambda c: c.delete_multi(["a" * 200], key_prefix="b" * 60),
+        lambda c: c.incr_multi(["a" * 200], key_prefix="b" * 60),
+    ],
+    "set_multi": [
+        lambda c: c.set_multi({}),
+        lambda c: c.set_multi({"a": 1, "b": "two", "c": [3]}),
+        lambda c: c.get_multi(["a", "b", "c"]),
+        lambda c: c.set_multi({"a": 1}, 10),
+        lambda c: c.set_multi({"": 1, "x": 2}),
+        lambda c: c.set_multi([("a", 1)]),
+        lambda c: c.set_multi({1: 1}),
+        lambda c: c.set_multi({"k" * 251: 1}),
+    ],
+    "add_multi": [
+        lambda c: c.add_multi({"a": 1}),
+        lambda c: c.add_multi({"a": 2, b"b": 3, "c": 4}),
+        lambda c: c.get_multi(["a", b"b", "c"]),
+    ],
+    "delete_multi": [
+        lambda c: c.delete_multi([]),
+        lambda c: c.set_multi({"a": 1, "b": 2}),
+        lambda c: c.delete_multi(["a", "b"]),
+        lambda c: c.delete_multi(["a", "nokey"]),
+        lambda c: c.delete_multi({"a": 1}),
+        lambda c: c.delete_multi(iter(["x"])),
+        lambda c: c.delete_multi([""]),
+    ],
+    "incr_multi": [
+        lambda c: c.set_multi({"x": 1, "y": 2}),
+        lambda c: c.incr_multi(["x", "y"]),
+        lambda c: c.incr_multi(["x", "y"], delta=3),
+        lambda c: c.get_multi(["x", "y"]),
+        lambda c: c.incr_multi(["x", "nope", "nope2"]),
+        lambda c: c.get("x"),
+        lambda c: c.incr_multi(["x"], key_prefix=""),
+        lambda c: c.set("s", "abc"),
+        lambda c: c.incr_multi(["x", "s"]),
+        lambda c: c.incr_multi(["x", ""]),
+        lambda c: c.incr_multi(iter(["x"])),
+        lambda c: c.get("x"),
+    ],
+    "flush_all": [lambda c: c.set("a", 1), lambda c: c.flush_all(), lambda c: c.get("a"),
+                  lambda c: c.flush_all(0), lambda c: c.flush_all(-5), lambda c: c.flush_all(1.5)],
+    "bad keys": [
+        lambda c: c.get(1),
+        lambda c: c.get(None),
+        lambda c: c.set(1, 1),
+        lambda c: c.set(b"k", 1),
+        lambda c: c.get("k"),
+        lambda c: c.delete(1.5),
+        lambda c: c.incr(["k"]),
+        lambda c: c.touch(object(), 1),
+        lambda c: c.set("a" * 251, 1),
+        lambda c: c.set("a" * 250, 1),
+        lambda c: c.get("a" * 250),
+        lambda c: c.get("a" * 251),
+        lambda c: c.delete("a" * 251),
+        lambda c: c.incr("a" * 251),
+        lambda c: c.touch("a" * 251, 1),
+        lambda c: c.get("\ud800"),
+    ],
+    "bad arguments": [
+        lambda c: c.set("k", 1, time=1.5),
+        lambda c: c.touch("k"),
+        lambda c: c.get(),
+        lambda c: c.set("k"),
+        lambda c: c.get_multi(None),
+        lambda c: c.get_stats(5),
+    ],
+    "too big": [
+        lambda c: c.set("big", b"x" * (1 << 20)),
+        lambda c: c.set("ok", b"x" * ((1 << 20) - 100)),
+        lambda c: c.get("big"),
+        lambda c: c.set_multi({"big": b"x" * ((1 << 20) + 10)}),
+        lambda c: c.add("big", b"x" * (2 << 20)),
+    ],
+    "non-utf8 keys": [
+        lambda c: c.set(b"\xff\xfe", 1),
+        lambda c: c.get(b"\xff\xfe"),
+        lambda c: c.set("é", "é"),
+        lambda c: c.get(b"\xc3\xa9"),
+        lambda c: c.get_multi([b"\xc3\xa9", b"\xff\xfe"]),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_same_outcomes(server, name):
+    pylibmc_results, larder_results = run_both(server, CASES[name])
+    assert larder_results == pylibmc_results
+
+
+CAS_CASES = {
+    "gets": [
+        lambda c: c.gets("k"),
+        lambda c: c.gets(""),
+        lambda c: c.set("k", "v"),
+        lambda c: c.gets("k")[0],
+        lambda c: type(c.gets("k")[1]),
+    ],
+    "cas": [
+        lambda c: c.cas("nokey", 1, 5),
+        lambda c: c.set("k", 1),
+        lambda c: c.cas("k", 2, 12345),
+        lambda c: c.cas("k", 3, c.gets("k")[1]),
+        lambda c: c.get("k"),
+        lambda c: c.cas("k", 4, c.gets("k")[1], 10),
+        lambda c: c.get("k"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", CAS_CASES)
+def test_same_outcomes_with_cas(server, name):
+    pylibmc_results, larder_results = run_both(server, CAS_CASES[name], {"cas": True})
+    assert larder_results == pylibmc_results
+
+
+def test_cas_refuses_a_negative_cas(server):
+    # pylibmc sends -1 as 2**64-1 and fails oddly (AllocationError); larder refuses it.
+    mc = larder.Client([server.spec], behaviors={"cas": True})
+    with pytest.raises(OverflowError):
+        mc.cas("k", 1, -1)
+
+
+def test_gets_and_cas_need_the_cas_behavior(server):
+    calls = [lambda c: c.gets("k"), lambda c: c.cas("k", 1, 1)]
+    pylibmc_results, larder_results = run_both(server, calls)
+    assert larder_results == pylibmc_results == [("raises", "ValueError")] * 2
+
+
+VERIFY_KEYS = ["a b", "a\nb", "a\x01b", "\x00\x01", "é", "a\x7fb", "ok"]
+VERIFY_CALLS = [
+    lambda c, k: c.set(k, 1),
+    lambda c, k: c.add(k, 1),
+    lambda c, k: c.get(k),
+    lambda c, k: c.delete(k),
+    lambda c, k: c.get_multi([k, "ok"]),
+    lambda c, k: c.set_multi({k: 1, "ok": 2}),
+    lambda c, k: c.add_multi({k: 1}),
+    lambda c, k: c.delete_multi([k]),
+    lambda c, k: c.incr(k),
+    lambda c, k: c.incr_multi([k]),
+]
+
+
+@pytest.mark.parametrize("key", VERIFY_KEYS, ids=repr)
+def test_verify_keys_refuses_as_pylibmc(server, key):
+    calls = [lambda c, call=call: call(c, key) for call in VERIFY_CALLS]
+    pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results
+
+
+def test_stats_shape(server, mc, pmc):
+    (lname, lstats), = mc.get_stats()
+    (pname, pstats), = pmc.get_stats()
+    assert lname == pname == f"{server.spec} (0)".encode()
+    assert set(pstats) <= set(lstats)
+    assert all(type(k) is str and type(v) is bytes for k, v in lstats.items())
+    assert lstats["pid"] == pstats["pid"]
+    (lname, slabs), = mc.get_stats("settings")
+    assert slabs["item_size_max"] == b"1048576"
