@@ -166,6 +166,8 @@ impl Behaviors {
             )),
             B::ketama_weighted => i64::from(dist == DIST_WEIGHTED),
             B::remove_failed => self.raw(B::failure_limit),
+            // libmemcached 1.0 reads the continuum hash back as the key hash.
+            B::ketama_hash => self.raw(B::hash),
             other => self.raw(other),
         }
     }
@@ -238,9 +240,17 @@ impl Behaviors {
     /// Sets one behavior as libmemcached does.
     fn apply(&mut self, b: B, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = NAMES[b as usize];
+        // pylibmc's Python layer turns `hash` and `distribution` names into numbers (any
+        // other value but None is a `KeyError` there); a `ketama_hash` name too.
         let value = match (b, value.cast::<PyString>()) {
             (B::hash | B::ketama_hash, Ok(s)) => symbol(name, &s.to_cow()?, HASHERS)?,
             (B::distribution, Ok(s)) => symbol(name, &s.to_cow()?, DISTRIBUTIONS)?,
+            (B::hash | B::distribution, Err(_)) if !value.is_none() => {
+                return Err(PyKeyError::new_err(format!(
+                    "{name} must be given by name, not {}",
+                    value.get_type().name()?
+                )))
+            }
             _ => int_value(name, value)?,
         };
         let invalid = || Error::new_err(format!("invalid value {value} for behavior {name:?}"));
@@ -252,13 +262,11 @@ impl Behaviors {
             ),
             B::ketama_weighted if value != 0 => {
                 self.put(B::hash, HASH_MD5);
-                self.put(B::ketama_hash, HASH_MD5);
                 self.put(B::distribution, DIST_WEIGHTED);
             }
             B::ketama_weighted => self.put(B::distribution, DIST_KETAMA),
             // libmemcached 1.0 accepts a continuum hash but places keys as before.
             B::ketama_hash => {}
-            B::hash if name_of(value, HASHERS).is_none() => return Err(invalid()),
             B::distribution if name_of(value, DISTRIBUTIONS).is_none() || value == 7 => {
                 return Err(invalid())
             }

@@ -161,30 +161,6 @@ impl Client {
     }
 }
 
-/// How many keys of an `incr_multi` failed, raised as pylibmc raises it: `NotFound` when
-/// only missing keys failed, the one failure's own class when there was one, else `Error`.
-fn incr_multi_error(notfound: usize, failures: Vec<PyErr>, py: Python<'_>) -> PyResult<()> {
-    let total = notfound + failures.len();
-    match failures.len() {
-        0 if notfound == 0 => Ok(()),
-        0 => Err(NotFound::new_err(format!("{total} keys not found"))),
-        1 => {
-            let Some(e) = failures.into_iter().next() else {
-                return Err(Error::new_err(format!("{total} keys failed")));
-            };
-            let msg = e
-                .value(py)
-                .str()
-                .map_or_else(|_| String::new(), |s| s.to_string());
-            Err(PyErr::from_type(
-                e.get_type(py),
-                format!("{total} keys failed: {msg}"),
-            ))
-        }
-        n => Err(Error::new_err(format!("{total} keys failed ({n} errors)"))),
-    }
-}
-
 #[pymethods]
 impl Client {
     /// An unconfigured client of `cls` (`__init__` configures it); arguments are `__init__`'s.
@@ -575,7 +551,7 @@ impl Client {
             (notfound, errors)
         });
         failures.extend(errors.into_iter().map(errors::to_py));
-        incr_multi_error(notfound, failures, py)
+        multi::incr_multi_result(py, notfound, failures)
     }
 
     /// Invalidates every item on every server; `True`. A delay (`time` > 0) is not
@@ -599,32 +575,9 @@ impl Client {
     fn get_stats<'py>(slf: &Bound<'py, Self>, arg: Option<String>) -> PyResult<Bound<'py, PyList>> {
         let py = slf.py();
         let st = slf.get().state()?;
-        let stats = py
-            .detach(|| st.client.stats_group(arg.as_deref()))
-            .map_err(|e| {
-                if e.is_transport() || matches!(e, larder::Error::NoServers(_)) {
-                    SomeErrors::new_err(e.to_string())
-                } else {
-                    errors::to_py(e)
-                }
-            })?;
-        let out = PyList::empty(py);
-        for (i, server) in st.settings.servers.iter().enumerate() {
-            let addr = server.addr.to_string();
-            let Some(map) = stats.get(&addr) else {
-                return Err(SomeErrors::new_err(format!("no stats from {addr}")));
-            };
-            if let Some(err) = map.get("larder:error") {
-                return Err(SomeErrors::new_err(format!("stats from {addr}: {err}")));
-            }
-            let d = PyDict::new(py);
-            for (name, value) in map.iter().filter(|(n, _)| !n.starts_with("larder:")) {
-                d.set_item(name, PyBytes::new(py, value.as_bytes()))?;
-            }
-            let label = format!("{} ({i})", server.stats_name());
-            out.append((PyBytes::new(py, label.as_bytes()), d))?;
-        }
-        Ok(out)
+        multi::check_stats_arg(arg.as_deref())?;
+        let stats = py.detach(|| st.client.stats_group(arg.as_deref()));
+        multi::stats_list(py, &st.settings.servers, stats)
     }
 
     /// Closes every idle connection (connections in use finish their call first).

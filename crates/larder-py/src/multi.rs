@@ -1,16 +1,19 @@
-//! The Python side of pylibmc's multi-key calls, shared by every client face: reading the
-//! keys (with `key_prefix`), encoding a `set_multi` mapping, and shaping the results as
-//! pylibmc returns them (hits keyed by the keys as passed, failed keys unprefixed and of the
-//! type passed). The I/O between is the face's own.
+//! The Python side of pylibmc's multi-key and all-server calls, shared by every client face:
+//! reading the keys (with `key_prefix`), encoding a `set_multi` mapping, and shaping the
+//! results as pylibmc returns them (hits keyed by the keys as passed, failed keys unprefixed
+//! and of the type passed, `incr_multi`'s errors, `get_stats`' list). The I/O between is the
+//! face's own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use larder::memcache::MultiGetHits;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
+use crate::errors::{self, Error, NotFound, SomeErrors};
 use crate::keys::{self, KeyPolicy, PyKey, Refusal, Wire, MAX_KEY_LEN};
+use crate::servers::Server;
 use crate::values::{Codec, Payload};
 
 /// One key of a multi-key call: the object passed, its wire bytes, and why it is not sent.
@@ -207,4 +210,81 @@ pub(crate) fn sent<'a>(items: &'a [KeyItem<'_>]) -> Vec<&'a [u8]> {
         .filter(|i| i.refused.is_none())
         .map(|i| i.wire.as_ref())
         .collect()
+}
+
+/// How many keys of an `incr_multi` failed, raised as pylibmc raises it: `NotFound` when
+/// only missing keys failed, the one failure's own class when there was one, else `Error`.
+pub(crate) fn incr_multi_result(
+    py: Python<'_>,
+    notfound: usize,
+    failures: Vec<PyErr>,
+) -> PyResult<()> {
+    let total = notfound + failures.len();
+    match failures.len() {
+        0 if notfound == 0 => Ok(()),
+        0 => Err(NotFound::new_err(format!("{total} keys not found"))),
+        1 => {
+            let Some(e) = failures.into_iter().next() else {
+                return Err(Error::new_err(format!("{total} keys failed")));
+            };
+            let msg = e
+                .value(py)
+                .str()
+                .map_or_else(|_| String::new(), |s| s.to_string());
+            Err(PyErr::from_type(
+                e.get_type(py),
+                format!("{total} keys failed: {msg}"),
+            ))
+        }
+        n => Err(Error::new_err(format!("{total} keys failed ({n} errors)"))),
+    }
+}
+
+/// The longest `get_stats` argument sent: memcached drops a connection whose command line
+/// is too long, which would count as the server failing.
+const MAX_STATS_ARG: usize = 1024;
+
+/// `ValueError` for a `get_stats` argument too long to send.
+pub(crate) fn check_stats_arg(arg: Option<&str>) -> PyResult<()> {
+    match arg {
+        Some(a) if a.len() > MAX_STATS_ARG => Err(PyValueError::new_err(format!(
+            "stats argument too long: {} bytes, max is {MAX_STATS_ARG}",
+            a.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Every server's stats as pylibmc's `get_stats` returns them:
+/// `[(b"host:port (index)", {name: value bytes})]` in server order. Any server that could
+/// not be asked makes it `SomeErrors`, as in pylibmc.
+pub(crate) fn stats_list<'py>(
+    py: Python<'py>,
+    servers: &[Server],
+    stats: larder::Result<HashMap<String, HashMap<String, String>>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let stats = stats.map_err(|e| {
+        if e.is_transport() || matches!(e, larder::Error::NoServers(_)) {
+            SomeErrors::new_err(e.to_string())
+        } else {
+            errors::to_py(e)
+        }
+    })?;
+    let out = PyList::empty(py);
+    for (i, server) in servers.iter().enumerate() {
+        let addr = server.addr.to_string();
+        let Some(map) = stats.get(&addr) else {
+            return Err(SomeErrors::new_err(format!("no stats from {addr}")));
+        };
+        if let Some(err) = map.get("larder:error") {
+            return Err(SomeErrors::new_err(format!("stats from {addr}: {err}")));
+        }
+        let d = PyDict::new(py);
+        for (name, value) in map.iter().filter(|(n, _)| !n.starts_with("larder:")) {
+            d.set_item(name, PyBytes::new(py, value.as_bytes()))?;
+        }
+        let label = format!("{} ({i})", server.stats_name());
+        out.append((PyBytes::new(py, label.as_bytes()), d))?;
+    }
+    Ok(out)
 }

@@ -75,8 +75,12 @@ fn parse_one(spec: &Bound<'_, PyAny>) -> PyResult<Vec<(Server, bool)>> {
         return tuple_spec(t).map(|s| vec![s]);
     }
     let text: String = spec.extract().map_err(|_| {
+        let kind = spec
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string());
         PyValueError::new_err(format!(
-            "bad server spec {spec}: expected str, bytes or tuple"
+            "bad server spec of type {kind}: expected str, bytes or tuple"
         ))
     })?;
     text_spec(&text).map(|s| vec![s])
