@@ -171,8 +171,9 @@ impl<'py> Codec<'_, 'py> {
         }
         let bad = || PyValueError::new_err("serialize() must return (bytes, flags)");
         let out = self.this.call_method1("serialize", (value,))?;
+        // pylibmc reads the first two items of any tuple.
         let pair = out.cast::<PyTuple>().map_err(|_| bad())?;
-        if pair.len() != 2 {
+        if pair.len() < 2 {
             return Err(bad());
         }
         let flags = pair.get_item(1)?;
