@@ -9,7 +9,7 @@ use std::process::Command;
 use larder::codec::pycompat::{IntFlag, PyCompat, PyValue};
 use larder::memcache::{Client, MemcachedCache};
 use larder::testing::memcached::MemcachedServer;
-use larder::{Cache, Expiry};
+use larder::{Cache, Codec, Expiry};
 use serde_json::Value;
 
 fn script(args: &[&str]) -> Option<Vec<u8>> {
@@ -135,4 +135,49 @@ fn each_python_client_reads_what_larder_wrote() {
             assert_eq!(got[1], *repr, "{client} reading {key}");
         }
     }
+}
+
+/// What each Python client makes of flags outside the ones it writes: pylibmc 1.6.3 ignores
+/// bits outside its type bits and refuses two type bits together; python-memcached refuses
+/// an unknown bit and reads two type bits in order, as pymemcache does. `PyCompat` refuses
+/// the unknown bit and reads the combinations in that order.
+#[test]
+fn odd_flags_as_each_python_client_reads_them() {
+    let server = MemcachedServer::start().unwrap();
+    let client = Client::connect(server.addr()).unwrap();
+    let stored: [(&str, &[u8], u32); 3] = [
+        ("rust:flag32", b"raw", 32),
+        ("rust:flag3", b"12", 3),
+        ("rust:flag17", b"12", 17),
+    ];
+    for (key, data, flags) in stored {
+        client.set(key, data, flags, Expiry::Never).unwrap();
+    }
+    let Some(out) = script(&["read", server.addr(), "rust:flag32,rust:flag3,rust:flag17"]) else {
+        return;
+    };
+    let read: Value = serde_json::from_slice(&out).unwrap();
+    let got = |client: &str, key: &str| read[client][key].clone();
+    assert_eq!(
+        got("pylibmc", "rust:flag32"),
+        serde_json::json!(["bytes", "b'raw'"])
+    );
+    assert_eq!(got("pylibmc", "rust:flag3")[0], "error");
+    assert_eq!(got("pylibmc", "rust:flag17")[0], "error");
+    assert_eq!(
+        got("pymemcache", "rust:flag32"),
+        serde_json::json!(["bytes", "b'raw'"])
+    );
+    assert_eq!(got("pymc", "rust:flag32")[0], "error");
+    for python in ["pymc", "pymemcache"] {
+        assert_eq!(got(python, "rust:flag3"), serde_json::json!(["int", "12"]));
+        assert_eq!(
+            got(python, "rust:flag17"),
+            serde_json::json!(["str", "'12'"])
+        );
+    }
+    let codec = PyCompat::new();
+    assert!(codec.decode(b"raw", 32).is_err());
+    assert_eq!(codec.decode(b"12", 3).unwrap(), PyValue::Int(12));
+    assert_eq!(codec.decode(b"12", 17).unwrap(), PyValue::Str("12".into()));
 }

@@ -12,9 +12,11 @@
 //! | 16 | UTF-8 `str` | `Str` |
 //!
 //! `Bool` is written as pylibmc writes it (flag 2, `1`/`0`); every Python client reads it
-//! back as the int 1 or 0, and so do we. Unknown flag bits are an error, as in pylibmc and
-//! python-memcached (pymemcache would return raw bytes). The flags and how each client
-//! treats them are written up in the repository's `docs/memcached-interop.md`.
+//! back as the int 1 or 0, and so do we. Unknown flag bits are an error, as in
+//! python-memcached (pylibmc 1.6.3 and pymemcache ignore them and return the raw bytes). A
+//! value with two type bits is read in the order python-memcached and pymemcache test them
+//! (text, int, pickle); pylibmc refuses it. The flags and how each client treats them are
+//! written up in the repository's `docs/memcached-interop.md`.
 
 use std::io::Read as _;
 use std::io::Write as _;
