@@ -46,7 +46,9 @@ impl<'py> PyKey<'py> {
                 obj.get_type().name()?
             )));
         };
-        check_len(key.as_bytes().len())?;
+        if key.as_bytes().len() > MAX_KEY_LEN {
+            return Err(too_long(key.as_bytes()));
+        }
         Ok(key)
     }
 
@@ -61,17 +63,13 @@ impl<'py> PyKey<'py> {
     }
 }
 
-/// pylibmc's length rule, as its `ValueError` says it.
-pub(crate) fn check_len(len: usize) -> PyResult<()> {
-    if len > MAX_KEY_LEN {
-        return Err(too_long(len));
-    }
-    Ok(())
-}
-
-/// The `ValueError` of a key over 250 bytes.
-pub(crate) fn too_long(len: usize) -> PyErr {
-    PyValueError::new_err(format!("key length {len} too long, max is {MAX_KEY_LEN}"))
+/// The `ValueError` of a key over 250 bytes: pylibmc's words, then the key (shortened).
+pub(crate) fn too_long(key: &[u8]) -> PyErr {
+    let shown: String = String::from_utf8_lossy(&key[..key.len().min(40)]).into_owned();
+    PyValueError::new_err(format!(
+        "key length {} too long, max is {MAX_KEY_LEN} (key {shown:?}…)",
+        key.len()
+    ))
 }
 
 /// Why a key is not sent.

@@ -57,7 +57,7 @@ pub(crate) fn key_item<'py>(
     let len = wire.as_ref().len();
     let refused = if len > MAX_KEY_LEN {
         match long {
-            LongKey::Raise => return Err(keys::too_long(len)),
+            LongKey::Raise => return Err(keys::too_long(wire.as_ref())),
             LongKey::Refuse => Some(Refusal::TooLong { len }),
         }
     } else {
