@@ -376,11 +376,12 @@ impl Behaviors {
         };
         let connect = ms(B::connect_timeout)?;
         let poll = ms(B::poll_timeout)?;
-        // libmemcached's socket timeouts are in microseconds; 0 leaves the poll timeout.
+        // libmemcached waits on its sockets with poll(), so `_poll_timeout` bounds every
+        // wait; the socket timeouts (microseconds, 0 = unset) can only make it shorter.
         let io = |b: B| -> PyResult<Duration> {
             match u64::try_from(self.raw(b)) {
                 Ok(0) => Ok(poll),
-                Ok(us) => Ok(Duration::from_micros(us)),
+                Ok(us) => Ok(Duration::from_micros(us).min(poll)),
                 Err(_) => Err(refuse(b, "a timeout cannot be negative")),
             }
         };
