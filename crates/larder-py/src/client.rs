@@ -227,13 +227,16 @@ impl Client {
         let st = slf.get().state()?;
         let key = PyKey::new(key)?;
         let miss = || PyTuple::new(py, [py.None(), py.None()]);
-        match st.policy.check(key.as_bytes())? {
-            None => {}
-            Some(Refusal::Empty) => return miss(),
-            Some(r) => return Err(r.error(key.as_bytes())),
+        // pylibmc's order: an empty key is a miss, then the behavior, then the key's bytes.
+        let refusal = st.policy.check(key.as_bytes())?;
+        if refusal == Some(Refusal::Empty) {
+            return miss();
         }
         if !st.settings.behaviors.cas() {
             return Err(PyValueError::new_err("gets without cas behavior"));
+        }
+        if let Some(r) = refusal {
+            return Err(r.error(key.as_bytes()));
         }
         let k = key.as_bytes();
         let got = py.detach(|| {

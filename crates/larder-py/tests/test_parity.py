@@ -222,6 +222,10 @@ def test_gets_and_cas_need_the_cas_behavior(server):
     calls = [lambda c: c.gets("k"), lambda c: c.cas("k", 1, 1)]
     pylibmc_results, larder_results = run_both(server, calls)
     assert larder_results == pylibmc_results == [("raises", "ValueError")] * 2
+    # The behavior is checked after an empty key and before the key's bytes.
+    calls = [lambda c: c.gets(""), lambda c: c.gets("a b")]
+    pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results == [("ok", (None, None)), ("raises", "ValueError")]
 
 
 VERIFY_KEYS = ["a b", "a\nb", "a\x01b", "\x00\x01", "é", "a\x7fb", "ok"]
