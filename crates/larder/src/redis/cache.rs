@@ -1,0 +1,231 @@
+//! [`RedisCache`] itself and what both faces share: the stored layout (flags header +
+//! encoded bytes), keys, and the commands and scripts each operation sends.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use redis::{Cmd, Pipeline, Script};
+
+use super::config::RedisConfig;
+use super::connections::Connections;
+use super::scripts::{COUNTER_SCRIPT, TOUCH_SCRIPT};
+use super::{glob_escape, ttl_ms};
+use crate::codec::{Codec, Encoded};
+use crate::{Error, Expiry, MultiWrite, Result};
+
+/// The cache contract on Redis. See the [module docs](self).
+pub struct RedisCache<V, C> {
+    pub(super) cons: Connections,
+    pub(super) config: RedisConfig,
+    codec: C,
+    pub(super) manager: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    _value: PhantomData<fn(V) -> V>,
+}
+
+impl<V, C> std::fmt::Debug for RedisCache<V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("url", &self.config.url)
+            .field("prefix", &self.config.prefix)
+            .finish()
+    }
+}
+
+/// The conditions of a `SET`.
+#[derive(Clone, Copy)]
+pub(super) enum SetIf {
+    Always,
+    Absent,
+    Present,
+}
+
+impl<V, C: Codec<V>> RedisCache<V, C> {
+    /// A cache on the server at `config.url`, encoding values with `codec`. No connection
+    /// is made until the first operation.
+    pub fn new(config: RedisConfig, codec: C) -> Result<Self> {
+        Ok(Self {
+            cons: Connections::new(config.clone())?,
+            config,
+            codec,
+            manager: tokio::sync::OnceCell::new(),
+            _value: PhantomData,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        self.cons.err(context, e)
+    }
+
+    pub(super) fn key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.config.prefix.len() + key.len());
+        k.push_str(&self.config.prefix);
+        k.push_str(key);
+        k
+    }
+
+    pub(super) fn encode(&self, value: &V) -> Result<Vec<u8>> {
+        let Encoded { data, flags } = self.codec.encode(value)?;
+        let mut out = Vec::with_capacity(4 + data.len());
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&data);
+        Ok(out)
+    }
+
+    pub(super) fn decode(&self, key: &str, stored: &[u8]) -> Result<V> {
+        match stored {
+            [a, b, c, d, data @ ..] => self
+                .codec
+                .decode(data, u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => Err(Error::Codec(format!(
+                "value under {key:?} is not a larder value ({} bytes, no flags header)",
+                stored.len()
+            ))),
+        }
+    }
+
+    pub(super) fn set_cmd(&self, key: &str, value: &V, expiry: Expiry, cond: SetIf) -> Result<Cmd> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(self.encode(value)?);
+        if let Some(ms) = ttl_ms(expiry) {
+            cmd.arg("PX").arg(ms);
+        }
+        match cond {
+            SetIf::Always => {}
+            SetIf::Absent => {
+                cmd.arg("NX");
+            }
+            SetIf::Present => {
+                cmd.arg("XX");
+            }
+        }
+        Ok(cmd)
+    }
+
+    pub(super) fn set_pipeline(
+        &self,
+        items: &[(&str, V)],
+        expiry: Expiry,
+        cond: SetIf,
+    ) -> Result<Pipeline> {
+        let mut pipe = redis::pipe();
+        for (key, value) in items {
+            pipe.add_command(self.set_cmd(key, value, expiry, cond)?);
+        }
+        Ok(pipe)
+    }
+
+    pub(super) fn outcomes(items: &[(&str, V)], replies: Vec<Option<String>>) -> MultiWrite {
+        let mut out = MultiWrite::default();
+        for ((key, _), reply) in items.iter().zip(replies) {
+            out.record(*key, reply.is_some());
+        }
+        out
+    }
+
+    pub(super) fn hits(
+        &self,
+        keys: &[&str],
+        values: Vec<Option<Vec<u8>>>,
+    ) -> Result<HashMap<String, V>> {
+        let mut out = HashMap::with_capacity(values.len());
+        for (key, stored) in keys.iter().zip(values) {
+            if let Some(stored) = stored {
+                out.insert((*key).to_owned(), self.decode(key, &stored)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn counter(
+        &self,
+        key: &str,
+        delta: u64,
+        op: &str,
+    ) -> redis::ScriptInvocation<'static> {
+        static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let mut inv = SCRIPT
+            .get_or_init(|| Script::new(COUNTER_SCRIPT))
+            .prepare_invoke();
+        inv.key(self.key(key)).arg(delta.to_string()).arg(op);
+        inv
+    }
+
+    pub(super) fn touch_script(
+        &self,
+        key: &str,
+        expiry: Expiry,
+    ) -> redis::ScriptInvocation<'static> {
+        static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let mut inv = SCRIPT
+            .get_or_init(|| Script::new(TOUCH_SCRIPT))
+            .prepare_invoke();
+        inv.key(self.key(key))
+            .arg(ttl_ms(expiry).map_or_else(String::new, |ms| ms.to_string()));
+        inv
+    }
+
+    pub(super) fn parse_counter(key: &str, reply: Option<String>) -> Result<Option<u64>> {
+        reply
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    Error::Protocol(format!("counter script for {key:?} returned {s:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub(super) fn no_prefix_error() -> Error {
+        Error::Config(
+            "RedisCache::clear needs a non-empty key prefix (it never flushes the whole database)"
+                .into(),
+        )
+    }
+
+    pub(super) fn mget_cmd(&self, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        cmd
+    }
+
+    pub(super) fn del_pipeline(&self, keys: &[&str]) -> Pipeline {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("DEL").arg(self.key(key));
+        }
+        pipe
+    }
+
+    /// Which keys a `DEL` pipeline found.
+    pub(super) fn deleted(keys: &[&str], counts: Vec<u64>) -> MultiWrite {
+        let mut out = MultiWrite::default();
+        for (key, n) in keys.iter().zip(counts) {
+            out.record(*key, n > 0);
+        }
+        out
+    }
+
+    /// The `SCAN MATCH` pattern of this cache's keys; an empty prefix is refused.
+    pub(super) fn clear_pattern(&self) -> Result<String> {
+        if self.config.prefix.is_empty() {
+            return Err(Self::no_prefix_error());
+        }
+        Ok(glob_escape(&self.config.prefix))
+    }
+
+    pub(super) fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        cmd
+    }
+}

@@ -1,0 +1,99 @@
+//! The blocking side's connections: a [`crate::pool`] queue of `redis::Connection`s with
+//! read and write timeouts, where a connection that saw an I/O error or timeout is dropped.
+
+use std::time::Duration;
+
+use super::config::RedisConfig;
+use super::map_err;
+use crate::pool::{Manager, Pool, PoolConfig, Strategy};
+use crate::{Error, Result};
+
+/// Makes blocking connections to one server, each with read and write timeouts.
+pub(super) struct RedisManager {
+    pub(super) client: redis::Client,
+    pub(super) config: RedisConfig,
+}
+
+impl RedisManager {
+    pub(super) fn open(&self) -> Result<redis::Connection> {
+        let con = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .map_err(|e| self.err(&format!("connect to {}", self.config.url), e))?;
+        let timeout = Some(self.config.response_timeout);
+        con.set_read_timeout(timeout)
+            .and_then(|()| con.set_write_timeout(timeout))
+            .map_err(|e| self.err("set timeouts", e))?;
+        Ok(con)
+    }
+
+    pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        map_err(context, self.config.response_timeout, e)
+    }
+}
+
+impl Manager for RedisManager {
+    type Object = redis::Connection;
+    type Error = Error;
+
+    fn create(&self) -> Result<redis::Connection> {
+        self.open()
+    }
+}
+
+/// Blocking connections to one server, in a [`larder::pool`](crate::pool) queue: a
+/// connection that saw an I/O error or timeout is discarded, never reused.
+pub(super) struct Connections {
+    pub(super) pool: Pool<RedisManager>,
+}
+
+impl Connections {
+    pub(super) fn new(config: RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
+        let strategy = Strategy::Queue {
+            min_size: 0,
+            max_size: config.max_connections.max(1),
+            wait_timeout: config.pool_wait,
+            max_uses: None,
+            idle_timeout: Some(Duration::from_secs(300)),
+            eager: false,
+        };
+        let pool_config = PoolConfig::new(format!("redis {}", config.url), strategy);
+        let pool = Pool::new_unsync(RedisManager { client, config }, pool_config)?;
+        Ok(Self { pool })
+    }
+
+    pub(super) fn config(&self) -> &RedisConfig {
+        &self.pool.manager().config
+    }
+
+    pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {
+        self.pool.manager().err(context, e)
+    }
+
+    pub(super) fn open(&self) -> Result<redis::Connection> {
+        self.pool.manager().open()
+    }
+
+    /// Runs `f` on a pooled connection; the connection goes back only when `f` succeeded or
+    /// failed with a server reply (never after an I/O error or timeout).
+    pub(super) fn with<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        let mut guard = self.pool.get()?;
+        let result = f(guard.get_mut()?);
+        if let Err(e) = &result {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+            {
+                guard.discard();
+            }
+        }
+        result.map_err(|e| self.err(context, e))
+    }
+}
