@@ -4,7 +4,8 @@
 //! Semantics map onto Redis faithfully: `add` = `SET NX`, `replace` = `SET XX`, TTLs as
 //! `PX` milliseconds, `get_multi` = `MGET`, multi-key writes go out as one pipeline,
 //! `incr`/`decr` run as one Lua script (atomic on the server, `decr` stopping at 0 and
-//! `incr` wrapping at 2^64 as memcached does, the entry's TTL kept), and `clear` deletes only
+//! `incr` wrapping at 2^64 as memcached does, a value that is not a `u64` in decimal refused
+//! as [`Error::NotANumber`], the entry's TTL kept), and `clear` deletes only
 //! keys under this cache's prefix (`SCAN` + `UNLINK`, never `FLUSHALL`/`FLUSHDB`).
 //!
 //! Stored layout: every value is the codec's 32-bit flags (big-endian) followed by the

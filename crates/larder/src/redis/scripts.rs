@@ -2,21 +2,24 @@
 
 /// Atomic `incr`/`decr` over our stored layout (4 flag bytes + ASCII decimal), with
 /// memcached's arithmetic: `incr` wraps at 2^64, `decr` stops at 0. Lua numbers are
-/// doubles, so the arithmetic is done on decimal strings. Returns nil for a missing key,
-/// the new value as a string, or an error reply `NOTNUM`.
+/// doubles, so the arithmetic is done on decimal strings. A value counts when it is what
+/// [`parse_decimal`](crate::value::parse_decimal) reads as a `u64` (1 to 20 ASCII digits, at
+/// most `u64::MAX`), as on the memory cache; memcached refuses the same values. Returns nil
+/// for a missing key, the new value as a string, or an error reply `NOTNUM`.
 pub(super) const COUNTER_SCRIPT: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local digits = string.sub(v, 5)
-if #v < 5 or #digits > 20 or not string.find(digits, '^%d+$') then
-  return redis.error_reply('NOTNUM value is not an unsigned decimal')
-end
+local function notnum() return redis.error_reply('NOTNUM value is not an unsigned 64-bit decimal') end
+if #v < 5 or #digits > 20 or not string.find(digits, '^%d+$') then return notnum() end
 local function strip(s) s = string.gsub(s, '^0+', '') if s == '' then return '0' end return s end
 local function cmp(a, b)
   if #a ~= #b then return #a < #b and -1 or 1 end
   if a == b then return 0 end
   return a < b and -1 or 1
 end
+-- Twenty digits may still be past 2^64 - 1: such a value is not a counter (not wrapped).
+if cmp(strip(digits), '18446744073709551615') > 0 then return notnum() end
 local function add(a, b)
   local out, carry, i, j = {}, 0, #a, #b
   while i > 0 or j > 0 or carry > 0 do

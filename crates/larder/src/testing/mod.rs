@@ -139,6 +139,47 @@ pub fn counters(f: &Fixture) {
     assert_eq!(c.get("ctr:text").unwrap(), Some(s("ten")));
 }
 
+/// The edges of the counter rule: a value counts only when it is a `u64` in ASCII decimal
+/// (past `u64::MAX` is [`Error::NotANumber`], never wrapped); `incr` wraps at 2^64 and
+/// `decr` stops at 0; a refused value is left as it was.
+pub fn counter_bounds(f: &Fixture) {
+    let c = &*f.cache;
+    let max = u64::MAX.to_string();
+    let read = |key: &str| c.get(key).unwrap().map(|v| v.trim_end().to_owned());
+    for (key, stored) in [
+        ("cb:2^64", "18446744073709551616"),
+        ("cb:20nines", "99999999999999999999"),
+        ("cb:neg", "-1"),
+        ("cb:empty", ""),
+        ("cb:frac", "1.5"),
+        ("cb:suffix", "12a"),
+    ] {
+        c.set(key, s(stored), Expiry::Never).unwrap();
+        for (op, got) in [("incr", c.incr(key, 1)), ("decr", c.decr(key, 1))] {
+            match got {
+                Err(Error::NotANumber { .. }) => {}
+                other => panic!("{op} on {stored:?} gave {other:?}, want NotANumber"),
+            }
+        }
+        assert_eq!(
+            read(key).as_deref(),
+            Some(stored),
+            "{stored:?} left as it was"
+        );
+    }
+    c.set("cb:max", max.clone(), Expiry::Never).unwrap();
+    assert_eq!(c.decr("cb:max", 1).unwrap(), Some(u64::MAX - 1));
+    assert_eq!(c.incr("cb:max", 1).unwrap(), Some(u64::MAX));
+    assert_eq!(read("cb:max"), Some(max.clone()));
+    assert_eq!(c.incr("cb:max", 1).unwrap(), Some(0), "wraps at 2^64");
+    assert_eq!(read("cb:max").as_deref(), Some("0"));
+    c.set("cb:max", max, Expiry::Never).unwrap();
+    assert_eq!(c.incr("cb:max", u64::MAX).unwrap(), Some(u64::MAX - 1));
+    c.set("cb:zeros", s("007"), Expiry::Never).unwrap();
+    assert_eq!(c.incr("cb:zeros", 1).unwrap(), Some(8));
+    assert_eq!(c.decr("cb:zeros", u64::MAX).unwrap(), Some(0));
+}
+
 /// Entries expire after their TTL and are never returned after; `Never` stays.
 pub fn expiry(f: &Fixture) {
     let c = &*f.cache;
@@ -238,7 +279,7 @@ pub fn concurrent_incr_no_lost_updates(f: &Fixture) {
 macro_rules! contract_tests {
     ($make:expr) => {
         $crate::contract_tests!(@each $make;
-            get_set, add_replace, delete, multi, counters, expiry, touch, clear,
+            get_set, add_replace, delete, multi, counters, counter_bounds, expiry, touch, clear,
             concurrent_add_one_winner, concurrent_incr_no_lost_updates);
     };
     (@each $make:expr; $($check:ident),*) => {$(
