@@ -39,12 +39,14 @@ pub enum Error {
     },
 
     /// A value is larger than the backend accepts.
-    #[error("value too large: {size} bytes, limit {limit}")]
+    #[error("value too large: {size} bytes, {}", value_limit(.limit))]
     ValueTooLarge {
         /// The encoded size of the value.
         size: usize,
-        /// The limit it exceeds (the server's item size limit where known).
-        limit: usize,
+        /// The largest value the backend takes in its place (for memcached: under this key
+        /// and flags, the item header, key and CAS taking the rest of the item limit), or
+        /// `None` when the server refused the value without saying its limit.
+        limit: Option<usize>,
     },
 
     /// `incr`/`decr` met a value that is not an unsigned decimal integer.
@@ -147,6 +149,13 @@ pub enum Error {
         /// Why it has no result.
         reason: String,
     },
+}
+
+fn value_limit(limit: &Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!("limit {limit}"),
+        None => "refused by the server".to_owned(),
+    }
 }
 
 /// The rule a key broke (see [`crate::keys::validate_key`]).

@@ -108,7 +108,7 @@ fn weight_bound_holds_and_too_heavy_values_are_refused() {
     match cache.set("big", "y".repeat(400), Expiry::Never) {
         Err(Error::ValueTooLarge { size, limit }) => {
             assert_eq!(size, 403);
-            assert_eq!(limit, 250);
+            assert_eq!(limit, Some(250));
         }
         other => panic!("want ValueTooLarge, got {other:?}"),
     }

@@ -91,7 +91,9 @@ pub struct ClientConfig {
     /// opaque, key and leftover-byte checks of every exchange, and a read that finds its
     /// connection closed is retried. `Duration::ZERO` probes before every reuse.
     pub idle_probe_after: Duration,
-    /// The server's item size limit (`-I`); larger values fail before being sent.
+    /// The server's item size limit (`-I`). It bounds the whole item, so the largest value
+    /// is smaller by the item's header, key and CAS (59 bytes plus the key, 4 more when the
+    /// flags are not 0); a larger value fails before being sent.
     pub item_size_limit: usize,
     /// The largest value the reply parser accepts.
     pub max_value_size: usize,

@@ -361,7 +361,7 @@ impl Chunk<'_> {
                         return Ok(Progress::Complete);
                     }
                     Retrieval::Other(reply) => {
-                        return Err(reply.into_error("VALUE or END", None, 0, 0))
+                        return Err(reply.into_error("VALUE or END", None, 0))
                     }
                 }
                 buf.consume(used);

@@ -86,7 +86,6 @@ pub(crate) struct OtherReply {
     /// The key of an `ma` (named by a non-numeric-value error).
     arithmetic_key: Option<Vec<u8>>,
     value_size: usize,
-    limit: usize,
 }
 
 /// A request and the handler of its replies.
@@ -117,7 +116,6 @@ impl<T> Op<T> {
                     other.expected,
                     other.arithmetic_key.as_deref(),
                     other.value_size,
-                    other.limit,
                 )),
             },
         };
@@ -189,8 +187,7 @@ fn unexpected(expected: &str, m: &MetaReply) -> Error {
 
 /// The op of one meta request answered by one reply, mapped by `map`. `arithmetic_key` is
 /// the key of an `ma` (named by a non-numeric-value error); the other ops keep no copy of
-/// their key.
-#[allow(clippy::too_many_arguments)]
+/// their key. `value_size` is the size of a stored value, for a too-large error.
 fn single<T: 'static>(
     request: Vec<u8>,
     opaque: u32,
@@ -198,7 +195,6 @@ fn single<T: 'static>(
     expected: &'static str,
     arithmetic_key: Option<&[u8]>,
     value_size: usize,
-    limit: usize,
     map: impl Fn(MetaReply) -> Result<T> + Send + 'static,
 ) -> Op<T> {
     Op {
@@ -209,7 +205,6 @@ fn single<T: 'static>(
                 expected,
                 arithmetic_key: arithmetic_key.map(<[u8]>::to_vec),
                 value_size,
-                limit,
             },
         },
         opaque: Some(opaque),
@@ -241,7 +236,6 @@ pub(crate) fn get(key: &[u8], with_cas: bool, touch: Option<u32>) -> Result<Op<O
         "VA or EN",
         None,
         0,
-        0,
         |m| match m.status {
             Some(MetaStatus::Va) => Ok(Some(GetsItem::from_meta(m))),
             Some(MetaStatus::En) => Ok(None),
@@ -271,7 +265,6 @@ pub(crate) fn touch(key: &[u8], exptime: u32) -> Result<Op<bool>> {
         "HD or EN",
         None,
         0,
-        0,
         |m| match m.status {
             Some(MetaStatus::Hd) => Ok(true),
             Some(MetaStatus::En) => Ok(false),
@@ -290,13 +283,16 @@ pub(crate) fn store(
     cas: Option<u64>,
     item_limit: usize,
 ) -> Result<Op<bool>> {
-    if data.len() > item_limit {
+    let wk = WireKey::meta(key)?;
+    // Refused here, the value is never sent: the item already stored under the key stays
+    // (a set the server refuses drops it).
+    let limit = proto::max_value_len(item_limit, key.len(), flags);
+    if data.len() > limit {
         return Err(Error::ValueTooLarge {
             size: data.len(),
-            limit: item_limit,
+            limit: Some(limit),
         });
     }
-    let wk = WireKey::meta(key)?;
     // encode_ms reserves the request's size.
     let mut req = Vec::new();
     let opaque = exchange::opaques(1);
@@ -320,7 +316,6 @@ pub(crate) fn store(
         "HD, NS, EX or NF",
         None,
         data.len(),
-        item_limit,
         |m| match m.status {
             Some(MetaStatus::Hd) => Ok(true),
             Some(MetaStatus::Ns | MetaStatus::Ex | MetaStatus::Nf) => Ok(false),
@@ -380,7 +375,6 @@ fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
         expected,
         None,
         0,
-        0,
         move |m| match m.status {
             Some(MetaStatus::Hd) => Ok(true),
             Some(MetaStatus::Nf) => Ok(false),
@@ -412,7 +406,6 @@ pub(crate) fn arith(key: &[u8], decrement: bool, delta: u64) -> Result<Op<Option
         false,
         "VA or NF",
         Some(key),
-        0,
         0,
         |m| match m.status {
             Some(MetaStatus::Va) => {
@@ -455,7 +448,6 @@ pub(crate) fn meta_get(key: &[u8], opts: MetaGetOptions) -> Result<Op<MetaGetRes
         idempotent,
         "VA, HD or EN",
         None,
-        0,
         0,
         |m| match m.status {
             Some(MetaStatus::Va | MetaStatus::Hd | MetaStatus::En) => Ok(MetaGetResult {
@@ -534,7 +526,7 @@ pub(crate) fn get_multi(keys: Vec<Vec<u8>>) -> Result<Op<Hits>> {
             }) => {}
             Reply::Meta(m) => return Err(unexpected("VA or MN", &m)),
             other if other.is_error() => {
-                let err = other.into_error("VA", None, 0, 0);
+                let err = other.into_error("VA", None, 0);
                 if !exchange::keeps_connection(&err) {
                     return Err(err);
                 }
@@ -562,7 +554,7 @@ pub(crate) fn flush_all(delay: Option<u32>) -> Op<()> {
         false,
         Box::new(|reply| match reply {
             Reply::Ok => Ok(Some(())),
-            other => Err(other.into_error("OK", None, 0, 0)),
+            other => Err(other.into_error("OK", None, 0)),
         }),
     )
 }
@@ -581,7 +573,7 @@ pub(crate) fn stats(group: Option<&str>) -> Result<Op<HashMap<String, String>>> 
                 Ok(None)
             }
             Reply::End => Ok(Some(std::mem::take(&mut out))),
-            other => Err(other.into_error("STAT or END", None, 0, 0)),
+            other => Err(other.into_error("STAT or END", None, 0)),
         }),
     ))
 }
@@ -595,7 +587,7 @@ pub(crate) fn version() -> Op<String> {
         true,
         Box::new(|reply| match reply {
             Reply::Version(v) => Ok(Some(v)),
-            other => Err(other.into_error("VERSION", None, 0, 0)),
+            other => Err(other.into_error("VERSION", None, 0)),
         }),
     )
 }

@@ -329,7 +329,7 @@ impl<V> MemoryCache<V> {
             shard.delete(hash, key, &mut now);
             return Err(Error::ValueTooLarge {
                 size: usize::try_from(weight).unwrap_or(usize::MAX),
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                limit: Some(usize::try_from(limit).unwrap_or(usize::MAX)),
             });
         }
         shard.sweep_expired(&mut now);
@@ -353,7 +353,7 @@ impl<V> MemoryCache<V> {
             if weight > limit {
                 return Err(Error::ValueTooLarge {
                     size: usize::try_from(weight).unwrap_or(usize::MAX),
-                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                    limit: Some(usize::try_from(limit).unwrap_or(usize::MAX)),
                 });
             }
             prepared.push((key, value, weight, hash));

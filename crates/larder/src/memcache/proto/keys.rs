@@ -1,5 +1,6 @@
 //! Wire keys (text keys as they are, binary keys base64 for the meta `b` flag), exptimes and
-//! the protocol's size limits.
+//! the protocol's size limits (the item limit counts the item's header and key, not only its
+//! value).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -14,12 +15,30 @@ use crate::{Error, Expiry, Result};
 pub const RELATIVE_EXPTIME_LIMIT: u64 = 2_592_000;
 /// memcached's default item size limit (`-I 1m`).
 pub const DEFAULT_ITEM_SIZE_LIMIT: usize = 1 << 20;
+/// The size of memcached's item header (`sizeof(item)` on a 64-bit build).
+pub const ITEM_HEADER_SIZE: usize = 48;
+/// The CAS value every item carries unless memcached runs with `-C`.
+pub const ITEM_CAS_SIZE: usize = 8;
 /// The parser's default largest accepted value: a bit over the default item limit.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = (1 << 20) + 4096;
 /// The parser's default longest accepted reply line.
 pub const DEFAULT_MAX_LINE: usize = 8192;
 /// The longest raw key a base64 meta key can hold (its 4/3 encoding must fit 250 chars).
 pub const MAX_BINARY_KEY_LEN: usize = 186;
+
+/// The largest value memcached 1.6 stores under a key of `key_len` bytes (as the server
+/// keeps it: a base64 key counts decoded) with client `flags`, when its item limit (`-I`) is
+/// `item_limit`.
+///
+/// An item must fit the limit whole (`item_size_ok` in memcached's `items.c`): the item
+/// header, the key and its NUL, the flags when they are not 0 (4 bytes), the value and its
+/// `\r\n`, and the CAS value. This is exact for a default 64-bit build; a server started
+/// with `-C` (no CAS) takes 8 bytes more, which this bound does not count on.
+pub fn max_value_len(item_limit: usize, key_len: usize, flags: u32) -> usize {
+    let flag_bytes = if flags == 0 { 0 } else { 4 };
+    let overhead = ITEM_HEADER_SIZE + key_len + 1 + flag_bytes + 2 + ITEM_CAS_SIZE;
+    item_limit.saturating_sub(overhead)
+}
 
 /// The exptime memcached should get for `expiry`, given the current Unix time in seconds.
 ///

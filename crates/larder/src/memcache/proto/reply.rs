@@ -150,21 +150,22 @@ impl Reply {
 
     /// The typed error for an error reply, or a protocol error naming what was expected.
     ///
-    /// `value_size` and `limit` fill [`Error::ValueTooLarge`] when the server says the value
-    /// was too large. `arithmetic_key` is the key of an `incr`/`decr` (`ma`) request, which
-    /// the server's non-numeric-value error names as [`Error::NotANumber`]; for any other
-    /// request (`None`) that reply is an [`Error::Client`].
+    /// `value_size` fills [`Error::ValueTooLarge`] when the server says the item was too
+    /// large; its limit is left unknown, since the server's answer does not say it (the
+    /// client's own check, which does know it, let this value through). `arithmetic_key` is
+    /// the key of an `incr`/`decr` (`ma`) request, which the server's non-numeric-value error
+    /// names as [`Error::NotANumber`]; for any other request (`None`) that reply is an
+    /// [`Error::Client`].
     pub fn into_error(
         self,
         expected: &str,
         arithmetic_key: Option<&[u8]>,
         value_size: usize,
-        limit: usize,
     ) -> Error {
         match self {
             Reply::ServerError(t) if t.starts_with(TOO_LARGE_TEXT) => Error::ValueTooLarge {
                 size: value_size,
-                limit,
+                limit: None,
             },
             Reply::ServerError(t) => Error::Server(t),
             Reply::ClientError(t) => match arithmetic_key {
