@@ -1,8 +1,11 @@
-//! Cache keys: memcached's key rules as a reusable check, and key encoders that turn any
-//! string into a valid key (utf-8 as is, base64, or a hex digest), with an optional prefix.
+//! Cache keys: memcached's key rules as a reusable check, the [`KeyPolicy`] every cache
+//! backend applies, and key encoders that turn any string into a valid key (utf-8 as is,
+//! base64, or a hex digest), with an optional prefix.
 //!
 //! The rules (memcached's text and meta protocols): 1 to 250 bytes, no ASCII space, no
-//! control bytes (0x00–0x1f, 0x7f). Errors name the key and the rule broken.
+//! control bytes (0x00–0x1f, 0x7f). They are the cache contract's key rule: every backend
+//! refuses the same keys unless configured otherwise, so swapping backends does not change
+//! which keys are valid. Errors name the key and the rule broken.
 
 use base64::Engine as _;
 use sha1::Digest as _;
@@ -23,18 +26,23 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
 
 /// Checks `key` against memcached's key rules, returning only the rule broken.
 pub fn check_key(key: &[u8]) -> Result<(), KeyRule> {
+    check_key_within(key, MAX_KEY_LEN)
+}
+
+/// [`check_key`] with room for only `limit` bytes (what a prefix leaves of the 250).
+pub(crate) fn check_key_within(key: &[u8], limit: usize) -> Result<(), KeyRule> {
     // The common case in one quick pass; the detailed checks below run only for a key that
     // breaks a rule.
-    if !key.is_empty() && key.len() <= MAX_KEY_LEN && key_bytes_allowed(key) {
+    if !key.is_empty() && key.len() <= limit && key_bytes_allowed(key) {
         return Ok(());
     }
     if key.is_empty() {
         return Err(KeyRule::Empty);
     }
-    if key.len() > MAX_KEY_LEN {
+    if key.len() > limit {
         return Err(KeyRule::TooLong {
             len: key.len(),
-            limit: MAX_KEY_LEN,
+            limit,
         });
     }
     if let Some(offset) = key.iter().position(|&b| b <= b' ' || b == 0x7f) {
@@ -74,6 +82,50 @@ fn key_bytes_allowed(key: &[u8]) -> bool {
     }
     // The last, partial word: the key's last eight bytes (overlapping checked ones).
     key.len().is_multiple_of(8) || !forbidden(word(&key[key.len() - 8..]))
+}
+
+/// Which keys a cache backend accepts (`MemoryCacheBuilder::key_policy`,
+/// `MemcachedCache::with_key_policy`, `RedisConfig::key_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyPolicy {
+    /// The contract's rule, memcached's ([`check_key`]): 1 to 250 bytes, no space or control
+    /// bytes. The default of every backend, checked before anything is stored or sent; on
+    /// memcached a key prefix takes its share of the 250 bytes.
+    #[default]
+    Portable,
+    /// Only the backend's own limits, chosen explicitly where keys need not move between
+    /// backends: any string on the memory cache and Redis (the empty one and long ones
+    /// included); on memcached, keys with spaces or control bytes travel base64 (at most 186
+    /// bytes), other keys still at most 250.
+    Native,
+}
+
+impl KeyPolicy {
+    /// Checks the caller's `key` (before any prefix); the error names the key and the rule.
+    #[inline]
+    pub fn check(self, key: &str) -> Result<()> {
+        self.check_within(key, MAX_KEY_LEN)
+    }
+
+    /// [`check`](Self::check) where a prefix leaves only `limit` of the 250 bytes.
+    #[inline]
+    pub(crate) fn check_within(self, key: &str, limit: usize) -> Result<()> {
+        match self {
+            KeyPolicy::Portable => {
+                check_key_within(key.as_bytes(), limit).map_err(|rule| Error::KeyInvalid {
+                    key: key.to_owned(),
+                    rule,
+                })
+            }
+            KeyPolicy::Native => Ok(()),
+        }
+    }
+
+    /// Checks every key of a batch, so a batch with one bad key does nothing at all.
+    pub fn check_all<'k>(self, keys: impl IntoIterator<Item = &'k str>) -> Result<()> {
+        keys.into_iter().try_for_each(|key| self.check(key))
+    }
 }
 
 /// A digest used by [`KeyEncoding::Hash`].
@@ -226,6 +278,42 @@ mod tests {
         assert_eq!(check_key(b""), Err(KeyRule::Empty));
         // UTF-8 beyond ASCII is allowed by memcached.
         assert!(validate_key("ключ".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn policies() {
+        let portable = KeyPolicy::default();
+        assert_eq!(portable, KeyPolicy::Portable);
+        assert!(portable.check(&"k".repeat(250)).is_ok());
+        let err = portable.check(&"k".repeat(251)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid key {:?}: key too long: 251 bytes, limit 250",
+                "k".repeat(251)
+            )
+        );
+        assert!(matches!(
+            portable.check(""),
+            Err(Error::KeyInvalid {
+                rule: KeyRule::Empty,
+                ..
+            })
+        ));
+        assert!(matches!(
+            portable.check_within(&"k".repeat(247), 246),
+            Err(Error::KeyInvalid {
+                rule: KeyRule::TooLong {
+                    len: 247,
+                    limit: 246
+                },
+                ..
+            })
+        ));
+        assert!(portable.check_all(["a", "b c"]).is_err());
+        for key in ["", "a b", "\n", &"k".repeat(10_000)] {
+            assert!(KeyPolicy::Native.check(key).is_ok(), "{key:?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};
 pub use codec::{Codec, Encoded};
 pub use dependency::Dependency;
 pub use error::{BoxError, Error, KeyRule, Result};
+pub use keys::KeyPolicy;
 #[cfg(feature = "tokio")]
 pub use namespaces::AsyncNamespaces;
 pub use namespaces::Namespaces;

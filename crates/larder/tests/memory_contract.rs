@@ -411,3 +411,21 @@ fn zipf_hit_ratio_is_at_least_lrus() {
         }
     }
 }
+
+#[test]
+fn native_key_policy_takes_any_string() {
+    let cache: MemoryCache<String> = MemoryCache::builder()
+        .key_policy(larder::KeyPolicy::Native)
+        .build();
+    let long = "k".repeat(251);
+    for key in ["", &*long, "a b", "a\nb", "\0"] {
+        cache.set(key, key.to_owned(), Expiry::Never).unwrap();
+        assert_eq!(cache.get(key).unwrap().as_deref(), Some(key), "{key:?}");
+        assert!(cache.delete(key).unwrap(), "{key:?}");
+    }
+    let portable: MemoryCache<String> = MemoryCache::new(10);
+    assert!(matches!(
+        portable.set(&long, s("v"), Expiry::Never),
+        Err(Error::KeyInvalid { .. })
+    ));
+}

@@ -182,3 +182,44 @@ async fn async_server_down_then_recovers() {
         Some("again")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_key_policy_takes_any_string_on_both_faces() {
+    use larder::{AsyncCache, KeyPolicy};
+    let server = RedisServer::start().unwrap();
+    let config = RedisConfig::new(server.url())
+        .prefix("native:")
+        .key_policy(KeyPolicy::Native);
+    let c: RedisCache<String, TextCodec> = RedisCache::new(config, TextCodec).unwrap();
+    let long = "k".repeat(251);
+    for key in ["", &*long, "a b", "a\r\nb"] {
+        Cache::set(&c, key, key.to_owned(), Expiry::Never).unwrap();
+        assert_eq!(
+            AsyncCache::get(&c, key).await.unwrap().as_deref(),
+            Some(key)
+        );
+    }
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(format!("native:{long}"))
+        .arg("native:")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(exists, 2, "the long and the empty key are stored as given");
+
+    // The default refuses them on the async face as on the blocking one.
+    let portable = cache(&server, "portable:");
+    for bad in ["", &*long, "a b"] {
+        assert!(matches!(
+            AsyncCache::set(&portable, bad, "v".into(), Expiry::Never).await,
+            Err(Error::KeyInvalid { .. })
+        ));
+        assert!(matches!(
+            AsyncCache::delete_multi(&portable, &["ok", bad]).await,
+            Err(Error::KeyInvalid { .. })
+        ));
+    }
+}

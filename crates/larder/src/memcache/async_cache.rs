@@ -23,6 +23,7 @@ impl<V, C> std::fmt::Debug for AsyncMemcachedCache<V, C> {
         f.debug_struct("AsyncMemcachedCache")
             .field("client", &self.client)
             .field("prefix", &self.map.prefix())
+            .field("key_policy", &self.map.key_policy())
             .finish()
     }
 }
@@ -43,6 +44,14 @@ impl<V, C: Codec<V>> AsyncMemcachedCache<V, C> {
         self
     }
 
+    /// Sets which keys the cache accepts (see [`MemcachedCache::with_key_policy`]).
+    ///
+    /// [`MemcachedCache::with_key_policy`]: super::MemcachedCache::with_key_policy
+    pub fn with_key_policy(mut self, policy: crate::KeyPolicy) -> Self {
+        self.map.set_key_policy(policy);
+        self
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &AsyncClient {
         &self.client
@@ -51,7 +60,7 @@ impl<V, C: Codec<V>> AsyncMemcachedCache<V, C> {
 
 impl<V: Send + 'static, C: Codec<V>> AsyncMemcachedCache<V, C> {
     async fn write(&self, mode: SetMode, key: &str, enc: Encoded, expiry: Expiry) -> Result<bool> {
-        let k = self.map.key(key);
+        let k = self.map.key(key)?;
         let c = &self.client;
         let res = match mode {
             SetMode::Add => c.add(&k, &enc.data, enc.flags, expiry).await,
@@ -80,7 +89,7 @@ impl<V: Send + 'static, C: Codec<V>> AsyncCache<V> for AsyncMemcachedCache<V, C>
     async fn get(&self, key: &str) -> Result<Option<V>> {
         let hit = self
             .client
-            .get(self.map.key(key))
+            .get(self.map.key(key)?)
             .await
             .map_err(|e| self.map.name_key(key, e))?;
         self.map.decode(hit)
@@ -90,7 +99,7 @@ impl<V: Send + 'static, C: Codec<V>> AsyncCache<V> for AsyncMemcachedCache<V, C>
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let wire = self.map.keys(keys);
+        let wire = self.map.keys(keys)?;
         let mut found = Found::new(keys, &wire);
         self.client
             .get_multi_with(&wire, |hit| found.visit(self.map.codec(), hit))
@@ -102,7 +111,7 @@ impl<V: Send + 'static, C: Codec<V>> AsyncCache<V> for AsyncMemcachedCache<V, C>
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
         let got = self
             .client
-            .meta_get(self.map.key(key), MetaGetOptions::default())
+            .meta_get(self.map.key(key)?, MetaGetOptions::default())
             .await
             .map_err(|e| self.map.name_key(key, e))?;
         self.map.with_life(got)
@@ -138,33 +147,33 @@ impl<V: Send + 'static, C: Codec<V>> AsyncCache<V> for AsyncMemcachedCache<V, C>
 
     async fn delete(&self, key: &str) -> Result<bool> {
         self.client
-            .delete(self.map.key(key))
+            .delete(self.map.key(key)?)
             .await
             .map_err(|e| self.map.name_key(key, e))
     }
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let deleted = self.client.delete_multi(&self.map.keys(keys)).await;
+        let deleted = self.client.delete_multi(&self.map.keys(keys)?).await;
         self.map.multi_outcome(keys.iter().copied(), deleted)
     }
 
     async fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         self.client
-            .incr(self.map.key(key), delta)
+            .incr(self.map.key(key)?, delta)
             .await
             .map_err(|e| self.map.name_key(key, e))
     }
 
     async fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         self.client
-            .decr(self.map.key(key), delta)
+            .decr(self.map.key(key)?, delta)
             .await
             .map_err(|e| self.map.name_key(key, e))
     }
 
     async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
         self.client
-            .touch(self.map.key(key), expiry)
+            .touch(self.map.key(key)?, expiry)
             .await
             .map_err(|e| self.map.name_key(key, e))
     }

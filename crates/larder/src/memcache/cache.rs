@@ -2,8 +2,10 @@
 //! the mapping of keys, values and errors that its async face (`async_cache`) shares.
 //!
 //! Values are encoded with the codec (its flags word travels as memcached's client flags).
-//! Keys get an optional prefix; keys that are not valid memcached keys travel base64 (meta
-//! `b` flag). `clear` is `flush_all` on every server: it empties the whole servers, including
+//! Keys follow the contract's rule ([`KeyPolicy::Portable`]: checked before anything is
+//! sent, the prefix taking its share of the 250 bytes) unless [`KeyPolicy::Native`] is
+//! chosen, with which keys that are not valid memcached keys travel base64 (meta `b` flag).
+//! `clear` is `flush_all` on every server: it empties the whole servers, including
 //! entries other applications or prefixes stored there.
 //!
 //! Over several servers: `get_multi` fans out to them in parallel and returns the hits of
@@ -16,7 +18,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{Client, MetaGetOptions, MetaGetResult};
-use crate::{Cache, Codec, Encoded, Error, Expiry, MultiWrite, Result};
+use crate::keys::MAX_KEY_LEN;
+use crate::{Cache, Codec, Encoded, Error, Expiry, KeyPolicy, MultiWrite, Result};
 
 /// The hits of a cache-level `get_multi`, decoded straight from the client's read buffer
 /// and keyed by the caller's keys (each wire key maps back to the key it came from).
@@ -65,6 +68,7 @@ impl<'k, V> Found<'k, V> {
 pub(super) struct Mapping<C> {
     codec: C,
     prefix: String,
+    key_policy: KeyPolicy,
 }
 
 impl<C> Mapping<C> {
@@ -72,7 +76,16 @@ impl<C> Mapping<C> {
         Self {
             codec,
             prefix: String::new(),
+            key_policy: KeyPolicy::default(),
         }
+    }
+
+    pub(super) fn key_policy(&self) -> KeyPolicy {
+        self.key_policy
+    }
+
+    pub(super) fn set_key_policy(&mut self, policy: KeyPolicy) {
+        self.key_policy = policy;
     }
 
     pub(super) fn prefix(&self) -> &str {
@@ -83,14 +96,18 @@ impl<C> Mapping<C> {
         self.prefix = prefix;
     }
 
-    pub(super) fn key(&self, key: &str) -> Vec<u8> {
+    /// The stored key of the caller's `key`, once the key policy accepts it.
+    pub(super) fn key(&self, key: &str) -> Result<Vec<u8>> {
+        self.key_policy
+            .check_within(key, MAX_KEY_LEN.saturating_sub(self.prefix.len()))?;
         let mut k = Vec::with_capacity(self.prefix.len() + key.len());
         k.extend_from_slice(self.prefix.as_bytes());
         k.extend_from_slice(key.as_bytes());
-        k
+        Ok(k)
     }
 
-    pub(super) fn keys(&self, keys: &[&str]) -> Vec<Vec<u8>> {
+    /// The stored keys of a batch; one refused key refuses the batch before anything is sent.
+    pub(super) fn keys(&self, keys: &[&str]) -> Result<Vec<Vec<u8>>> {
         keys.iter().map(|k| self.key(k)).collect()
     }
 
@@ -160,7 +177,7 @@ impl<C> Mapping<C> {
     {
         items
             .iter()
-            .map(|(key, value)| Ok((self.key(key), self.codec.encode(value)?)))
+            .map(|(key, value)| Ok((self.key(key)?, self.codec.encode(value)?)))
             .collect()
     }
 
@@ -198,6 +215,7 @@ impl<V, C> std::fmt::Debug for MemcachedCache<V, C> {
         f.debug_struct("MemcachedCache")
             .field("client", &self.client)
             .field("prefix", &self.map.prefix())
+            .field("key_policy", &self.map.key_policy())
             .finish()
     }
 }
@@ -213,8 +231,17 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
     }
 
     /// Prepends `prefix` to every key (it does not scope `clear`, which flushes the servers).
+    /// The prefix is part of the stored key: under the default key policy it leaves
+    /// `250 - prefix.len()` bytes for the caller's keys.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.map.set_prefix(prefix.into());
+        self
+    }
+
+    /// Sets which keys the cache accepts (default [`KeyPolicy::Portable`], the contract's
+    /// rule); [`KeyPolicy::Native`] also takes keys with spaces or control bytes, sent base64.
+    pub fn with_key_policy(mut self, policy: KeyPolicy) -> Self {
+        self.map.set_key_policy(policy);
         self
     }
 
@@ -233,11 +260,12 @@ impl<V, C: Codec<V>> MemcachedCache<V, C> {
     {
         super::AsyncMemcachedCache::new(self.client.async_twin(), self.map.codec().clone())
             .with_prefix(self.map.prefix())
+            .with_key_policy(self.map.key_policy())
     }
 
     fn write(&self, mode: super::SetMode, key: &str, value: &V, expiry: Expiry) -> Result<bool> {
         let enc = self.map.encode(value)?;
-        let k = self.map.key(key);
+        let k = self.map.key(key)?;
         let res = match mode {
             super::SetMode::Add => self.client.add(&k, &enc.data, enc.flags, expiry),
             super::SetMode::Replace => self.client.replace(&k, &enc.data, enc.flags, expiry),
@@ -267,7 +295,7 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
     fn get(&self, key: &str) -> Result<Option<V>> {
         let hit = self
             .client
-            .get(self.map.key(key))
+            .get(self.map.key(key)?)
             .map_err(|e| self.map.name_key(key, e))?;
         self.map.decode(hit)
     }
@@ -276,7 +304,7 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let wire = self.map.keys(keys);
+        let wire = self.map.keys(keys)?;
         let mut found = Found::new(keys, &wire);
         self.client
             .get_multi_with(&wire, |hit| found.visit(self.map.codec(), hit))?;
@@ -287,7 +315,7 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
     fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
         let got = self
             .client
-            .meta_get(self.map.key(key), MetaGetOptions::default())
+            .meta_get(self.map.key(key)?, MetaGetOptions::default())
             .map_err(|e| self.map.name_key(key, e))?;
         self.map.with_life(got)
     }
@@ -319,30 +347,30 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
 
     fn delete(&self, key: &str) -> Result<bool> {
         self.client
-            .delete(self.map.key(key))
+            .delete(self.map.key(key)?)
             .map_err(|e| self.map.name_key(key, e))
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let deleted = self.client.delete_multi(&self.map.keys(keys));
+        let deleted = self.client.delete_multi(&self.map.keys(keys)?);
         self.map.multi_outcome(keys.iter().copied(), deleted)
     }
 
     fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         self.client
-            .incr(self.map.key(key), delta)
+            .incr(self.map.key(key)?, delta)
             .map_err(|e| self.map.name_key(key, e))
     }
 
     fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
         self.client
-            .decr(self.map.key(key), delta)
+            .decr(self.map.key(key)?, delta)
             .map_err(|e| self.map.name_key(key, e))
     }
 
     fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
         self.client
-            .touch(self.map.key(key), expiry)
+            .touch(self.map.key(key)?, expiry)
             .map_err(|e| self.map.name_key(key, e))
     }
 

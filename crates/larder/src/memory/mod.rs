@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::clock::{Clock, SystemClock};
-use crate::{Cache, Error, Expiry, MultiWrite, Result};
+use crate::{Cache, Error, Expiry, KeyPolicy, MultiWrite, Result};
 
 use shard::{Now, Shard, UNBOUNDED};
 
@@ -69,6 +69,7 @@ pub struct MemoryCacheBuilder<V> {
     weigher: Option<Weigher<V>>,
     clock: Arc<dyn Clock>,
     shards: Option<usize>,
+    key_policy: KeyPolicy,
 }
 
 impl<V> std::fmt::Debug for MemoryCacheBuilder<V> {
@@ -79,6 +80,7 @@ impl<V> std::fmt::Debug for MemoryCacheBuilder<V> {
             .field("weigher", &self.weigher.as_ref().map(|_| "<fn>"))
             .field("clock", &self.clock)
             .field("shards", &self.shards)
+            .field("key_policy", &self.key_policy)
             .finish()
     }
 }
@@ -91,6 +93,7 @@ impl<V> MemoryCacheBuilder<V> {
             weigher: None,
             clock: Arc::new(SystemClock),
             shards: None,
+            key_policy: KeyPolicy::default(),
         }
     }
 
@@ -131,6 +134,15 @@ impl<V> MemoryCacheBuilder<V> {
     /// exact global eviction order.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
+        self
+    }
+
+    /// Which keys the cache accepts: by default the contract's rule
+    /// ([`KeyPolicy::Portable`]: 1 to 250 bytes, no space or control bytes), so code tested
+    /// on the memory cache keeps working on memcached; [`KeyPolicy::Native`] takes any
+    /// string.
+    pub fn key_policy(mut self, policy: KeyPolicy) -> Self {
+        self.key_policy = policy;
         self
     }
 
@@ -186,6 +198,7 @@ impl<V> MemoryCacheBuilder<V> {
                 weigher: self.weigher,
                 clock: self.clock,
                 base,
+                key_policy: self.key_policy,
             }),
         }
     }
@@ -205,6 +218,7 @@ struct Inner<V> {
     weigher: Option<Weigher<V>>,
     clock: Arc<dyn Clock>,
     base: Instant,
+    key_policy: KeyPolicy,
 }
 
 /// The embedded cache: bounded, per-entry TTL, S3-FIFO eviction, sharded for many threads.
@@ -213,7 +227,9 @@ struct Inner<V> {
 /// same entries, so share it between threads by cloning it (or by putting it in an `Arc`).
 /// See the [module docs](self) for how it works.
 ///
-/// Keys may be any string (memcached's key rules do not apply here).
+/// Keys follow the contract's rule unless the builder's
+/// [`key_policy`](MemoryCacheBuilder::key_policy) says otherwise: a key memcached would
+/// refuse is refused here too ([`Error::KeyInvalid`]), before anything is stored.
 ///
 /// ```
 /// use larder::memory::MemoryCache;
@@ -288,6 +304,10 @@ impl<V> MemoryCache<V> {
         self.inner.shards.len()
     }
 
+    fn check(&self, key: &str) -> Result<()> {
+        self.inner.key_policy.check(key)
+    }
+
     fn hash(&self, key: &str) -> u64 {
         self.inner.hasher.hash_one(key)
     }
@@ -320,6 +340,7 @@ impl<V> MemoryCache<V> {
         expiry: Expiry,
         op: impl FnOnce(&mut Shard<V>, u64, V, u64, u64, &mut Now<'_>) -> T,
     ) -> Result<T> {
+        self.check(key)?;
         let weight = self.weigh(key, &value);
         let hash = self.hash(key);
         let limit = self.inner.shard_max_weight[self.shard_index(hash)];
@@ -345,6 +366,9 @@ impl<V> MemoryCache<V> {
         expiry: Expiry,
         op: impl Fn(&mut Shard<V>, u64, &str, V, u64, u64, &mut Now<'_>) -> bool,
     ) -> Result<MultiWrite> {
+        self.inner
+            .key_policy
+            .check_all(items.iter().map(|(key, _)| *key))?;
         let mut prepared = Vec::with_capacity(items.len());
         for (key, value) in items {
             let weight = self.weigh(key, &value);
@@ -375,6 +399,7 @@ impl<V> MemoryCache<V> {
     where
         V: 'static,
     {
+        self.check(key)?;
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
         let mut now = self.now();
@@ -391,12 +416,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     fn get(&self, key: &str) -> Result<Option<V>> {
+        self.check(key)?;
         let hash = self.hash(key);
         let mut now = self.now();
         Ok(self.shard(hash).get(hash, key, &mut now))
     }
 
     fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
+        self.check(key)?;
         let hash = self.hash(key);
         let mut now = self.now();
         let found = self.shard(hash).get_with_deadline(hash, key, &mut now);
@@ -404,6 +431,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     }
 
     fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, V>> {
+        self.inner.key_policy.check_all(keys.iter().copied())?;
         let mut out = HashMap::with_capacity(keys.len());
         for &key in keys {
             let hash = self.hash(key);
@@ -480,6 +508,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
+        self.check(key)?;
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
         let mut now = self.now();
@@ -488,6 +517,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
+        self.inner.key_policy.check_all(keys.iter().copied())?;
         let mut out = MultiWrite::default();
         for &key in keys {
             let deleted = Cache::delete(self, key)?;
@@ -505,6 +535,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     }
 
     fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
+        self.check(key)?;
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
         let mut now = self.now();

@@ -108,8 +108,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 #[async_trait::async_trait]
 impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<V, C> {
     async fn get(&self, key: &str) -> Result<Option<V>> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.key(key));
+        let get = self.key_cmd("GET", key)?;
         let stored: Option<Vec<u8>> = self.run_async(key, &get).await?;
         stored.map(|s| self.decode(key, &s)).transpose()
     }
@@ -118,7 +117,7 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let values: Vec<Option<Vec<u8>>> = self.run_async("MGET", &self.mget_cmd(keys)).await?;
+        let values: Vec<Option<Vec<u8>>> = self.run_async("MGET", &self.mget_cmd(keys)?).await?;
         self.hits(keys, values)
     }
 
@@ -148,29 +147,30 @@ impl<V: Send + Sync + 'static, C: Codec<V>> crate::AsyncCache<V> for RedisCache<
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut del = redis::cmd("DEL");
-        del.arg(self.key(key));
+        let del = self.key_cmd("DEL", key)?;
         let n: u64 = self.run_async(key, &del).await?;
         Ok(n > 0)
     }
 
     async fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let counts: Vec<u64> = self.run_pipe_async("DEL", &self.del_pipeline(keys)).await?;
+        let counts: Vec<u64> = self
+            .run_pipe_async("DEL", &self.del_pipeline(keys)?)
+            .await?;
         Ok(Self::deleted(keys, counts))
     }
 
     async fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
-        let inv = self.counter(key, delta, "incr");
+        let inv = self.counter(key, delta, "incr")?;
         Self::parse_counter(key, self.invoke_async(key, inv).await?)
     }
 
     async fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
-        let inv = self.counter(key, delta, "decr");
+        let inv = self.counter(key, delta, "decr")?;
         Self::parse_counter(key, self.invoke_async(key, inv).await?)
     }
 
     async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
-        let inv = self.touch_script(key, expiry);
+        let inv = self.touch_script(key, expiry)?;
         Ok(self.invoke_async::<u64>(key, inv).await? == 1)
     }
 

@@ -58,13 +58,13 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 
 impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     fn get(&self, key: &str) -> Result<Option<V>> {
-        let k = self.key(key);
-        let stored: Option<Vec<u8>> = self.with_con(key, |c| redis::cmd("GET").arg(&k).query(c))?;
+        let get = self.key_cmd("GET", key)?;
+        let stored: Option<Vec<u8>> = self.with_con(key, |c| get.query(c))?;
         stored.map(|s| self.decode(key, &s)).transpose()
     }
 
     fn get_with_ttl(&self, key: &str) -> Result<Option<(V, Expiry)>> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&k).cmd("PTTL").arg(&k);
         let (stored, pttl): (Option<Vec<u8>>, i64) = self.with_con(key, |c| pipe.query(c))?;
@@ -85,7 +85,7 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let cmd = self.mget_cmd(keys);
+        let cmd = self.mget_cmd(keys)?;
         let values: Vec<Option<Vec<u8>>> = self.with_con("MGET", |c| cmd.query(c))?;
         self.hits(keys, values)
     }
@@ -116,29 +116,29 @@ impl<V: Send + Sync, C: Codec<V>> Cache<V> for RedisCache<V, C> {
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
-        let k = self.key(key);
-        let n: u64 = self.with_con(key, |c| redis::cmd("DEL").arg(&k).query(c))?;
+        let del = self.key_cmd("DEL", key)?;
+        let n: u64 = self.with_con(key, |c| del.query(c))?;
         Ok(n > 0)
     }
 
     fn delete_multi(&self, keys: &[&str]) -> Result<MultiWrite> {
-        let pipe = self.del_pipeline(keys);
+        let pipe = self.del_pipeline(keys)?;
         let counts: Vec<u64> = self.with_con("DEL", |c| pipe.query(c))?;
         Ok(Self::deleted(keys, counts))
     }
 
     fn incr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
-        let inv = self.counter(key, delta, "incr");
+        let inv = self.counter(key, delta, "incr")?;
         Self::parse_counter(key, self.with_con(key, |c| inv.invoke(c))?)
     }
 
     fn decr(&self, key: &str, delta: u64) -> Result<Option<u64>> {
-        let inv = self.counter(key, delta, "decr");
+        let inv = self.counter(key, delta, "decr")?;
         Self::parse_counter(key, self.with_con(key, |c| inv.invoke(c))?)
     }
 
     fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
-        let inv = self.touch_script(key, expiry);
+        let inv = self.touch_script(key, expiry)?;
         Ok(self.with_con(key, |c| inv.invoke::<u64>(c))? == 1)
     }
 

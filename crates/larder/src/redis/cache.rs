@@ -61,11 +61,14 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         self.cons.err(context, e)
     }
 
-    pub(super) fn key(&self, key: &str) -> String {
+    /// The stored key of the caller's `key`, once the key policy accepts it: every command
+    /// builder goes through here, so no command with a refused key is ever sent.
+    pub(super) fn key(&self, key: &str) -> Result<String> {
+        self.config.key_policy.check(key)?;
         let mut k = String::with_capacity(self.config.prefix.len() + key.len());
         k.push_str(&self.config.prefix);
         k.push_str(key);
-        k
+        Ok(k)
     }
 
     pub(super) fn encode(&self, value: &V) -> Result<Vec<u8>> {
@@ -90,7 +93,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 
     pub(super) fn set_cmd(&self, key: &str, value: &V, expiry: Expiry, cond: SetIf) -> Result<Cmd> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(key)).arg(self.encode(value)?);
+        cmd.arg(self.key(key)?).arg(self.encode(value)?);
         if let Some(ms) = ttl_ms(expiry) {
             cmd.arg("PX").arg(ms);
         }
@@ -146,27 +149,27 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         key: &str,
         delta: u64,
         op: &str,
-    ) -> redis::ScriptInvocation<'static> {
+    ) -> Result<redis::ScriptInvocation<'static>> {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
         let mut inv = SCRIPT
             .get_or_init(|| Script::new(COUNTER_SCRIPT))
             .prepare_invoke();
-        inv.key(self.key(key)).arg(delta.to_string()).arg(op);
-        inv
+        inv.key(self.key(key)?).arg(delta.to_string()).arg(op);
+        Ok(inv)
     }
 
     pub(super) fn touch_script(
         &self,
         key: &str,
         expiry: Expiry,
-    ) -> redis::ScriptInvocation<'static> {
+    ) -> Result<redis::ScriptInvocation<'static>> {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
         let mut inv = SCRIPT
             .get_or_init(|| Script::new(TOUCH_SCRIPT))
             .prepare_invoke();
-        inv.key(self.key(key))
+        inv.key(self.key(key)?)
             .arg(ttl_ms(expiry).map_or_else(String::new, |ms| ms.to_string()));
-        inv
+        Ok(inv)
     }
 
     pub(super) fn parse_counter(key: &str, reply: Option<String>) -> Result<Option<u64>> {
@@ -186,20 +189,27 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         )
     }
 
-    pub(super) fn mget_cmd(&self, keys: &[&str]) -> Cmd {
+    pub(super) fn mget_cmd(&self, keys: &[&str]) -> Result<Cmd> {
         let mut cmd = redis::cmd("MGET");
         for key in keys {
-            cmd.arg(self.key(key));
+            cmd.arg(self.key(key)?);
         }
-        cmd
+        Ok(cmd)
     }
 
-    pub(super) fn del_pipeline(&self, keys: &[&str]) -> Pipeline {
+    pub(super) fn del_pipeline(&self, keys: &[&str]) -> Result<Pipeline> {
         let mut pipe = redis::pipe();
         for key in keys {
-            pipe.cmd("DEL").arg(self.key(key));
+            pipe.cmd("DEL").arg(self.key(key)?);
         }
-        pipe
+        Ok(pipe)
+    }
+
+    /// One command on one key (`GET`, `DEL`).
+    pub(super) fn key_cmd(&self, name: &str, key: &str) -> Result<Cmd> {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(self.key(key)?);
+        Ok(cmd)
     }
 
     /// Which keys a `DEL` pipeline found.

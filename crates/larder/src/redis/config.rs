@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::KeyPolicy;
+
 /// How a [`RedisCache`] reaches its server.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -17,11 +19,14 @@ pub struct RedisConfig {
     pub max_connections: usize,
     /// How long a blocking call waits for a free connection when all are busy.
     pub pool_wait: Duration,
+    /// Which keys the cache accepts (checked on the caller's key, before the prefix).
+    pub key_policy: KeyPolicy,
 }
 
 impl RedisConfig {
     /// Defaults: prefix `larder:`, 1 s connect and response timeouts, at most 16 blocking
-    /// connections, waiting up to 1 s for a free one.
+    /// connections, waiting up to 1 s for a free one, the contract's key rule
+    /// ([`KeyPolicy::Portable`]).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -30,12 +35,20 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(1),
             max_connections: 16,
             pool_wait: Duration::from_secs(1),
+            key_policy: KeyPolicy::default(),
         }
     }
 
     /// Sets the key prefix.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets which keys the cache accepts: [`KeyPolicy::Native`] lets Redis take any
+    /// string, the empty one and keys over 250 bytes included.
+    pub fn key_policy(mut self, policy: KeyPolicy) -> Self {
+        self.key_policy = policy;
         self
     }
 

@@ -180,6 +180,76 @@ pub fn counter_bounds(f: &Fixture) {
     assert_eq!(c.decr("cb:zeros", u64::MAX).unwrap(), Some(0));
 }
 
+/// The one key rule (a backend's default [`KeyPolicy`](crate::KeyPolicy)): 1 to 250 bytes,
+/// no space or control bytes. Every operation refuses a bad key with
+/// [`Error::KeyInvalid`] naming the key and the rule, and a batch holding one stores,
+/// deletes and reads nothing.
+pub fn key_rule(f: &Fixture) {
+    use crate::KeyRule;
+    let c = &*f.cache;
+    let longest = "k".repeat(250);
+    for key in [&*longest, "k", "ключ", "a:b|c{}~%\u{ff}"] {
+        c.set(key, s("v"), Expiry::Never).unwrap();
+        assert_eq!(c.get(key).unwrap(), Some(s("v")), "{key:?}");
+        assert!(c.delete(key).unwrap(), "{key:?}");
+    }
+    let too_long = "k".repeat(251);
+    let forbidden = |byte, offset| KeyRule::ForbiddenByte { byte, offset };
+    let refused = [
+        ("", KeyRule::Empty),
+        (
+            &*too_long,
+            KeyRule::TooLong {
+                len: 251,
+                limit: 250,
+            },
+        ),
+        ("a b", forbidden(b' ', 1)),
+        ("ab\n", forbidden(b'\n', 2)),
+        ("\tab", forbidden(b'\t', 0)),
+        ("a\r\nb", forbidden(b'\r', 1)),
+        ("a\x7fb", forbidden(0x7f, 1)),
+        ("a\0b", forbidden(0, 1)),
+    ];
+    c.set("kr:ok", s("before"), Expiry::Never).unwrap();
+    for (bad, rule) in refused {
+        let check = |op: &str, got: Result<(), Error>| match got {
+            Err(Error::KeyInvalid { key, rule: r }) if key == bad && r == rule => {}
+            other => panic!("{op}({bad:?}) gave {other:?}, want KeyInvalid {rule:?}"),
+        };
+        let v = || s("v");
+        let never = Expiry::Never;
+        check("get", c.get(bad).map(drop));
+        match c.get_with_ttl(bad) {
+            // A backend without remaining-TTL reads may say so before looking at the key.
+            Err(Error::Unsupported(_)) => {}
+            got => check("get_with_ttl", got.map(drop)),
+        }
+        check("get_multi", c.get_multi(&["kr:ok", bad]).map(drop));
+        check("set", c.set(bad, v(), never));
+        check("add", c.add(bad, v(), never).map(drop));
+        check("replace", c.replace(bad, v(), never).map(drop));
+        check("delete", c.delete(bad).map(drop));
+        check("incr", c.incr(bad, 1).map(drop));
+        check("decr", c.decr(bad, 1).map(drop));
+        check("touch", c.touch(bad, never).map(drop));
+        let batch = || vec![("kr:new", v()), (bad, v())];
+        check("set_multi", c.set_multi(batch(), never).map(drop));
+        check("add_multi", c.add_multi(batch(), never).map(drop));
+        let batch = || vec![("kr:ok", s("after")), (bad, v())];
+        check("replace_multi", c.replace_multi(batch(), never).map(drop));
+        check("delete_multi", c.delete_multi(&["kr:ok", bad]).map(drop));
+        assert_eq!(
+            c.get("kr:new").unwrap(),
+            None,
+            "a refused batch stores nothing"
+        );
+        assert_eq!(c.get("kr:ok").unwrap(), Some(s("before")), "nor deletes");
+    }
+    let err = c.get(&too_long).unwrap_err().to_string();
+    assert!(err.contains("key too long: 251 bytes, limit 250"), "{err}");
+}
+
 /// Entries expire after their TTL and are never returned after; `Never` stays.
 pub fn expiry(f: &Fixture) {
     let c = &*f.cache;
@@ -279,8 +349,8 @@ pub fn concurrent_incr_no_lost_updates(f: &Fixture) {
 macro_rules! contract_tests {
     ($make:expr) => {
         $crate::contract_tests!(@each $make;
-            get_set, add_replace, delete, multi, counters, counter_bounds, expiry, touch, clear,
-            concurrent_add_one_winner, concurrent_incr_no_lost_updates);
+            get_set, add_replace, delete, multi, counters, counter_bounds, key_rule, expiry,
+            touch, clear, concurrent_add_one_winner, concurrent_incr_no_lost_updates);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]
