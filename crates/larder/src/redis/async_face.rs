@@ -60,28 +60,30 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         Ok(self.run_async::<Option<String>>(key, &cmd).await?.is_some())
     }
 
+    /// The multiplexed connection: the caller's, or one made from the client on first use
+    /// (bounded, so a down server gives a typed error in time).
     pub(super) async fn manager(&self) -> Result<redis::aio::ConnectionManager> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(self.config.response_timeout))
-            .set_number_of_retries(1);
-        let bound = self.config.connect_timeout * 3;
         let manager = self
             .manager
             .get_or_try_init(|| async {
-                match tokio::time::timeout(
-                    bound,
-                    self.cons
-                        .pool
-                        .manager()
-                        .client
-                        .get_connection_manager_with_config(config),
-                )
-                .await
-                {
-                    Ok(r) => r.map_err(|e| self.err(&format!("connect to {}", self.config.url), e)),
+                let Some(client) = &self.client else {
+                    // Only a cache built from a ConnectionManager has no client, and it was
+                    // given its manager at construction.
+                    return Err(Error::Unavailable(format!(
+                        "redis {}: no connection manager",
+                        self.server
+                    )));
+                };
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.config.connect_timeout))
+                    .set_response_timeout(Some(self.config.response_timeout))
+                    .set_number_of_retries(1);
+                let bound = self.config.connect_timeout * 3;
+                let connect = client.get_connection_manager_with_config(config);
+                match tokio::time::timeout(bound, connect).await {
+                    Ok(r) => r.map_err(|e| self.err(&format!("connect to {}", self.server), e)),
                     Err(_) => Err(Error::Timeout {
-                        what: format!("redis connect to {}", self.config.url),
+                        what: format!("redis connect to {}", self.server),
                         after: bound,
                     }),
                 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::cache::{RedisCache, SetIf};
 use crate::codec::Codec;
-use crate::{Cache, Expiry, MultiWrite, Result};
+use crate::{Cache, Error, Expiry, MultiWrite, Result};
 
 impl<V, C: Codec<V>> RedisCache<V, C> {
     /// The server's `INFO` (every section) as `name → value`, plus `larder:prefix` — for
@@ -30,7 +30,14 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         context: &str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        self.cons.with(context, f)
+        match &self.cons {
+            Some(cons) => cons.with(context, f),
+            None => Err(Error::Unsupported(format!(
+                "RedisCache on {} was built from a ConnectionManager, which serves only the \
+                 async face; build it from a URL or a redis::Client for blocking calls",
+                self.server
+            ))),
+        }
     }
 
     /// `SET` with a condition; `true` when the server stored the value.

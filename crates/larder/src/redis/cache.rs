@@ -1,22 +1,27 @@
 //! [`RedisCache`] itself and what both faces share: the stored layout (flags header +
-//! encoded bytes), keys, and the commands and scripts each operation sends.
+//! encoded bytes, or raw bytes), keys, and the commands and scripts each operation sends.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use redis::{Cmd, Pipeline, Script};
 
-use super::config::RedisConfig;
+use super::config::{RedisConfig, ValueFormat};
 use super::connections::Connections;
 use super::scripts::{COUNTER_SCRIPT, TOUCH_SCRIPT};
-use super::{glob_escape, ttl_ms};
+use super::{glob_escape, map_err, ttl_ms};
 use crate::codec::{Codec, Encoded};
 use crate::{Error, Expiry, MultiWrite, Result};
 
-/// The cache contract on Redis. See the [module docs](self).
+/// The cache contract on Redis. See the [module docs](super).
 pub struct RedisCache<V, C> {
-    pub(super) cons: Connections,
+    /// The blocking connections; `None` when built from the caller's `ConnectionManager`.
+    pub(super) cons: Option<Connections>,
+    /// What the async face's `ConnectionManager` is made from, when it is made here.
+    pub(super) client: Option<redis::Client>,
     pub(super) config: RedisConfig,
+    /// The server as errors name it.
+    pub(super) server: String,
     codec: C,
     pub(super) manager: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     _value: PhantomData<fn(V) -> V>,
@@ -25,8 +30,9 @@ pub struct RedisCache<V, C> {
 impl<V, C> std::fmt::Debug for RedisCache<V, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCache")
-            .field("url", &self.config.url)
+            .field("server", &self.server)
             .field("prefix", &self.config.prefix)
+            .field("value_format", &self.config.value_format)
             .finish()
     }
 }
@@ -40,14 +46,28 @@ pub(super) enum SetIf {
 }
 
 impl<V, C: Codec<V>> RedisCache<V, C> {
-    /// A cache on the server at `config.url`, encoding values with `codec`. No connection
-    /// is made until the first operation.
+    /// A cache on the server of `config` (a URL, or the caller's client or connection
+    /// manager), encoding values with `codec`. No connection is made until the first
+    /// operation (except by a `ConnectionManager` the caller made).
+    ///
+    /// Built from a `ConnectionManager`, the cache has only its async face: the blocking
+    /// [`Cache`](crate::Cache) calls answer [`Error::Unsupported`].
     pub fn new(config: RedisConfig, codec: C) -> Result<Self> {
+        let given = config.given_manager();
+        let (cons, client) = match &given {
+            Some(_) => (None, None),
+            None => (
+                Some(Connections::new(config.clone(), "RedisCache")?),
+                config.client()?,
+            ),
+        };
         Ok(Self {
-            cons: Connections::new(config.clone())?,
+            cons,
+            client,
+            server: config.server(),
             config,
             codec,
-            manager: tokio::sync::OnceCell::new(),
+            manager: tokio::sync::OnceCell::new_with(given),
             _value: PhantomData,
         })
     }
@@ -58,7 +78,7 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
     }
 
     pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {
-        self.cons.err(context, e)
+        map_err(context, self.config.response_timeout, e)
     }
 
     /// The stored key of the caller's `key`, once the key policy accepts it: every command
@@ -73,21 +93,39 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
 
     pub(super) fn encode(&self, value: &V) -> Result<Vec<u8>> {
         let Encoded { data, flags } = self.codec.encode(value)?;
-        let mut out = Vec::with_capacity(4 + data.len());
-        out.extend_from_slice(&flags.to_be_bytes());
-        out.extend_from_slice(&data);
-        Ok(out)
+        match self.config.value_format {
+            ValueFormat::Raw { flags: raw } if flags == raw => Ok(data),
+            ValueFormat::Raw { flags: raw } => Err(Error::Codec(format!(
+                "raw Redis values keep no flags: the codec gave flags {flags:#x}, but raw \
+                 values are read back with {raw:#x}"
+            ))),
+            _ => {
+                let mut out = Vec::with_capacity(4 + data.len());
+                out.extend_from_slice(&flags.to_be_bytes());
+                out.extend_from_slice(&data);
+                Ok(out)
+            }
+        }
     }
 
     pub(super) fn decode(&self, key: &str, stored: &[u8]) -> Result<V> {
-        match stored {
-            [a, b, c, d, data @ ..] => self
+        match (self.config.value_format, stored) {
+            (ValueFormat::Raw { flags }, _) => self.codec.decode(stored, flags),
+            (_, [a, b, c, d, data @ ..]) => self
                 .codec
                 .decode(data, u32::from_be_bytes([*a, *b, *c, *d])),
-            _ => Err(Error::Codec(format!(
+            (_, _) => Err(Error::Codec(format!(
                 "value under {key:?} is not a larder value ({} bytes, no flags header)",
                 stored.len()
             ))),
+        }
+    }
+
+    /// The bytes before a counter's digits: the flags header, or none for raw values.
+    fn header_len(&self) -> usize {
+        match self.config.value_format {
+            ValueFormat::Raw { .. } => 0,
+            _ => 4,
         }
     }
 
@@ -154,7 +192,10 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         let mut inv = SCRIPT
             .get_or_init(|| Script::new(COUNTER_SCRIPT))
             .prepare_invoke();
-        inv.key(self.key(key)?).arg(delta.to_string()).arg(op);
+        inv.key(self.key(key)?)
+            .arg(delta.to_string())
+            .arg(op)
+            .arg(self.header_len());
         Ok(inv)
     }
 

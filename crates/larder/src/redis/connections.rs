@@ -10,8 +10,10 @@ use crate::{Error, Result};
 
 /// Makes blocking connections to one server, each with read and write timeouts.
 pub(super) struct RedisManager {
-    pub(super) client: redis::Client,
-    pub(super) config: RedisConfig,
+    client: redis::Client,
+    config: RedisConfig,
+    /// The server as errors name it.
+    server: String,
 }
 
 impl RedisManager {
@@ -19,7 +21,7 @@ impl RedisManager {
         let con = self
             .client
             .get_connection_with_timeout(self.config.connect_timeout)
-            .map_err(|e| self.err(&format!("connect to {}", self.config.url), e))?;
+            .map_err(|e| self.err(&format!("connect to {}", self.server), e))?;
         let timeout = Some(self.config.response_timeout);
         con.set_read_timeout(timeout)
             .and_then(|()| con.set_write_timeout(timeout))
@@ -48,9 +50,16 @@ pub(super) struct Connections {
 }
 
 impl Connections {
-    pub(super) fn new(config: RedisConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", config.url)))?;
+    /// The pool of `config`'s server; a configuration built from a `ConnectionManager` has no
+    /// blocking connections, and is refused with [`Error::Config`] naming `what` needs them.
+    pub(super) fn new(config: RedisConfig, what: &str) -> Result<Self> {
+        let Some(client) = config.client()? else {
+            return Err(Error::Config(format!(
+                "{what} needs blocking connections: build its RedisConfig from a URL or a \
+                 redis::Client, not a ConnectionManager"
+            )));
+        };
+        let server = config.server();
         let strategy = Strategy::Queue {
             min_size: 0,
             max_size: config.max_connections.max(1),
@@ -59,13 +68,23 @@ impl Connections {
             idle_timeout: Some(Duration::from_secs(300)),
             eager: false,
         };
-        let pool_config = PoolConfig::new(format!("redis {}", config.url), strategy);
-        let pool = Pool::new_unsync(RedisManager { client, config }, pool_config)?;
+        let pool_config = PoolConfig::new(format!("redis {server}"), strategy);
+        let manager = RedisManager {
+            client,
+            config,
+            server,
+        };
+        let pool = Pool::new_unsync(manager, pool_config)?;
         Ok(Self { pool })
     }
 
     pub(super) fn config(&self) -> &RedisConfig {
         &self.pool.manager().config
+    }
+
+    /// The server as errors and `Debug` name it.
+    pub(super) fn server(&self) -> &str {
+        &self.pool.manager().server
     }
 
     pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {

@@ -33,14 +33,15 @@ impl std::fmt::Debug for RedisInvalidation {
 }
 
 impl RedisInvalidation {
-    /// A bus on `channel` of the server of `config`.
+    /// A bus on `channel` of the server of `config`; it needs blocking connections, so not a
+    /// configuration built from a `ConnectionManager`.
     pub fn new(config: RedisConfig, channel: impl Into<String>) -> Result<Self> {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(crate::clock::Clock::unix_time(&crate::clock::SystemClock).as_nanos());
         h.write_u32(std::process::id());
         Ok(Self {
-            cons: Connections::new(config)?,
+            cons: Connections::new(config, "RedisInvalidation")?,
             channel: channel.into(),
             id: format!("{:016x}", h.finish()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -71,7 +72,7 @@ impl InvalidationBus for RedisInvalidation {
 
     fn subscribe(&self, on_remote: Box<dyn Fn(Invalidation) + Send + Sync>) -> Result<()> {
         let subscriber = Subscriber {
-            cons: Connections::new(self.cons.config().clone())?,
+            cons: Connections::new(self.cons.config().clone(), "RedisInvalidation")?,
             channel: self.channel.clone(),
             id: self.id.clone(),
             stop: Arc::clone(&self.stop),

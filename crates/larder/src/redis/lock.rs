@@ -22,16 +22,17 @@ pub struct RedisLockStore {
 impl std::fmt::Debug for RedisLockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLockStore")
-            .field("url", &self.cons.config().url)
+            .field("server", &self.cons.server())
             .finish()
     }
 }
 
 impl RedisLockStore {
-    /// A lock store on the server of `config` (lock keys are `config.prefix + key`).
+    /// A lock store on the server of `config` (lock keys are `config.prefix + key`); it
+    /// needs blocking connections, so not a configuration built from a `ConnectionManager`.
     pub fn new(config: RedisConfig) -> Result<Self> {
         Ok(Self {
-            cons: Arc::new(Connections::new(config)?),
+            cons: Arc::new(Connections::new(config, "RedisLockStore")?),
         })
     }
 

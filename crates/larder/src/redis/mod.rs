@@ -8,15 +8,19 @@
 //! as [`Error::NotANumber`], the entry's TTL kept), and `clear` deletes only
 //! keys under this cache's prefix (`SCAN` + `UNLINK`, never `FLUSHALL`/`FLUSHDB`).
 //!
-//! Stored layout: every value is the codec's 32-bit flags (big-endian) followed by the
-//! encoded bytes, so a reader with the wrong codec gets [`Error::Codec`] instead of a wrong
-//! value. Keys are `prefix + key`.
+//! Stored layout: by default every value is the codec's 32-bit flags (big-endian) followed
+//! by the encoded bytes, so a reader with the wrong codec gets [`Error::Codec`] instead of a
+//! wrong value; [`ValueFormat::Raw`] stores the encoded bytes alone, as other Redis clients
+//! read and write them. Keys are `prefix + key`, the caller's key checked first by the
+//! configured [`KeyPolicy`](crate::KeyPolicy) (the contract's rule by default).
 //!
 //! Connections: the blocking side keeps `redis::Connection`s in a [`crate::pool`] queue (a
 //! connection that saw an I/O error or timeout is discarded, never reused); the async side
 //! uses the crate's `ConnectionManager`, a multiplexed connection that reconnects by itself,
-//! as the crate recommends. Both set connect and response timeouts, so a down server gives typed errors
-//! within the bound, and a server that comes back is used again without a restart.
+//! as the crate recommends. Both set connect and response timeouts, so a down server gives
+//! typed errors within the bound, and a server that comes back is used again without a
+//! restart. A cache can also be built from the caller's own `redis::Client` (both faces) or
+//! `ConnectionManager` (the async face): see [`RedisConfig`].
 //!
 //! Files: `config` (what to connect to and how), `connections` (the blocking pool),
 //! `scripts` (the Lua scripts), `cache` (the type, its stored layout and commands, shared by
@@ -37,7 +41,7 @@ use std::time::Duration;
 use crate::{Error, Expiry};
 
 pub use self::cache::RedisCache;
-pub use self::config::RedisConfig;
+pub use self::config::{RedisConfig, ValueFormat};
 pub use self::invalidation::RedisInvalidation;
 pub use self::lock::RedisLockStore;
 

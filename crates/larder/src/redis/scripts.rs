@@ -1,6 +1,7 @@
 //! The Lua scripts that make multi-step operations atomic on the server.
 
-/// Atomic `incr`/`decr` over our stored layout (4 flag bytes + ASCII decimal), with
+/// Atomic `incr`/`decr` over our stored layout (`ARGV[3]` header bytes, the 4 flag bytes or
+/// none for raw values, then ASCII decimal), with
 /// memcached's arithmetic: `incr` wraps at 2^64, `decr` stops at 0. Lua numbers are
 /// doubles, so the arithmetic is done on decimal strings. A value counts when it is what
 /// [`parse_decimal`](crate::value::parse_decimal) reads as a `u64` (1 to 20 ASCII digits, at
@@ -9,9 +10,10 @@
 pub(super) const COUNTER_SCRIPT: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local digits = string.sub(v, 5)
+local header = tonumber(ARGV[3])
+local digits = string.sub(v, header + 1)
 local function notnum() return redis.error_reply('NOTNUM value is not an unsigned 64-bit decimal') end
-if #v < 5 or #digits > 20 or not string.find(digits, '^%d+$') then return notnum() end
+if #v <= header or #digits > 20 or not string.find(digits, '^%d+$') then return notnum() end
 local function strip(s) s = string.gsub(s, '^0+', '') if s == '' then return '0' end return s end
 local function cmp(a, b)
   if #a ~= #b then return #a < #b and -1 or 1 end
@@ -46,7 +48,7 @@ if ARGV[2] == 'incr' then
 else
   if cmp(n, delta) <= 0 then r = '0' else r = sub(n, delta) end
 end
-redis.call('SET', KEYS[1], string.sub(v, 1, 4) .. r, 'KEEPTTL')
+redis.call('SET', KEYS[1], string.sub(v, 1, header) .. r, 'KEEPTTL')
 return r
 "#;
 
