@@ -91,6 +91,7 @@ fn native_key_policy_sends_binary_keys_base64() {
 async fn async_face_refuses_the_same_keys() {
     let (_server, client) = server_and_client();
     let cache: MemcachedCache<String, TextCodec> = MemcachedCache::new(client, TextCodec);
+    let cache = cache.to_async();
     let cache: &dyn larder::AsyncCache<String> = &cache;
     for bad in ["", "a b", &*"k".repeat(251)] {
         assert!(matches!(

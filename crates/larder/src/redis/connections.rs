@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::config::RedisConfig;
 use super::map_err;
-use crate::pool::{Manager, Pool, PoolConfig, Strategy};
+use crate::pool::{Manager, Pool, PoolConfig, QueueConfig};
 use crate::{Error, Result};
 
 /// Makes blocking connections to one server, each with read and write timeouts.
@@ -60,14 +60,10 @@ impl Connections {
             )));
         };
         let server = config.server();
-        let strategy = Strategy::Queue {
-            min_size: 0,
-            max_size: config.max_connections.max(1),
-            wait_timeout: config.pool_wait,
-            max_uses: None,
-            idle_timeout: Some(Duration::from_secs(300)),
-            eager: false,
-        };
+        let strategy = QueueConfig::new(config.max_connections.max(1))
+            .wait_timeout(config.pool_wait)
+            .idle_timeout(Duration::from_secs(300))
+            .into();
         let pool_config = PoolConfig::new(format!("redis {server}"), strategy);
         let manager = RedisManager {
             client,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::config::RedisConfig;
 use super::connections::Connections;
-use crate::tiered::{Invalidation, InvalidationBus};
+use crate::invalidation::{InvalidationBus, Stale as Invalidation};
 use crate::{Error, Result};
 
 /// Cross-instance L1 invalidation for [`Tiered`](crate::tiered::Tiered) over Redis pub/sub.
