@@ -6,13 +6,11 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use larder::codec::TextCodec;
-use larder::dogpile::{
-    CachedValue, DistributedMutex, KeyedMutex, MemcachedLockStore, MetaRegion, Region,
-};
-use larder::memcache::Client;
+use larder::dogpile::{CachedValue, DistributedMutex, KeyedMutex, Lookup, Region};
+use larder::memcache::{Client, MemcachedLockStore, MetaRegion};
 use larder::memory::MemoryCache;
 use larder::testing::memcached::MemcachedServer;
-use larder::{Cache, Error};
+use larder::Error;
 
 fn mutex(server: &MemcachedServer, ttl: Duration) -> DistributedMutex<MemcachedLockStore> {
     let client = Client::connect(server.addr()).unwrap();
@@ -56,8 +54,7 @@ fn memcached_lock_excludes_other_owners_and_releases_only_its_own() {
 #[test]
 fn region_over_memcached_lock_runs_one_creator() {
     let server = MemcachedServer::start().expect("memcached starts");
-    let backend: Arc<dyn Cache<CachedValue<String>>> =
-        Arc::new(MemoryCache::builder().max_entries(100).build());
+    let backend = MemoryCache::<CachedValue<String>>::new(100);
     let region = Region::builder("mc", backend)
         .mutex(Arc::new(mutex(&server, Duration::from_secs(30))))
         .build();
@@ -208,15 +205,15 @@ fn memcached_lock_child() {
                 client
                     .set("value", b"made", 0, larder::Expiry::Never)
                     .unwrap();
-                Ok(("made".to_owned(), Duration::ZERO))
+                Ok("made".to_owned())
             },
             || {
                 Ok(match client.get("value").unwrap() {
-                    Some((v, _)) => larder::dogpile::Retrieval::Value {
+                    Some((v, _)) => Lookup::Value {
                         value: String::from_utf8(v).unwrap(),
                         created_at: Duration::ZERO,
                     },
-                    None => larder::dogpile::Retrieval::NeedRegeneration,
+                    None => Lookup::NeedRegeneration,
                 })
             },
         )

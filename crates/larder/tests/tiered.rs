@@ -417,7 +417,9 @@ mod on_redis {
     fn region_with_redis_mutex_runs_one_creator_for_many_threads() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let server = RedisServer::start().unwrap();
-        let backend = Arc::new(MemoryCache::new(100));
+        let backend = Arc::new(MemoryCache::<larder::dogpile::CachedValue<String>>::new(
+            100,
+        ));
         let mutex = DistributedMutex::new(
             RedisLockStore::new(config(&server, "locks:")).unwrap(),
             Duration::from_secs(5),

@@ -1,13 +1,11 @@
-//! [`AsyncRegion`]: the region for tokio code, over an [`AsyncCache`] backend.
+//! [`AsyncRegion`]: the region for tokio code, over any async backend.
 //!
-//! Concurrent misses on one key inside a process are coalesced (single flight): one task
-//! runs the creator while the others await a per-key tokio mutex and then read the value it
-//! stored. Expired values are served stale to every task but the one regenerating. An
-//! optional cross-process [`KeyedMutex`] (file or distributed) is taken after the
-//! in-process one, on tokio's blocking pool, so only one process regenerates too.
-//!
-//! Values, invalidation and early expiration work as in [`Region`](crate::dogpile::Region)
-//! (the stored form is the same [`CachedValue`]).
+//! The rules are the region core's, as in [`Region`](super::Region); this face waits in
+//! futures. Concurrent misses on one key inside a process are coalesced (single flight):
+//! one task runs the creator while the others await a per-key tokio mutex, then read the
+//! value it stored. The optional shared mutex (file or distributed) is taken after it, on
+//! tokio's blocking pool, so only one process regenerates too. Background creators run as
+//! tokio tasks.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -15,34 +13,102 @@ use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Mutex as TokioMutex;
+use tokio::sync::{Mutex as TokioMutex, OwnedMutexGuard};
 
-use crate::clock::{SharedClock, SystemClock};
-use crate::dogpile::early::EarlyExpiration;
-use crate::dogpile::lock::DEFAULT_LOCK_WAIT;
+use crate::dogpile::backend::{AsyncEntryStore, AsyncRegionBackend, AsyncStore};
+use crate::dogpile::cached_fn::AsyncCachedFn;
+use crate::dogpile::core::{Core, Holder, Invalidation, Step};
+use crate::dogpile::multi::{MultiLock, MultiPlan};
 use crate::dogpile::mutex::{KeyedMutex, LockGuard};
-use crate::dogpile::region::{millis, CachedValue, Freshness, Invalidation};
-use crate::keys::KeyEncoder;
-use crate::{AsyncCache, Error, Expiry, Result};
+use crate::dogpile::settings::RegionBuilder;
+use crate::{Error, Result};
 
-type Flights = StdMutex<HashMap<String, Arc<TokioMutex<()>>>>;
-type ShouldCache<V> = Arc<dyn Fn(&V) -> bool + Send + Sync>;
+/// Configures an [`AsyncRegion`]; see [`AsyncRegion::builder`] and [`RegionBuilder`].
+pub type AsyncRegionBuilder<V> = RegionBuilder<V, AsyncStore<V>>;
+
+/// A key's single-flight mutex and how many tasks hold or wait for it.
+type Flight = (Arc<TokioMutex<()>>, usize);
+
+/// The flights of a region, by key.
+#[derive(Default)]
+struct Flights(StdMutex<HashMap<String, Flight>>);
+
+/// A task's interest in a key's flight; the map entry goes with the last one.
+struct Interest {
+    flights: Arc<Flights>,
+    key: String,
+    mutex: Arc<TokioMutex<()>>,
+}
+
+impl Flights {
+    fn join(self: &Arc<Self>, key: &str) -> Interest {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = map.entry(key.to_owned()).or_default();
+        entry.1 += 1;
+        Interest {
+            flights: Arc::clone(self),
+            key: key.to_owned(),
+            mutex: Arc::clone(&entry.0),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        let mut map = self
+            .flights
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = map.get_mut(&self.key) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A held key: the flight, then (optionally) the shared mutex. Fields drop in order, so the
+/// shared lock is released before the flight lets the next task in.
+struct Held {
+    shared: Option<LockGuard>,
+    _flight: OwnedMutexGuard<()>,
+    _interest: Interest,
+}
+
+impl Held {
+    /// Releases the shared lock on the blocking pool (it may be a network call), then the
+    /// flight.
+    async fn release(mut self) {
+        if let Some(shared) = self.shared.take() {
+            let key = shared.key().to_owned();
+            let released = tokio::task::spawn_blocking(move || shared.release()).await;
+            match released {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => log::warn!("releasing lock {key:?} failed: {err}"),
+                Err(err) => log::warn!("releasing lock {key:?} failed: {err}"),
+            }
+        }
+    }
+}
 
 struct Inner<V: Send + 'static> {
-    name: String,
-    backend: Arc<dyn AsyncCache<CachedValue<V>>>,
-    expiration: Option<Duration>,
-    backend_expiry: Expiry,
-    lock_wait: Duration,
-    keys: KeyEncoder,
-    clock: SharedClock,
-    should_cache: Option<ShouldCache<V>>,
-    cross_process: Option<Arc<dyn KeyedMutex>>,
-    freshness: Freshness,
-    flights: Flights,
+    core: Core<V>,
+    store: Box<dyn AsyncEntryStore<V>>,
+    shared: Option<Arc<dyn KeyedMutex>>,
+    flights: Arc<Flights>,
 }
 
 /// An async cache region with single-flight coalescing. Cloning is cheap (shared).
+///
+/// The same region as [`Region`](super::Region) (backends, stored form, settings,
+/// invalidation, early expiration, background regeneration, cached functions) for async
+/// code; creators are `FnOnce() -> impl Future`.
 pub struct AsyncRegion<V: Send + 'static> {
     inner: Arc<Inner<V>>,
 }
@@ -58,137 +124,23 @@ impl<V: Send + 'static> Clone for AsyncRegion<V> {
 impl<V: Send + 'static> Debug for AsyncRegion<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncRegion")
-            .field("name", &self.inner.name)
-            .field("expiration", &self.inner.expiration)
+            .field("name", &self.inner.core.name)
+            .field("expiration", &self.inner.core.expiration)
             .finish()
     }
 }
 
-/// Configures an [`AsyncRegion`]; see [`AsyncRegion::builder`].
-pub struct AsyncRegionBuilder<V: Send + 'static> {
-    name: String,
-    backend: Arc<dyn AsyncCache<CachedValue<V>>>,
-    expiration: Option<Duration>,
-    backend_expiry: Expiry,
-    lock_wait: Duration,
-    keys: Option<KeyEncoder>,
-    clock: Option<SharedClock>,
-    should_cache: Option<ShouldCache<V>>,
-    cross_process: Option<Arc<dyn KeyedMutex>>,
-    early: Option<EarlyExpiration>,
-}
-
-impl<V: Send + 'static> Debug for AsyncRegionBuilder<V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncRegionBuilder")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-impl<V: Clone + Send + Sync + 'static> AsyncRegionBuilder<V> {
-    /// Values older than `expiration` are regenerated (`None`, the default: never by age).
-    pub fn expiration(mut self, expiration: Option<Duration>) -> Self {
-        self.expiration = expiration;
-        self
-    }
-
-    /// The TTL given to the backend on every write (default [`Expiry::Never`]).
-    pub fn backend_expiry(mut self, expiry: Expiry) -> Self {
-        self.backend_expiry = expiry;
-        self
-    }
-
-    /// The longest a task waits for another creator, in-process and cross-process
-    /// together (default 30 s; [`Error::LockTimeout`] past it).
-    pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
-        self
-    }
-
-    /// The key mangler (default: UTF-8 keys prefixed with `"<region name>:"`).
-    pub fn key_encoder(mut self, keys: KeyEncoder) -> Self {
-        self.keys = Some(keys);
-        self
-    }
-
-    /// The clock for creation times and invalidation (default: the system clock).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Only values for which `predicate` is true are stored (others are still returned).
-    pub fn should_cache(mut self, predicate: impl Fn(&V) -> bool + Send + Sync + 'static) -> Self {
-        self.should_cache = Some(Arc::new(predicate));
-        self
-    }
-
-    /// Also takes `mutex` (a [`FileMutex`](crate::dogpile::FileMutex) or
-    /// [`DistributedMutex`](crate::dogpile::DistributedMutex)) before creating, so one
-    /// process regenerates at a time. Its blocking calls run on tokio's blocking pool.
-    pub fn cross_process_mutex(mut self, mutex: Arc<dyn KeyedMutex>) -> Self {
-        self.cross_process = Some(mutex);
-        self
-    }
-
-    /// Probabilistic early expiration (XFetch); see
-    /// [`RegionBuilder::early_expiration`](crate::dogpile::RegionBuilder::early_expiration).
-    pub fn early_expiration(mut self, beta: f64, seed: u64) -> Self {
-        self.early = Some(EarlyExpiration::new(beta, seed));
-        self
-    }
-
+impl<V: Clone + Send + Sync + 'static> RegionBuilder<V, AsyncStore<V>> {
     /// Builds the region.
     pub fn build(self) -> AsyncRegion<V> {
-        let keys = self
-            .keys
-            .unwrap_or_else(|| super::default_key_encoder(&self.name));
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let (parts, shared, codec) = self.settings.split();
         AsyncRegion {
             inner: Arc::new(Inner {
-                name: self.name,
-                backend: self.backend,
-                expiration: self.expiration,
-                backend_expiry: self.backend_expiry,
-                lock_wait: self.lock_wait,
-                keys,
-                clock: clock.clone(),
-                should_cache: self.should_cache,
-                cross_process: self.cross_process,
-                freshness: Freshness::new(clock, self.early),
-                flights: StdMutex::default(),
+                core: Core::new(parts),
+                store: self.store.finish(codec),
+                shared,
+                flights: Arc::default(),
             }),
-        }
-    }
-}
-
-/// A task's interest in a key's single-flight mutex; the map entry goes when the last
-/// interested task drops its `Flight`.
-struct Flight<'a> {
-    flights: &'a Flights,
-    key: &'a str,
-    mutex: Arc<TokioMutex<()>>,
-}
-
-impl<'a> Flight<'a> {
-    fn join(flights: &'a Flights, key: &'a str) -> Self {
-        let mut map = flights.lock().unwrap_or_else(PoisonError::into_inner);
-        let mutex = Arc::clone(map.entry(key.to_owned()).or_default());
-        Self {
-            flights,
-            key,
-            mutex,
-        }
-    }
-}
-
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        let mut map = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the map and this flight still refer to it: nobody else holds or waits.
-        if Arc::strong_count(&self.mutex) == 2 {
-            map.remove(self.key);
         }
     }
 }
@@ -198,61 +150,126 @@ fn join_error(err: tokio::task::JoinError) -> Error {
 }
 
 impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
-    /// A builder for a region named `name` storing into `backend`.
-    pub fn builder(
+    /// A builder for a region named `name` storing into `backend`: an async cache of
+    /// [`CachedValue<V>`](super::CachedValue) or of bytes (see [`AsyncRegionBackend`]).
+    pub fn builder<K>(
         name: impl Into<String>,
-        backend: Arc<dyn AsyncCache<CachedValue<V>>>,
+        backend: impl AsyncRegionBackend<V, K>,
     ) -> AsyncRegionBuilder<V> {
-        AsyncRegionBuilder {
-            name: name.into(),
-            backend,
-            expiration: None,
-            backend_expiry: Expiry::Never,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            keys: None,
-            clock: None,
-            should_cache: None,
-            cross_process: None,
-            early: None,
-        }
+        RegionBuilder::new(name.into(), backend.into_async_store())
     }
 
     /// The region's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner.core.name
+    }
+
+    /// The region's default expiration.
+    pub fn expiration(&self) -> Option<Duration> {
+        self.inner.core.expiration
     }
 
     /// The backend key for `key`.
     pub fn mangle(&self, key: &str) -> Result<String> {
-        self.inner.keys.encode(key)
+        self.inner.core.mangle(key)
     }
 
     /// How many keys currently have tasks creating or waiting in this process.
     pub fn flights_in_progress(&self) -> usize {
-        self.inner
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.inner.flights.len()
+    }
+
+    /// Takes `key`'s locks if both are free right now.
+    async fn try_lock(&self, key: &str) -> Result<Option<Held>> {
+        let interest = self.inner.flights.join(key);
+        let Ok(flight) = Arc::clone(&interest.mutex).try_lock_owned() else {
+            return Ok(None);
+        };
+        let shared = match &self.inner.shared {
+            None => None,
+            Some(mutex) => {
+                let (mutex, k) = (Arc::clone(mutex), key.to_owned());
+                match tokio::task::spawn_blocking(move || mutex.try_acquire(&k))
+                    .await
+                    .map_err(join_error)??
+                {
+                    Some(guard) => Some(guard),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(Held {
+            shared,
+            _flight: flight,
+            _interest: interest,
+        }))
+    }
+
+    /// Waits for `key`'s locks, at most `lock_wait` for both.
+    async fn lock(&self, key: &str) -> Result<Held> {
+        let wait = self.inner.core.lock_wait;
+        let started = tokio::time::Instant::now();
+        let interest = self.inner.flights.join(key);
+        let flight = tokio::time::timeout(wait, Arc::clone(&interest.mutex).lock_owned())
+            .await
+            .map_err(|_| Error::LockTimeout {
+                key: key.to_owned(),
+                waited: wait,
+            })?;
+        let shared = match &self.inner.shared {
+            None => None,
+            Some(mutex) => {
+                let (mutex, k) = (Arc::clone(mutex), key.to_owned());
+                let left = wait.saturating_sub(started.elapsed());
+                Some(
+                    tokio::task::spawn_blocking(move || mutex.acquire(&k, left))
+                        .await
+                        .map_err(join_error)??,
+                )
+            }
+        };
+        Ok(Held {
+            shared,
+            _flight: flight,
+            _interest: interest,
+        })
+    }
+
+    /// Runs `creator` and stores its value (unless `should_cache` says no).
+    async fn create<Fut>(&self, mangled: &str, creator: impl FnOnce() -> Fut) -> Result<V>
+    where
+        Fut: Future<Output = Result<V>>,
+    {
+        let core = &self.inner.core;
+        let started = core.started();
+        let value = creator().await?;
+        if let Some(entry) = core.created(&value, started) {
+            self.inner
+                .store
+                .set(mangled, entry, core.backend_expiry)
+                .await?;
+        }
+        Ok(value)
     }
 
     /// The value under `key` if present, not invalidated and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<V>> {
         let mangled = self.mangle(key)?;
-        let entry = self.inner.backend.get(&mangled).await?;
-        Ok(self.inner.freshness.peek(entry, self.inner.expiration))
+        Ok(self.inner.core.peek(self.inner.store.get(&mangled).await?))
     }
 
     /// The value under `key`, created by `creator` when missing or expired: one task (and,
-    /// with a cross-process mutex, one process) creates; concurrent tasks on a missing key
-    /// await it, on an expired key they get the stale value at once. A creator error
-    /// reaches the task that ran it; waiting tasks then try in turn.
+    /// with a shared mutex, one process) creates; concurrent tasks on a missing key await
+    /// it, on an expired key they get the stale value at once. With background
+    /// regeneration on, the winner on a stale value also returns it at once while the
+    /// creator runs as a tokio task (hence `Send + 'static`). A creator error reaches the
+    /// task that ran it; waiting tasks then try in turn.
     pub async fn get_or_create<F, Fut>(&self, key: &str, creator: F) -> Result<V>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V>> + Send + 'static,
     {
-        self.get_or_create_expiring(key, self.inner.expiration, creator)
+        self.get_or_create_expiring(key, self.inner.core.expiration, creator)
             .await
     }
 
@@ -264,112 +281,148 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
         creator: F,
     ) -> Result<V>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V>> + Send + 'static,
     {
-        let inner = &*self.inner;
-        let mangled = self.mangle(key)?;
-        let stale = match inner
-            .freshness
-            .classify(inner.backend.get(&mangled).await?, expiration)
-        {
-            Ok(fresh) => return Ok(fresh),
-            Err(stale) => stale,
-        };
-        let started_waiting = tokio::time::Instant::now();
-        let flight = Flight::join(&inner.flights, &mangled);
-        let _local = match &stale {
-            Some(stale) => match flight.mutex.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return Ok(stale.clone()),
+        let (core, store) = (&self.inner.core, &self.inner.store);
+        let mangled = core.mangle(key)?;
+        let held = match core.judge(store.get(&mangled).await?, expiration).step() {
+            Step::Serve(value) => return Ok(value),
+            Step::TryLock(stale) => match self.try_lock(&mangled).await? {
+                Some(held) => held,
+                None => return Ok(stale),
             },
-            None => tokio::time::timeout(inner.lock_wait, flight.mutex.lock())
-                .await
-                .map_err(|_| Error::LockTimeout {
-                    key: mangled.clone(),
-                    waited: inner.lock_wait,
-                })?,
+            Step::WaitLock => self.lock(&mangled).await?,
         };
-        let _cross: Option<LockGuard> = match &inner.cross_process {
-            None => None,
-            Some(mutex) => {
-                let (mutex, k) = (Arc::clone(mutex), mangled.clone());
-                match &stale {
-                    Some(stale) => {
-                        let got = tokio::task::spawn_blocking(move || mutex.try_acquire(&k))
-                            .await
-                            .map_err(join_error)??;
-                        match got {
-                            Some(guard) => Some(guard),
-                            None => return Ok(stale.clone()),
-                        }
-                    }
-                    None => {
-                        let left = inner.lock_wait.saturating_sub(started_waiting.elapsed());
-                        Some(
-                            tokio::task::spawn_blocking(move || mutex.acquire(&k, left))
-                                .await
-                                .map_err(join_error)??,
-                        )
-                    }
-                }
+        let verdict = core.judge(store.get(&mangled).await?, expiration);
+        match verdict.holder(core.spawn()) {
+            Holder::Serve(value) => Ok(value),
+            Holder::Create => {
+                let created = self.create(&mangled, creator).await;
+                held.release().await;
+                created
             }
-        };
-        // Re-check under the locks: the value may have just been made.
-        if let Ok(fresh) = inner
-            .freshness
-            .classify(inner.backend.get(&mangled).await?, expiration)
-        {
-            return Ok(fresh);
+            Holder::CreateThenServe(stale) => {
+                if let Err(err) = self.create(&mangled, creator).await {
+                    log::warn!("regeneration of {mangled:?} failed: {err}");
+                }
+                held.release().await;
+                Ok(stale)
+            }
+            Holder::Spawn(stale, permit) => {
+                let region = self.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = region.create(&mangled, creator).await {
+                        log::warn!("background regeneration of {mangled:?} failed: {err}");
+                    }
+                    held.release().await;
+                    drop(permit);
+                });
+                Ok(stale)
+            }
         }
-        let started = inner.clock.now();
-        let value = creator().await?;
-        let creation_ms = millis(inner.clock.now().saturating_duration_since(started));
-        self.store(
-            &mangled,
-            value.clone(),
-            inner.freshness.stamp(),
-            creation_ms,
-        )
-        .await?;
-        Ok(value)
     }
 
-    async fn store(
-        &self,
-        mangled: &str,
-        value: V,
-        created_at_ms: u64,
-        creation_ms: u64,
-    ) -> Result<()> {
-        if let Some(should_cache) = &self.inner.should_cache {
-            if !should_cache(&value) {
-                return Ok(());
+    /// Values for every key in `keys` (in order), calling `creator` once with all the keys
+    /// that are missing or expired (and whose lock this task won); `creator` returns their
+    /// values in the order of the keys it was given. Locking and serving as in
+    /// [`Region::get_or_create_multi`](super::Region::get_or_create_multi).
+    pub async fn get_or_create_multi<F, Fut>(&self, keys: &[&str], creator: F) -> Result<Vec<V>>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>>>,
+    {
+        let (core, store) = (&self.inner.core, &self.inner.store);
+        let mut plan = MultiPlan::new(core, keys)?;
+        let found = store.get_multi(&plan.to_fetch()).await?;
+        let mut held = Vec::new();
+        for (i, how) in plan.first_look(core, found) {
+            let got = match how {
+                MultiLock::Try => self.try_lock(plan.key(i)).await?,
+                MultiLock::Wait => Some(self.lock(plan.key(i)).await?),
+            };
+            match got {
+                Some(h) => {
+                    held.push(h);
+                    plan.locked(i);
+                }
+                None => plan.busy(i),
             }
         }
-        let entry = Freshness::wrap(value, created_at_ms, creation_ms);
-        self.inner
-            .backend
-            .set(mangled, entry, self.inner.backend_expiry)
-            .await
+        let created = self
+            .create_multi(core, &mut plan, creator, !held.is_empty())
+            .await;
+        for h in held {
+            h.release().await;
+        }
+        created?;
+        plan.finish()
+    }
+
+    async fn create_multi<F, Fut>(
+        &self,
+        core: &Core<V>,
+        plan: &mut MultiPlan<'_, V>,
+        creator: F,
+        any_locked: bool,
+    ) -> Result<()>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>>>,
+    {
+        if !any_locked {
+            return Ok(());
+        }
+        let found = self.inner.store.get_multi(&plan.to_recheck()).await?;
+        let to_create = plan.recheck(core, found);
+        if to_create.is_empty() {
+            return Ok(());
+        }
+        let started = core.started();
+        let values = creator(to_create.iter().map(|k| (*k).to_owned()).collect()).await?;
+        for (i, entry) in plan.created(core, values, started)? {
+            self.inner
+                .store
+                .set(plan.key(i), entry, core.backend_expiry)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Stores `value` under `key` as created now (subject to `should_cache`).
     pub async fn set(&self, key: &str, value: V) -> Result<()> {
         let mangled = self.mangle(key)?;
-        self.store(&mangled, value, self.inner.freshness.stamp(), 0)
-            .await
+        match self.inner.core.written(value) {
+            Some(entry) => {
+                self.inner
+                    .store
+                    .set(&mangled, entry, self.inner.core.backend_expiry)
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Removes `key`; `true` when it was present.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let mangled = self.mangle(key)?;
-        self.inner.backend.delete(&mangled).await
+        self.inner.store.delete(&mangled).await
     }
 
     /// Invalidates every value created before now; see
     /// [`Region::invalidate`](crate::dogpile::Region::invalidate).
     pub fn invalidate(&self, how: Invalidation) {
-        self.inner.freshness.invalidate(how);
+        self.inner.core.invalidate(how);
+    }
+
+    /// Wraps `f` as a cached function whose results live in this region under keys
+    /// `"<namespace>:<args as Debug>"` (hashed when that is not a valid key).
+    pub fn cached_fn<A, F, Fut>(&self, namespace: impl Into<String>, f: F) -> AsyncCachedFn<A, V>
+    where
+        A: Debug + Clone + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V>> + Send + 'static,
+    {
+        AsyncCachedFn::new(self.clone(), namespace.into(), f)
     }
 }

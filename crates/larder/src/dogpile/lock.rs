@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::dogpile::core::{expired, Holder, Permit, Spawn, Step, Verdict};
 use crate::dogpile::mutex::{KeyedMutex, LockGuard};
 use crate::Result;
 
-/// What a retriever found.
+/// What a retriever found under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Retrieval<V> {
+pub enum Lookup<V> {
     /// A value and its creation time (wall time since the Unix epoch); it is expired once
     /// older than the lock's expiration.
     Value {
@@ -30,8 +31,9 @@ pub enum Retrieval<V> {
 /// stale value (expired value).
 ///
 /// A value is read with a *retriever* (which reports the value and its creation time, or
-/// [`Retrieval::NeedRegeneration`]) and made with a *creator* (which stores the value and
-/// returns it). Exactly one caller runs the creator:
+/// [`Lookup::NeedRegeneration`]) and made with a *creator* (`FnOnce() -> Result<V>`, the
+/// same shape as a [`Region`](super::Region)'s creator; here it also stores the value).
+/// Exactly one caller runs the creator:
 /// - **No value**: every caller blocks on the mutex ([`KeyedMutex::acquire`], bounded by
 ///   [`Lock::wait`]); the first in creates, the others find the fresh value when they get in.
 /// - **Expired value**: callers *try* the mutex ([`KeyedMutex::try_acquire`]); the one that
@@ -94,80 +96,99 @@ impl<'m, M: KeyedMutex + ?Sized> Lock<'m, M> {
 
     /// True when a value created at `created_at` is past the expiration now.
     pub fn is_expired(&self, created_at: Duration) -> bool {
-        self.expiration
-            .is_some_and(|exp| self.clock.unix_time().saturating_sub(created_at) >= exp)
-    }
-
-    /// Classifies a retrieval: `Ok(value)` when fresh, `Err(Some(stale))` when it must be
-    /// regenerated but can be served, `Err(None)` when there is nothing to serve.
-    fn classify<V>(&self, found: Retrieval<V>) -> std::result::Result<V, Option<V>> {
-        match found {
-            Retrieval::Value { value, created_at } if !self.is_expired(created_at) => Ok(value),
-            Retrieval::Value { value, .. } | Retrieval::Stale(value) => Err(Some(value)),
-            Retrieval::NeedRegeneration => Err(None),
-        }
+        expired(created_at, self.expiration, &*self.clock)
     }
 
     /// Runs the algorithm for `key`: returns a fresh value, the stale value while another
     /// caller regenerates, or the value this caller created. `creator` stores the value and
-    /// returns it with its creation time (as in dogpile).
+    /// returns it.
     pub fn get<V>(
         &self,
         key: &str,
-        creator: impl FnOnce() -> Result<(V, Duration)>,
-        retriever: impl FnMut() -> Result<Retrieval<V>>,
+        creator: impl FnOnce() -> Result<V>,
+        mut retriever: impl FnMut() -> Result<Lookup<V>>,
     ) -> Result<V> {
-        self.run(key, creator, retriever, None::<fn(LockGuard)>)
+        let look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
+        run(
+            self.mutex,
+            key,
+            self.wait,
+            look,
+            Spawn::Never,
+            creator,
+            |creator| creator(),
+            |_, _, _| {},
+        )
     }
 
     /// Like [`get`](Self::get), but when this caller wins the mutex over a *stale* value it
-    /// hands the held guard to `background` and returns the stale value at once.
-    /// `background` must run the creator (on another thread) and drop the guard when done,
-    /// so the mutex stays held until the new value is stored. With no value to serve the
-    /// creator runs inline, as in [`get`](Self::get).
-    pub fn get_or_spawn<V>(
+    /// hands the creator and the held guard to `background` and returns the stale value at
+    /// once. `background` must run the creator (on another thread) and drop the guard when
+    /// done, so the mutex stays held until the new value is stored. With no value to serve
+    /// the creator runs inline, as in [`get`](Self::get).
+    pub fn get_or_spawn<V, C>(
         &self,
         key: &str,
-        creator: impl FnOnce() -> Result<(V, Duration)>,
-        retriever: impl FnMut() -> Result<Retrieval<V>>,
-        background: impl FnOnce(LockGuard),
-    ) -> Result<V> {
-        self.run(key, creator, retriever, Some(background))
+        creator: C,
+        mut retriever: impl FnMut() -> Result<Lookup<V>>,
+        background: impl FnOnce(C, LockGuard),
+    ) -> Result<V>
+    where
+        C: FnOnce() -> Result<V>,
+    {
+        let look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
+        run(
+            self.mutex,
+            key,
+            self.wait,
+            look,
+            Spawn::Always,
+            creator,
+            |creator| creator(),
+            |creator, guard, _| background(creator, guard),
+        )
     }
+}
 
-    fn run<V>(
-        &self,
-        key: &str,
-        creator: impl FnOnce() -> Result<(V, Duration)>,
-        mut retriever: impl FnMut() -> Result<Retrieval<V>>,
-        background: Option<impl FnOnce(LockGuard)>,
-    ) -> Result<V> {
-        let stale = match self.classify(retriever()?) {
-            Ok(fresh) => return Ok(fresh),
-            Err(stale) => stale,
-        };
-        let guard = match stale {
-            Some(stale) => match self.mutex.try_acquire(key)? {
-                Some(guard) => guard,
-                // Someone else is regenerating: serve what we have.
-                None => return Ok(stale),
-            },
-            None => self.mutex.acquire(key, self.wait)?,
-        };
-        // Re-check under the mutex: the value may have just been made.
-        match self.classify(retriever()?) {
-            Ok(fresh) => Ok(fresh),
-            Err(Some(stale)) if background.is_some() => {
-                if let Some(spawn) = background {
-                    spawn(guard);
-                }
-                Ok(stale)
+/// The blocking face of the dogpile algorithm, for [`Lock`] and the blocking region: reads
+/// with `look`, waits on `mutex` as the [`Verdict`] says and runs the creator `inline` or
+/// hands it, with the held guard, to `background`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<V, C, M: KeyedMutex + ?Sized>(
+    mutex: &M,
+    key: &str,
+    wait: Duration,
+    mut look: impl FnMut() -> Result<Verdict<V>>,
+    spawn: Spawn<'_>,
+    creator: C,
+    inline: impl FnOnce(C) -> Result<V>,
+    background: impl FnOnce(C, LockGuard, Option<Permit>),
+) -> Result<V> {
+    let guard = match look()?.step() {
+        Step::Serve(value) => return Ok(value),
+        Step::TryLock(stale) => match mutex.try_acquire(key)? {
+            Some(guard) => guard,
+            None => return Ok(stale),
+        },
+        Step::WaitLock => mutex.acquire(key, wait)?,
+    };
+    match look()?.holder(spawn) {
+        Holder::Serve(value) => Ok(value),
+        Holder::Create => {
+            let created = inline(creator);
+            drop(guard);
+            created
+        }
+        Holder::CreateThenServe(stale) => {
+            if let Err(err) = inline(creator) {
+                log::warn!("regeneration of {key:?} failed: {err}");
             }
-            Err(_) => {
-                let created = creator();
-                drop(guard);
-                created.map(|(value, _)| value)
-            }
+            drop(guard);
+            Ok(stale)
+        }
+        Holder::Spawn(stale, permit) => {
+            background(creator, guard, permit);
+            Ok(stale)
         }
     }
 }
@@ -189,14 +210,13 @@ mod tests {
         let stored = std::cell::RefCell::new(None::<(u32, Duration)>);
         let retrieve = || {
             Ok(match *stored.borrow() {
-                Some((value, created_at)) => Retrieval::Value { value, created_at },
-                None => Retrieval::NeedRegeneration,
+                Some((value, created_at)) => Lookup::Value { value, created_at },
+                None => Lookup::NeedRegeneration,
             })
         };
         let create = |n: u32| {
-            let entry = (n, clock.unix_time());
-            *stored.borrow_mut() = Some(entry);
-            Ok(entry)
+            *stored.borrow_mut() = Some((n, clock.unix_time()));
+            Ok(n)
         };
         assert_eq!(lock.get("k", || create(1), retrieve).unwrap(), 1);
         assert_eq!(lock.get("k", || create(2), retrieve).unwrap(), 1);

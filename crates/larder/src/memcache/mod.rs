@@ -1,7 +1,8 @@
 //! The memcached client: sans-IO protocol ([`proto`]), the blocking [`Client`], the async
 //! `AsyncClient` (feature `tokio`), key placement ([`ring`]: ketama and the other Python
-//! clients' distributions), server failover ([`FailoverConfig`]), and [`MemcachedCache`] /
-//! `AsyncMemcachedCache`, the [`Cache`](crate::Cache) / `AsyncCache` backend over them.
+//! clients' distributions), server failover ([`FailoverConfig`]), [`MemcachedCache`] /
+//! `AsyncMemcachedCache`, the [`Cache`](crate::Cache) / `AsyncCache` backend over them, and
+//! dogpile on memcached ([`MemcachedLockStore`], [`MetaRegion`]).
 //!
 //! Both clients speak the meta protocol for key operations (binary keys travel base64 with the
 //! `b` flag) and the text protocol for multi-gets of text keys, `flush_all`, `stats` and
@@ -29,6 +30,7 @@ mod async_client;
 mod cache;
 mod client;
 mod cluster;
+mod dogpile;
 mod exchange;
 mod multi_get;
 mod net;
@@ -46,6 +48,7 @@ pub use async_client::AsyncClient;
 pub use cache::MemcachedCache;
 pub use client::Client;
 pub use cluster::{FailoverConfig, FailoverMode, ServerHealth};
+pub use dogpile::{MemcachedLockStore, MetaRegion};
 pub use multi_get::{Hit, HitRef, MultiGetHits, MultiGetIter};
 pub use ops::{GetsItem, MetaGetOptions, MetaGetResult};
 pub use proto::SetMode;

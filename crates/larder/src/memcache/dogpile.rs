@@ -1,5 +1,9 @@
-//! [`MemcachedLockStore`]: the [`LockStore`] of a [`DistributedMutex`](super::DistributedMutex)
-//! on memcached, for processes on many hosts.
+//! Dogpile on memcached, built on the `dogpile` module's traits (which know nothing of
+//! memcached).
+//!
+//! [`MemcachedLockStore`]: the [`LockStore`] of a
+//! [`DistributedMutex`](crate::dogpile::DistributedMutex) on memcached, for processes on
+//! many hosts.
 //!
 //! Acquire is memcached `add` (atomic: only one client creates the entry) with the lock TTL
 //! rounded up to whole seconds (memcached's resolution). Release reads the entry with `gets`
@@ -15,7 +19,7 @@
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::mutex::{backoff, LockStore};
+use crate::dogpile::{backoff, LockStore};
 use crate::keys::KeyEncoder;
 use crate::memcache::{Client, MetaGetOptions};
 use crate::{Codec, Error, Expiry, Result};
@@ -106,7 +110,7 @@ impl<V, C: Codec<V>> MetaRegion<V, C> {
         Self {
             client,
             codec,
-            keys: super::default_key_encoder(name),
+            keys: crate::dogpile::default_key_encoder(name),
             ttl,
             recache_before: ttl / 10,
             placeholder_ttl: Duration::from_secs(30),

@@ -1,0 +1,319 @@
+//! What a region stores into: any cache the user already has, of one of two kinds.
+//!
+//! - A cache of **entries**, `Cache<CachedValue<V>>` ([`Entries`]): the memory cache stores
+//!   them as they are, with no encoding on a hit.
+//! - A cache of **bytes**, `Cache<Vec<u8>>` ([`Bytes`]): `MemcachedCache` or `RedisCache`
+//!   with `BytesCodec`, a `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The
+//!   region encodes its own entries with a codec of `CachedValue<V>` (JSON unless
+//!   [`RegionBuilder::codec`](super::RegionBuilder::codec) picks another), so `V` needs
+//!   serde and nothing about the envelope shows in the user's types.
+//!
+//! Why two kinds, not one: the envelope (creation time, creation duration, version) must
+//! travel with the value, and a cache's value type is fixed by its owner. A cache of bytes
+//! can carry any envelope, so a region takes one as it is; a cache of entries lets the
+//! in-process case skip encoding. The kind is a type parameter of [`RegionBackend`], which
+//! the compiler infers from the backend's type, so one `builder(name, backend)` takes both.
+//!
+//! An entry in a byte cache is the codec's flags word (4 bytes, big-endian) followed by the
+//! codec's bytes, so a reader with another codec gets a codec error instead of a wrong
+//! value. An entry that does not decode (another codec, or a `V` whose shape changed) is
+//! treated like one of another [version](super::CACHED_VALUE_VERSION): missing, so it is
+//! regenerated and overwritten; each such read is logged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::JsonCodec;
+use crate::dogpile::core::CachedValue;
+use crate::{Cache, Codec, Error, Expiry, Result};
+
+/// The kind of a backend that stores [`CachedValue`]s as they are (e.g. a memory cache).
+#[derive(Debug)]
+pub enum Entries {}
+
+/// The kind of a backend that stores bytes; the region encodes its entries.
+#[derive(Debug)]
+pub enum Bytes {}
+
+pub(crate) type SharedCodec<V> = Arc<dyn Codec<CachedValue<V>>>;
+
+/// Encodes an entry for a byte cache: flags, then the codec's bytes.
+fn encode<V>(codec: &dyn Codec<CachedValue<V>>, entry: &CachedValue<V>) -> Result<Vec<u8>> {
+    let encoded = codec.encode(entry)?;
+    let mut out = Vec::with_capacity(4 + encoded.data.len());
+    out.extend_from_slice(&encoded.flags.to_be_bytes());
+    out.extend_from_slice(&encoded.data);
+    Ok(out)
+}
+
+/// Decodes an entry read from a byte cache; `None` (logged) when it does not decode.
+fn decode<V>(codec: &dyn Codec<CachedValue<V>>, key: &str, bytes: &[u8]) -> Option<CachedValue<V>> {
+    let decoded = match bytes.split_first_chunk::<4>() {
+        Some((flags, data)) => codec.decode(data, u32::from_be_bytes(*flags)),
+        None => Err(Error::Codec(format!(
+            "{} bytes, shorter than the 4-byte flags header",
+            bytes.len()
+        ))),
+    };
+    match decoded {
+        Ok(entry) => Some(entry),
+        Err(err) => {
+            log::warn!("region entry {key:?} does not decode, regenerating it: {err}");
+            None
+        }
+    }
+}
+
+/// A region's blocking backend, whatever its kind.
+pub(crate) trait EntryStore<V>: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<CachedValue<V>>>;
+    fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>>;
+    fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()>;
+    fn delete(&self, key: &str) -> Result<bool>;
+}
+
+/// A cache of entries, used as it is.
+struct Direct<C>(C);
+
+/// A cache of bytes and the codec of the entries in it.
+struct Encoded<C, V> {
+    cache: C,
+    codec: SharedCodec<V>,
+}
+
+impl<V, C: Cache<CachedValue<V>>> EntryStore<V> for Direct<C> {
+    fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+        self.0.get(key)
+    }
+    fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {
+        self.0.get_multi(keys)
+    }
+    fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()> {
+        self.0.set(key, entry, expiry)
+    }
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.0.delete(key)
+    }
+}
+
+impl<V, C: Cache<Vec<u8>>> EntryStore<V> for Encoded<C, V> {
+    fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+        Ok(self
+            .cache
+            .get(key)?
+            .and_then(|bytes| decode(&*self.codec, key, &bytes)))
+    }
+    fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {
+        let hits = self.cache.get_multi(keys)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|(k, bytes)| decode(&*self.codec, &k, &bytes).map(|e| (k, e)))
+            .collect())
+    }
+    fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()> {
+        self.cache.set(key, encode(&*self.codec, &entry)?, expiry)
+    }
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.cache.delete(key)
+    }
+}
+
+/// A backend waiting for the builder's codec (bytes) or needing none (entries).
+enum Pending<T, V> {
+    Ready(T),
+    /// Makes the store with the builder's codec, or the default one.
+    NeedsCodec(Box<dyn FnOnce(Option<SharedCodec<V>>) -> T + Send>),
+}
+
+impl<T, V> Pending<T, V> {
+    fn finish(self, codec: Option<SharedCodec<V>>) -> T {
+        match self {
+            Pending::Ready(store) => store,
+            Pending::NeedsCodec(make) => make(codec),
+        }
+    }
+}
+
+/// The backend inside a [`RegionBuilder`](super::RegionBuilder) of the blocking face, its
+/// kind erased.
+pub struct BlockingStore<V>(Pending<Box<dyn EntryStore<V>>, V>);
+
+impl<V> BlockingStore<V> {
+    pub(crate) fn finish(self, codec: Option<SharedCodec<V>>) -> Box<dyn EntryStore<V>> {
+        self.0.finish(codec)
+    }
+}
+
+/// The default codec of entries in a byte cache.
+fn json<V: Serialize + DeserializeOwned + 'static>() -> SharedCodec<V> {
+    Arc::new(JsonCodec::<CachedValue<V>>::new())
+}
+
+/// A cache a blocking [`Region`](super::Region) can store into: `K` is [`Entries`] for a
+/// `Cache<CachedValue<V>>` and [`Bytes`] for a `Cache<Vec<u8>>` (see the
+/// [module docs](self)). Implemented for every such cache; the compiler infers `K`.
+pub trait RegionBackend<V, K> {
+    /// Erases the backend's type.
+    #[doc(hidden)]
+    fn into_store(self) -> BlockingStore<V>;
+}
+
+impl<V: 'static, C: Cache<CachedValue<V>> + 'static> RegionBackend<V, Entries> for C {
+    fn into_store(self) -> BlockingStore<V> {
+        BlockingStore(Pending::Ready(Box::new(Direct(self))))
+    }
+}
+
+impl<V, C> RegionBackend<V, Bytes> for C
+where
+    V: Serialize + DeserializeOwned + 'static,
+    C: Cache<Vec<u8>> + 'static,
+{
+    fn into_store(self) -> BlockingStore<V> {
+        BlockingStore(Pending::NeedsCodec(Box::new(move |codec| {
+            let codec = codec.unwrap_or_else(json::<V>);
+            Box::new(Encoded { cache: self, codec }) as Box<dyn EntryStore<V>>
+        })))
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub(crate) use self::asynchronous::AsyncEntryStore;
+#[cfg(feature = "tokio")]
+pub use self::asynchronous::{AsyncRegionBackend, AsyncStore};
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use super::*;
+    use crate::AsyncCache;
+
+    /// A region's async backend, whatever its kind.
+    #[async_trait::async_trait]
+    pub(crate) trait AsyncEntryStore<V: Send + 'static>: Send + Sync {
+        async fn get(&self, key: &str) -> Result<Option<CachedValue<V>>>;
+        async fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>>;
+        async fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()>;
+        async fn delete(&self, key: &str) -> Result<bool>;
+    }
+
+    #[async_trait::async_trait]
+    impl<V, C> AsyncEntryStore<V> for Direct<C>
+    where
+        V: Send + 'static,
+        C: AsyncCache<CachedValue<V>>,
+    {
+        async fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+            self.0.get(key).await
+        }
+        async fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {
+            self.0.get_multi(keys).await
+        }
+        async fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()> {
+            self.0.set(key, entry, expiry).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool> {
+            self.0.delete(key).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl<V, C> AsyncEntryStore<V> for Encoded<C, V>
+    where
+        V: Send + 'static,
+        C: AsyncCache<Vec<u8>>,
+    {
+        async fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+            Ok(self
+                .cache
+                .get(key)
+                .await?
+                .and_then(|bytes| decode(&*self.codec, key, &bytes)))
+        }
+        async fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {
+            let hits = self.cache.get_multi(keys).await?;
+            Ok(hits
+                .into_iter()
+                .filter_map(|(k, bytes)| decode(&*self.codec, &k, &bytes).map(|e| (k, e)))
+                .collect())
+        }
+        async fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()> {
+            let bytes = encode(&*self.codec, &entry)?;
+            self.cache.set(key, bytes, expiry).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool> {
+            self.cache.delete(key).await
+        }
+    }
+
+    /// The backend inside an [`AsyncRegionBuilder`](crate::dogpile::AsyncRegionBuilder),
+    /// its kind erased.
+    pub struct AsyncStore<V: Send + 'static>(Pending<Box<dyn AsyncEntryStore<V>>, V>);
+
+    impl<V: Send + 'static> AsyncStore<V> {
+        pub(crate) fn finish(self, codec: Option<SharedCodec<V>>) -> Box<dyn AsyncEntryStore<V>> {
+            self.0.finish(codec)
+        }
+    }
+
+    /// A cache an [`AsyncRegion`](crate::dogpile::AsyncRegion) can store into: `K` is
+    /// [`Entries`] for an `AsyncCache<CachedValue<V>>` and [`Bytes`] for an
+    /// `AsyncCache<Vec<u8>>` (see the [module docs](super)).
+    pub trait AsyncRegionBackend<V: Send + 'static, K> {
+        /// Erases the backend's type.
+        #[doc(hidden)]
+        fn into_async_store(self) -> AsyncStore<V>;
+    }
+
+    impl<V, C> AsyncRegionBackend<V, Entries> for C
+    where
+        V: Send + 'static,
+        C: AsyncCache<CachedValue<V>> + 'static,
+    {
+        fn into_async_store(self) -> AsyncStore<V> {
+            AsyncStore(Pending::Ready(Box::new(Direct(self))))
+        }
+    }
+
+    impl<V, C> AsyncRegionBackend<V, Bytes> for C
+    where
+        V: Serialize + DeserializeOwned + Send + 'static,
+        C: AsyncCache<Vec<u8>> + 'static,
+    {
+        fn into_async_store(self) -> AsyncStore<V> {
+            AsyncStore(Pending::NeedsCodec(Box::new(move |codec| {
+                let codec = codec.unwrap_or_else(json::<V>);
+                Box::new(Encoded { cache: self, codec }) as Box<dyn AsyncEntryStore<V>>
+            })))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{PostcardCodec, FLAG_JSON};
+
+    fn entry() -> CachedValue<String> {
+        CachedValue {
+            value: "v".into(),
+            created_at_ms: 5,
+            creation_ms: 1,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn byte_entries_carry_the_codec_flags_and_other_codecs_read_them_as_missing() {
+        let json = json::<String>();
+        let bytes = encode(&*json, &entry()).unwrap();
+        assert_eq!(bytes[..4], FLAG_JSON.to_be_bytes());
+        assert_eq!(decode(&*json, "k", &bytes), Some(entry()));
+        let postcard: SharedCodec<String> = Arc::new(PostcardCodec::new());
+        assert_eq!(decode(&*postcard, "k", &bytes), None);
+        assert_eq!(decode(&*json, "k", &bytes[..3]), None);
+        assert_eq!(decode(&*json, "k", &bytes[..bytes.len() - 1]), None);
+    }
+}
