@@ -16,10 +16,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use larder::codec::{Codec, Encoded, JsonCodec, TextCodec};
-use larder::dogpile::CachedValue;
+use larder::codec::{BytesCodec, Codec, Encoded, TextCodec};
+use larder::dogpile::Region;
 
-use crate::stampede::StampedeCaches;
+use crate::stampede::{StampedeCaches, REGION};
 use larder::memcache::{Client as McClient, MemcachedCache};
 use larder::memory::MemoryCache;
 use larder::redis::{RedisCache, RedisConfig};
@@ -237,20 +237,22 @@ where
 
 /// The stampede scene's caches on `backend`.
 fn stampede_caches(backend: &Backend) -> Result<StampedeCaches, String> {
-    let region = |b: &Backend| {
-        shared_cache::<CachedValue<String>, _>(b, JsonCodec::new(), "larder-stampede:")
-            .map(|(c, _)| c)
-    };
+    // The region encodes its own entries: any cache of bytes will do.
+    let region =
+        |b: &Backend| shared_cache::<Vec<u8>, _>(b, BytesCodec, "larder-stampede:").map(|(c, _)| c);
     let plain =
         |b: &Backend| shared_cache::<String, _>(b, TextCodec, "larder-stampede:").map(|(c, _)| c);
     Ok(match backend {
         Backend::Memory => StampedeCaches::memory(),
         Backend::Tiered(l2) => StampedeCaches {
-            region: Arc::new(Tiered::new(
-                MemoryCache::new(1_000),
-                Arc::from(region(l2)?),
-                Duration::from_secs(5),
-            )),
+            region: Region::builder(
+                REGION,
+                Tiered::new(
+                    MemoryCache::new(1_000),
+                    Arc::from(region(l2)?),
+                    Duration::from_secs(5),
+                ),
+            ),
             plain: Arc::new(Tiered::new(
                 MemoryCache::new(1_000),
                 Arc::from(plain(l2)?),
@@ -258,7 +260,7 @@ fn stampede_caches(backend: &Backend) -> Result<StampedeCaches, String> {
             )),
         },
         shared => StampedeCaches {
-            region: Arc::from(region(shared)?),
+            region: Region::builder(REGION, region(shared)?),
             plain: Arc::from(plain(shared)?),
         },
     })

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use larder::dogpile::{CachedValue, Region};
+use larder::dogpile::{CachedValue, Region, RegionBuilder};
 use larder::memory::MemoryCache;
 use larder::{Cache, Expiry};
 
@@ -74,20 +74,23 @@ fn p99(sorted: &[Duration]) -> Duration {
     sorted[rank - 1]
 }
 
-/// The caches a stampede run stores into: the region's (values wrapped with their creation
-/// time) and the naive run's (plain values).
+/// The caches a stampede run stores into: the region's (over any backend; the scene sets
+/// its expiration) and the naive run's (plain values).
 pub struct StampedeCaches {
-    /// Backs the region run.
-    pub region: Arc<dyn Cache<CachedValue<String>>>,
+    /// The region run's region, on its backend.
+    pub region: RegionBuilder<String>,
     /// Backs the run without a region.
     pub plain: Arc<dyn Cache<String>>,
 }
 
+/// The name of the stampede region (the prefix of its keys).
+pub const REGION: &str = "stampede";
+
 impl StampedeCaches {
-    /// Two embedded memory caches.
+    /// Two embedded memory caches (the region's stores its entries as they are).
     pub fn memory() -> Self {
         Self {
-            region: Arc::new(MemoryCache::builder().max_entries(1_000).build()),
+            region: Region::builder(REGION, MemoryCache::<CachedValue<String>>::new(1_000)),
             plain: Arc::new(MemoryCache::builder().max_entries(1_000).build()),
         }
     }
@@ -96,11 +99,9 @@ impl StampedeCaches {
 fn with_region(
     workers: usize,
     duration: Duration,
-    backend: Arc<dyn Cache<CachedValue<String>>>,
+    region: RegionBuilder<String>,
 ) -> Result<Outcome, String> {
-    let region = Region::builder("stampede", backend)
-        .expiration(Some(TTL))
-        .build();
+    let region = region.expiration(Some(TTL)).build();
     // A value left by an earlier run on a shared server would hide the first stampede.
     region.delete("hot").map_err(|err| err.to_string())?;
     let calls = Arc::new(AtomicUsize::new(0));
