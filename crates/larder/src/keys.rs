@@ -25,6 +25,7 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
 }
 
 /// Checks `key` against memcached's key rules, returning only the rule broken.
+#[inline]
 pub fn check_key(key: &[u8]) -> Result<(), KeyRule> {
     check_key_within(key, MAX_KEY_LEN)
 }
