@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use larder::dogpile::{CachedValue, Region, RegionBuilder};
+use larder::dogpile::{Region, RegionBuilder};
 use larder::memory::MemoryCache;
 use larder::{Cache, Expiry};
 
@@ -87,10 +87,10 @@ pub struct StampedeCaches {
 pub const REGION: &str = "stampede";
 
 impl StampedeCaches {
-    /// Two embedded memory caches (the region's stores its entries as they are).
+    /// Two embedded memory caches (the region builds its own).
     pub fn memory() -> Self {
         Self {
-            region: Region::builder(REGION, MemoryCache::<CachedValue<String>>::new(1_000)),
+            region: Region::builder(REGION, MemoryCache::builder().max_entries(1_000)),
             plain: Arc::new(MemoryCache::builder().max_entries(1_000).build()),
         }
     }

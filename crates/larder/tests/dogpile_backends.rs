@@ -117,6 +117,59 @@ fn boxed_shared_and_tiered_backends() {
     assert_eq!(region.get_or_create("k", || panic!("fresh")).unwrap(), 7);
 }
 
+#[test]
+fn a_region_owns_the_memory_cache_it_builds_and_keys_it_as_given() {
+    use larder::dogpile::{DistributedMutex, LockStore, MemoryLockStore};
+    use larder::Error;
+    // The builder's value type is inferred: the region stores its entries in it.
+    let region: Region<String> =
+        Region::builder("own", MemoryCache::builder().max_entries(100)).build();
+    assert_eq!(region.mangle("k").unwrap(), "k");
+    assert_eq!(region.get_or_create("k", || Ok("v".into())).unwrap(), "v");
+    assert_eq!(region.get("k").unwrap().as_deref(), Some("v"));
+    // Keys still follow the one key policy.
+    let err = region.get_or_create("a b", || Ok("x".into())).unwrap_err();
+    assert!(matches!(err, Error::KeyInvalid { .. }), "{err}");
+    assert!(matches!(
+        region.get(&"x".repeat(251)),
+        Err(Error::KeyInvalid { .. })
+    ));
+
+    // Shared locks keep the region's name, as for any other backend: "lock:own:k2".
+    let store = MemoryLockStore::default();
+    assert!(store
+        .try_acquire("lock:own:k2", "another-process", Duration::from_secs(30))
+        .unwrap());
+    let locked: Region<String> = Region::builder("own", MemoryCache::builder())
+        .mutex(Arc::new(DistributedMutex::new(
+            store.clone(),
+            Duration::from_secs(30),
+        )))
+        .lock_wait(Duration::from_millis(20))
+        .build();
+    let err = locked.get_or_create("k2", || Ok("v".into())).unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    assert_eq!(
+        locked.get_or_create("k3", || Ok("v3".into())).unwrap(),
+        "v3"
+    );
+    assert_eq!(store.holder("lock:own:k3"), None, "released");
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_region_owns_the_memory_cache_it_builds() {
+    use larder::dogpile::AsyncRegion;
+    let region: AsyncRegion<Report> =
+        AsyncRegion::builder("own", MemoryCache::builder().max_entries(100)).build();
+    assert_eq!(region.mangle("k").unwrap(), "k");
+    let made = region
+        .get_or_create("k", || async { Ok(report("a")) })
+        .await;
+    assert_eq!(made.unwrap(), report("a"));
+    assert_eq!(region.get("k").await.unwrap(), Some(report("a")));
+}
+
 #[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_faces_read_each_others_entries_in_one_byte_cache() {

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex as TokioMutex, OwnedMutexGuard};
 
 use crate::dogpile::backend::{AsyncEntryStore, AsyncRegionBackend, AsyncStore};
 use crate::dogpile::cached_fn::AsyncCachedFn;
-use crate::dogpile::core::{Core, Holder, Invalidation, Step};
+use crate::dogpile::core::{millis, Core, Holder, Invalidation, Step};
 use crate::dogpile::multi::{MultiLock, MultiPlan};
 use crate::dogpile::mutex::{KeyedMutex, LockGuard};
 use crate::dogpile::settings::RegionBuilder;
@@ -133,7 +133,7 @@ impl<V: Send + 'static> Debug for AsyncRegion<V> {
 impl<V: Clone + Send + Sync + 'static> RegionBuilder<V, AsyncStore<V>> {
     /// Builds the region.
     pub fn build(self) -> AsyncRegion<V> {
-        let (parts, shared, codec) = self.settings.split();
+        let (parts, shared, codec) = self.settings.split(self.store.owned());
         AsyncRegion {
             inner: Arc::new(Inner {
                 core: Core::new(parts),
@@ -188,7 +188,10 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
         let shared = match &self.inner.shared {
             None => None,
             Some(mutex) => {
-                let (mutex, k) = (Arc::clone(mutex), key.to_owned());
+                let (mutex, k) = (
+                    Arc::clone(mutex),
+                    self.inner.core.lock_key(key).into_owned(),
+                );
                 match tokio::task::spawn_blocking(move || mutex.try_acquire(&k))
                     .await
                     .map_err(join_error)??
@@ -219,7 +222,10 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
         let shared = match &self.inner.shared {
             None => None,
             Some(mutex) => {
-                let (mutex, k) = (Arc::clone(mutex), key.to_owned());
+                let (mutex, k) = (
+                    Arc::clone(mutex),
+                    self.inner.core.lock_key(key).into_owned(),
+                );
                 let left = wait.saturating_sub(started.elapsed());
                 Some(
                     tokio::task::spawn_blocking(move || mutex.acquire(&k, left))
@@ -269,7 +275,7 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V>> + Send + 'static,
     {
-        self.get_or_create_expiring(key, self.inner.core.expiration, creator)
+        self.get_or_create_ms(key, self.inner.core.expiration_ms, creator)
             .await
     }
 
@@ -278,6 +284,20 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
         &self,
         key: &str,
         expiration: Option<Duration>,
+        creator: F,
+    ) -> Result<V>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V>> + Send + 'static,
+    {
+        self.get_or_create_ms(key, expiration.map(millis), creator)
+            .await
+    }
+
+    async fn get_or_create_ms<F, Fut>(
+        &self,
+        key: &str,
+        expiration: Option<u64>,
         creator: F,
     ) -> Result<V>
     where

@@ -2,6 +2,8 @@
 //!
 //! - A cache of **entries**, `Cache<CachedValue<V>>` ([`Entries`]): the memory cache stores
 //!   them as they are, with no encoding on a hit.
+//! - A **memory cache builder** ([`OwnedMemory`]): the region builds the cache and is its
+//!   only user, so its keys need no `"<name>:"` prefix (a fresh hit builds no key).
 //! - A cache of **bytes**, `Cache<Vec<u8>>` ([`Bytes`]): `MemcachedCache` or `RedisCache`
 //!   with `BytesCodec`, a `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The
 //!   region encodes its own entries with a codec of `CachedValue<V>` (JSON unless
@@ -28,6 +30,7 @@ use serde::Serialize;
 
 use crate::codec::JsonCodec;
 use crate::dogpile::core::CachedValue;
+use crate::memory::{MemoryCache, MemoryCacheBuilder};
 use crate::{Cache, Codec, Error, Expiry, Result};
 
 /// The kind of a backend that stores [`CachedValue`]s as they are (e.g. a memory cache).
@@ -37,6 +40,11 @@ pub enum Entries {}
 /// The kind of a backend that stores bytes; the region encodes its entries.
 #[derive(Debug)]
 pub enum Bytes {}
+
+/// The kind of a memory cache the region builds from a
+/// [`MemoryCacheBuilder`](crate::memory::MemoryCacheBuilder) and so owns alone.
+#[derive(Debug)]
+pub enum OwnedMemory {}
 
 pub(crate) type SharedCodec<V> = Arc<dyn Codec<CachedValue<V>>>;
 
@@ -121,6 +129,41 @@ impl<V, C: Cache<Vec<u8>>> EntryStore<V> for Encoded<C, V> {
     }
 }
 
+/// The blocking face's backend: a memory cache the region owns (called directly, as the
+/// fresh-hit path is short enough for an indirect call to show), or any other.
+pub(crate) enum Store<V> {
+    Owned(MemoryCache<CachedValue<V>>),
+    Any(Box<dyn EntryStore<V>>),
+}
+
+impl<V: Clone + Send + Sync + 'static> Store<V> {
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+        match self {
+            Store::Owned(cache) => cache.get(key),
+            Store::Any(store) => store.get(key),
+        }
+    }
+    pub(crate) fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {
+        match self {
+            Store::Owned(cache) => cache.get_multi(keys),
+            Store::Any(store) => store.get_multi(keys),
+        }
+    }
+    pub(crate) fn set(&self, key: &str, entry: CachedValue<V>, expiry: Expiry) -> Result<()> {
+        match self {
+            Store::Owned(cache) => cache.set(key, entry, expiry),
+            Store::Any(store) => store.set(key, entry, expiry),
+        }
+    }
+    pub(crate) fn delete(&self, key: &str) -> Result<bool> {
+        match self {
+            Store::Owned(cache) => cache.delete(key),
+            Store::Any(store) => store.delete(key),
+        }
+    }
+}
+
 /// A backend waiting for the builder's codec (bytes) or needing none (entries).
 enum Pending<T, V> {
     Ready(T),
@@ -139,10 +182,15 @@ impl<T, V> Pending<T, V> {
 
 /// The backend inside a [`RegionBuilder`](super::RegionBuilder) of the blocking face, its
 /// kind erased.
-pub struct BlockingStore<V>(Pending<Box<dyn EntryStore<V>>, V>);
+pub struct BlockingStore<V>(Pending<Store<V>, V>);
 
 impl<V> BlockingStore<V> {
-    pub(crate) fn finish(self, codec: Option<SharedCodec<V>>) -> Box<dyn EntryStore<V>> {
+    /// True when no one but the region can reach the backend.
+    pub(crate) fn owned(&self) -> bool {
+        matches!(self.0, Pending::Ready(Store::Owned(_)))
+    }
+
+    pub(crate) fn finish(self, codec: Option<SharedCodec<V>>) -> Store<V> {
         self.0.finish(codec)
     }
 }
@@ -163,7 +211,7 @@ pub trait RegionBackend<V, K> {
 
 impl<V: 'static, C: Cache<CachedValue<V>> + 'static> RegionBackend<V, Entries> for C {
     fn into_store(self) -> BlockingStore<V> {
-        BlockingStore(Pending::Ready(Box::new(Direct(self))))
+        BlockingStore(Pending::Ready(Store::Any(Box::new(Direct(self)))))
     }
 }
 
@@ -175,8 +223,17 @@ where
     fn into_store(self) -> BlockingStore<V> {
         BlockingStore(Pending::NeedsCodec(Box::new(move |codec| {
             let codec = codec.unwrap_or_else(json::<V>);
-            Box::new(Encoded { cache: self, codec }) as Box<dyn EntryStore<V>>
+            Store::Any(Box::new(Encoded { cache: self, codec }))
         })))
+    }
+}
+
+impl<V> RegionBackend<V, OwnedMemory> for MemoryCacheBuilder<CachedValue<V>>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    fn into_store(self) -> BlockingStore<V> {
+        BlockingStore(Pending::Ready(Store::Owned(self.build())))
     }
 }
 
@@ -250,11 +307,19 @@ mod asynchronous {
 
     /// The backend inside an [`AsyncRegionBuilder`](crate::dogpile::AsyncRegionBuilder),
     /// its kind erased.
-    pub struct AsyncStore<V: Send + 'static>(Pending<Box<dyn AsyncEntryStore<V>>, V>);
+    pub struct AsyncStore<V: Send + 'static> {
+        pending: Pending<Box<dyn AsyncEntryStore<V>>, V>,
+        owned: bool,
+    }
 
     impl<V: Send + 'static> AsyncStore<V> {
+        /// True when no one but the region can reach the backend.
+        pub(crate) fn owned(&self) -> bool {
+            self.owned
+        }
+
         pub(crate) fn finish(self, codec: Option<SharedCodec<V>>) -> Box<dyn AsyncEntryStore<V>> {
-            self.0.finish(codec)
+            self.pending.finish(codec)
         }
     }
 
@@ -273,7 +338,10 @@ mod asynchronous {
         C: AsyncCache<CachedValue<V>> + 'static,
     {
         fn into_async_store(self) -> AsyncStore<V> {
-            AsyncStore(Pending::Ready(Box::new(Direct(self))))
+            AsyncStore {
+                pending: Pending::Ready(Box::new(Direct(self))),
+                owned: false,
+            }
         }
     }
 
@@ -283,10 +351,25 @@ mod asynchronous {
         C: AsyncCache<Vec<u8>> + 'static,
     {
         fn into_async_store(self) -> AsyncStore<V> {
-            AsyncStore(Pending::NeedsCodec(Box::new(move |codec| {
-                let codec = codec.unwrap_or_else(json::<V>);
-                Box::new(Encoded { cache: self, codec }) as Box<dyn AsyncEntryStore<V>>
-            })))
+            AsyncStore {
+                pending: Pending::NeedsCodec(Box::new(move |codec| {
+                    let codec = codec.unwrap_or_else(json::<V>);
+                    Box::new(Encoded { cache: self, codec }) as Box<dyn AsyncEntryStore<V>>
+                })),
+                owned: false,
+            }
+        }
+    }
+
+    impl<V> AsyncRegionBackend<V, OwnedMemory> for MemoryCacheBuilder<CachedValue<V>>
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        fn into_async_store(self) -> AsyncStore<V> {
+            AsyncStore {
+                pending: Pending::Ready(Box::new(Direct(self.build()))),
+                owned: true,
+            }
         }
     }
 }

@@ -8,13 +8,14 @@
 //! expiration, should-cache and creation stamps live here too, with the stored form,
 //! [`CachedValue`].
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Clock, SharedClock};
+use crate::clock::{Clock, CoarseClock, SharedClock};
 use crate::dogpile::early::EarlyExpiration;
 use crate::dogpile::lock::Lookup;
 use crate::keys::{check_key, hex_digest, HashAlgorithm, KeyEncoder};
@@ -51,13 +52,20 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The expiration rule: a value created at `created_ms` (ms since the epoch) is past
+/// `expiration` once its age reaches it.
+#[inline]
+fn past(now_ms: u64, created_ms: u64, expiration_ms: u64) -> bool {
+    now_ms >= created_ms.saturating_add(expiration_ms)
+}
+
 /// True when a value created at `created_at` (wall time) is past `expiration` now.
 pub(crate) fn expired(
     created_at: Duration,
     expiration: Option<Duration>,
     clock: &dyn Clock,
 ) -> bool {
-    expiration.is_some_and(|exp| clock.unix_time().saturating_sub(created_at) >= exp)
+    expiration.is_some_and(|exp| past(clock.unix_ms(), millis(created_at), millis(exp)))
 }
 
 /// How a stored value stands for one call.
@@ -109,6 +117,7 @@ pub(crate) enum Spawn<'a> {
 
 impl<V> Verdict<V> {
     /// The verdict on what a retriever found, judging age against `expiration`.
+    #[inline]
     pub(crate) fn of(found: Lookup<V>, expiration: Option<Duration>, clock: &dyn Clock) -> Self {
         match found {
             Lookup::Value { value, created_at } => {
@@ -125,6 +134,7 @@ impl<V> Verdict<V> {
 
     /// Before the lock: a fresh value is served, a stale one is served unless this caller
     /// can take the lock at once, and with nothing to serve every caller waits for it.
+    #[inline]
     pub(crate) fn step(self) -> Step<V> {
         match self {
             Verdict::Fresh(value) => Step::Serve(value),
@@ -178,16 +188,65 @@ impl Background {
     }
 }
 
+/// The name of the shared lock on backend key `mangled`: `lock_prefix` + key when backend
+/// keys do not carry the region's name (so lock names are the same for every backend).
+pub(crate) fn lock_key<'k>(lock_prefix: Option<&str>, mangled: &'k str) -> Cow<'k, str> {
+    match lock_prefix {
+        Some(prefix) => format!("{prefix}{mangled}").into(),
+        None => mangled.into(),
+    }
+}
+
+/// The longest backend key [`Core::with_mangled`] builds on the stack.
+const SHORT_KEY: usize = 64;
+
+/// The default mangler's keys, built without allocating.
+enum FastKeys {
+    /// Another mangler: every key goes through it.
+    None,
+    /// Keys as they are (a region that owns its backend).
+    Bare,
+    /// The prefix at the start of a key buffer, and its length.
+    Prefixed([u8; SHORT_KEY], usize),
+}
+
+impl FastKeys {
+    fn new(prefix: Option<&str>) -> Self {
+        match prefix {
+            None => FastKeys::None,
+            Some("") => FastKeys::Bare,
+            Some(prefix) => {
+                let mut buf = [0u8; SHORT_KEY];
+                match buf.get_mut(..prefix.len()) {
+                    Some(head) => {
+                        head.copy_from_slice(prefix.as_bytes());
+                        FastKeys::Prefixed(buf, prefix.len())
+                    }
+                    None => FastKeys::None,
+                }
+            }
+        }
+    }
+}
+
 pub(crate) type ShouldCache<V> = Arc<dyn Fn(&V) -> bool + Send + Sync>;
 
 /// The region's rules and state, shared by both faces.
 pub(crate) struct Core<V> {
     pub(crate) name: String,
     pub(crate) expiration: Option<Duration>,
+    /// The same in milliseconds, as [`Core::judge`] takes it.
+    pub(crate) expiration_ms: Option<u64>,
     pub(crate) backend_expiry: Expiry,
     pub(crate) lock_wait: Duration,
-    clock: SharedClock,
+    /// `None`: [`CoarseClock`], called directly.
+    clock: Option<SharedClock>,
     keys: KeyEncoder,
+    /// How [`Core::with_mangled`] builds keys of the default mangler without allocating.
+    fast_keys: FastKeys,
+    /// Prepended to the backend key to name a shared lock, when backend keys do not carry
+    /// the region's name.
+    lock_prefix: Option<String>,
     should_cache: Option<ShouldCache<V>>,
     early: Option<EarlyExpiration>,
     background: Option<Background>,
@@ -202,8 +261,12 @@ pub(crate) struct CoreParts<V> {
     pub(crate) expiration: Option<Duration>,
     pub(crate) backend_expiry: Expiry,
     pub(crate) lock_wait: Duration,
-    pub(crate) clock: SharedClock,
+    /// `None`: [`CoarseClock`].
+    pub(crate) clock: Option<SharedClock>,
     pub(crate) keys: KeyEncoder,
+    /// The default mangler's prefix (`""` for a region that owns its backend).
+    pub(crate) plain_prefix: Option<String>,
+    pub(crate) lock_prefix: Option<String>,
     pub(crate) should_cache: Option<ShouldCache<V>>,
     pub(crate) early: Option<EarlyExpiration>,
     pub(crate) background_workers: usize,
@@ -214,10 +277,13 @@ impl<V> Core<V> {
         Self {
             name: parts.name,
             expiration: parts.expiration,
+            expiration_ms: parts.expiration.map(millis),
             backend_expiry: parts.backend_expiry,
             lock_wait: parts.lock_wait,
             clock: parts.clock,
             keys: parts.keys,
+            fast_keys: FastKeys::new(parts.plain_prefix.as_deref()),
+            lock_prefix: parts.lock_prefix,
             should_cache: parts.should_cache,
             early: parts.early,
             background: (parts.background_workers > 0).then(|| Background {
@@ -234,6 +300,39 @@ impl<V> Core<V> {
         self.keys.encode(key)
     }
 
+    /// Runs `f` with the backend key for `key`; for the default mangler and a short key the
+    /// key is built on the stack (a fresh hit then allocates nothing for its key).
+    #[inline]
+    pub(crate) fn with_mangled<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&str) -> Result<R>,
+    ) -> Result<R> {
+        match &self.fast_keys {
+            FastKeys::Bare if check_key(key.as_bytes()).is_ok() => return f(key),
+            FastKeys::Prefixed(prefix, at) => {
+                let mut buf = *prefix;
+                if let Some(tail) = buf.get_mut(*at..*at + key.len()) {
+                    tail.copy_from_slice(key.as_bytes());
+                    if let Ok(mangled) = std::str::from_utf8(&buf[..*at + key.len()]) {
+                        if check_key(mangled.as_bytes()).is_ok() {
+                            return f(mangled);
+                        }
+                    }
+                }
+            }
+            FastKeys::Bare | FastKeys::None => {}
+        }
+        // Longer keys, other manglers, and keys the rules refuse (for the error that names
+        // the caller's key).
+        f(&self.mangle(key)?)
+    }
+
+    /// The name of the shared lock on backend key `mangled`.
+    pub(crate) fn lock_key<'k>(&self, mangled: &'k str) -> Cow<'k, str> {
+        lock_key(self.lock_prefix.as_deref(), mangled)
+    }
+
     /// How a holder on a stale value may regenerate.
     pub(crate) fn spawn(&self) -> Spawn<'_> {
         match &self.background {
@@ -242,62 +341,68 @@ impl<V> Core<V> {
         }
     }
 
-    /// The verdict on a stored entry for a call that may regenerate: missing, wrong version
-    /// or hard-invalidated → missing; soft-invalidated or drawn for early refresh → stale;
-    /// otherwise by age.
+    /// The verdict on a stored entry for a call that may regenerate, with an expiration in
+    /// milliseconds (see [`Core::verdict`]).
+    #[inline]
     pub(crate) fn judge(
         &self,
         entry: Option<CachedValue<V>>,
-        expiration: Option<Duration>,
+        expiration_ms: Option<u64>,
     ) -> Verdict<V> {
-        Verdict::of(
-            self.lookup(entry, expiration, true),
-            expiration,
-            &*self.clock,
-        )
+        self.verdict(entry, expiration_ms, true)
     }
 
     /// The entry's value if it is valid and fresh by the region's expiration, never drawing
     /// early expiration (plain reads regenerate nothing).
     pub(crate) fn peek(&self, entry: Option<CachedValue<V>>) -> Option<V> {
-        let exp = self.expiration;
-        match Verdict::of(self.lookup(entry, exp, false), exp, &*self.clock) {
+        match self.verdict(entry, self.expiration_ms, false) {
             Verdict::Fresh(value) => Some(value),
             Verdict::Stale(_) | Verdict::Missing => None,
         }
     }
 
-    fn lookup(
+    /// Missing, wrong version or hard-invalidated → missing; soft-invalidated, past the
+    /// expiration or (when `early_refresh`) drawn for early refresh → stale; otherwise
+    /// fresh. The clock is read only with an expiration.
+    #[inline]
+    fn verdict(
         &self,
         entry: Option<CachedValue<V>>,
-        expiration: Option<Duration>,
+        expiration_ms: Option<u64>,
         early_refresh: bool,
-    ) -> Lookup<V> {
+    ) -> Verdict<V> {
         let Some(entry) = entry else {
-            return Lookup::NeedRegeneration;
+            return Verdict::Missing;
         };
         if entry.version != CACHED_VALUE_VERSION
             || entry.created_at_ms <= self.hard_invalidated_ms.load(Ordering::Acquire)
         {
-            return Lookup::NeedRegeneration;
+            return Verdict::Missing;
         }
         if entry.created_at_ms <= self.soft_invalidated_ms.load(Ordering::Acquire) {
-            return Lookup::Stale(entry.value);
+            return Verdict::Stale(entry.value);
         }
-        if let (Some(early), Some(exp), true) = (&self.early, expiration, early_refresh) {
-            let expires_at = entry.created_at_ms.saturating_add(millis(exp));
-            if early.should_refresh(self.now_ms(), expires_at, entry.creation_ms) {
-                return Lookup::Stale(entry.value);
+        let Some(exp) = expiration_ms else {
+            return Verdict::Fresh(entry.value);
+        };
+        let now = self.now_ms();
+        if past(now, entry.created_at_ms, exp) {
+            return Verdict::Stale(entry.value);
+        }
+        if let (Some(early), true) = (&self.early, early_refresh) {
+            let expires_at = entry.created_at_ms.saturating_add(exp);
+            if early.should_refresh(now, expires_at, entry.creation_ms) {
+                return Verdict::Stale(entry.value);
             }
         }
-        Lookup::Value {
-            value: entry.value,
-            created_at: Duration::from_millis(entry.created_at_ms),
-        }
+        Verdict::Fresh(entry.value)
     }
 
     fn now_ms(&self) -> u64 {
-        millis(self.clock.unix_time())
+        match &self.clock {
+            Some(clock) => clock.unix_ms(),
+            None => CoarseClock.unix_ms(),
+        }
     }
 
     /// A creation stamp: now, but always after the latest invalidation, so a value made
@@ -324,9 +429,16 @@ impl<V> Core<V> {
         ts.fetch_max(now, Ordering::AcqRel);
     }
 
+    fn instant(&self) -> Instant {
+        match &self.clock {
+            Some(clock) => clock.now(),
+            None => CoarseClock.now(),
+        }
+    }
+
     /// When a creator starts (to measure how long it took).
     pub(crate) fn started(&self) -> Instant {
-        self.clock.now()
+        self.instant()
     }
 
     fn keeps(&self, value: &V) -> bool {
@@ -351,7 +463,7 @@ impl<V> Core<V> {
         if !self.keeps(value) {
             return None;
         }
-        let creation_ms = millis(self.clock.now().saturating_duration_since(started));
+        let creation_ms = millis(self.instant().saturating_duration_since(started));
         Some(self.entry(value.clone(), creation_ms))
     }
 
@@ -386,8 +498,10 @@ mod tests {
             expiration: Some(Duration::from_secs(10)),
             backend_expiry: Expiry::Never,
             lock_wait: Duration::from_secs(1),
-            clock: Arc::new(clock.clone()),
+            clock: Some(Arc::new(clock.clone())),
             keys: KeyEncoder::new(crate::keys::KeyEncoding::Utf8),
+            plain_prefix: None,
+            lock_prefix: None,
             should_cache: Some(Arc::new(|v: &u32| *v != 0)),
             early: None,
             background_workers,
@@ -400,18 +514,18 @@ mod tests {
         let core = core(&clock, 0);
         let entry = core.written(7).unwrap();
         assert_eq!(
-            core.judge(Some(entry.clone()), core.expiration),
+            core.judge(Some(entry.clone()), core.expiration_ms),
             Verdict::Fresh(7)
         );
-        assert_eq!(core.judge(None, core.expiration), Verdict::Missing);
+        assert_eq!(core.judge(None, core.expiration_ms), Verdict::Missing);
         let old = CachedValue {
             version: 0,
             ..entry.clone()
         };
-        assert_eq!(core.judge(Some(old), core.expiration), Verdict::Missing);
+        assert_eq!(core.judge(Some(old), core.expiration_ms), Verdict::Missing);
         clock.advance(Duration::from_secs(10));
         assert_eq!(
-            core.judge(Some(entry.clone()), core.expiration),
+            core.judge(Some(entry.clone()), core.expiration_ms),
             Verdict::Stale(7)
         );
         assert_eq!(core.peek(Some(entry.clone())), None);
@@ -458,6 +572,29 @@ mod tests {
             Verdict::Stale(3).holder(core.spawn()),
             Holder::Spawn(3, Some(_))
         ));
+    }
+
+    #[test]
+    fn keys_built_on_the_stack_match_the_mangler() {
+        let clock = ManualClock::new();
+        let mut core = core(&clock, 0);
+        core.keys = crate::dogpile::default_key_encoder("t");
+        core.fast_keys = FastKeys::new(Some("t:"));
+        for key in [
+            "k",
+            "ключ",
+            &"x".repeat(62),
+            &"x".repeat(63),
+            &"x".repeat(248),
+        ] {
+            let fast = core.with_mangled(key, |m| Ok(m.to_owned())).unwrap();
+            assert_eq!(fast, core.mangle(key).unwrap());
+        }
+        for bad in ["a b", "tab\t", &"x".repeat(249)] {
+            let err = core.with_mangled(bad, |m| Ok(m.to_owned()));
+            let want = core.mangle(bad).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(err.unwrap_err().to_string(), want, "{bad:?}");
+        }
     }
 
     #[test]

@@ -108,11 +108,12 @@ impl<'m, M: KeyedMutex + ?Sized> Lock<'m, M> {
         creator: impl FnOnce() -> Result<V>,
         mut retriever: impl FnMut() -> Result<Lookup<V>>,
     ) -> Result<V> {
-        let look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
+        let mut look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
         run(
             self.mutex,
             key,
             self.wait,
+            look()?,
             look,
             Spawn::Never,
             creator,
@@ -136,11 +137,12 @@ impl<'m, M: KeyedMutex + ?Sized> Lock<'m, M> {
     where
         C: FnOnce() -> Result<V>,
     {
-        let look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
+        let mut look = || Ok(Verdict::of(retriever()?, self.expiration, &*self.clock));
         run(
             self.mutex,
             key,
             self.wait,
+            look()?,
             look,
             Spawn::Always,
             creator,
@@ -150,21 +152,22 @@ impl<'m, M: KeyedMutex + ?Sized> Lock<'m, M> {
     }
 }
 
-/// The blocking face of the dogpile algorithm, for [`Lock`] and the blocking region: reads
-/// with `look`, waits on `mutex` as the [`Verdict`] says and runs the creator `inline` or
-/// hands it, with the held guard, to `background`.
+/// The blocking face of the dogpile algorithm, for [`Lock`] and the blocking region: from
+/// the `first` verdict, waits on `mutex` as it says, reads again with `look` under the
+/// lock, and runs the creator `inline` or hands it, with the held guard, to `background`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<V, C, M: KeyedMutex + ?Sized>(
     mutex: &M,
     key: &str,
     wait: Duration,
-    mut look: impl FnMut() -> Result<Verdict<V>>,
+    first: Verdict<V>,
+    look: impl FnOnce() -> Result<Verdict<V>>,
     spawn: Spawn<'_>,
     creator: C,
     inline: impl FnOnce(C) -> Result<V>,
     background: impl FnOnce(C, LockGuard, Option<Permit>),
 ) -> Result<V> {
-    let guard = match look()?.step() {
+    let guard = match first.step() {
         Step::Serve(value) => return Ok(value),
         Step::TryLock(stale) => match mutex.try_acquire(key)? {
             Some(guard) => guard,

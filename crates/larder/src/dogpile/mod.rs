@@ -5,8 +5,8 @@
 //! - Mutexes: [`LocalMutex`] (in-process, per key), [`FileMutex`] (`flock`, processes on
 //!   one host) and [`DistributedMutex`] over a [`LockStore`] (owner token + lock TTL), with
 //!   [`MemoryLockStore`]; the memcached and Redis lock stores live with their backends.
-//! - [`Region`]: dogpile.cache's cache region over any backend (a cache of
-//!   [`CachedValue`]s, or of bytes the region encodes itself: [`RegionBackend`]) —
+//! - [`Region`]: dogpile.cache's cache region over any backend (a memory cache it builds,
+//!   a cache of [`CachedValue`]s, or of bytes it encodes itself: [`RegionBackend`]) —
 //!   `get_or_create` (single and multi), hard and soft invalidation, cached functions,
 //!   should-cache predicates, background regeneration and probabilistic early expiration.
 //! - [`AsyncRegion`] (feature `tokio`): the same for async code, with in-process
@@ -32,7 +32,7 @@ mod settings;
 pub use async_region::{AsyncRegion, AsyncRegionBuilder};
 #[cfg(feature = "tokio")]
 pub use backend::{AsyncRegionBackend, AsyncStore};
-pub use backend::{BlockingStore, Bytes, Entries, RegionBackend};
+pub use backend::{BlockingStore, Bytes, Entries, OwnedMemory, RegionBackend};
 #[cfg(feature = "tokio")]
 pub use cached_fn::AsyncCachedFn;
 pub use cached_fn::CachedFn;

@@ -73,7 +73,7 @@ impl<'k, V: Clone> MultiPlan<'k, V> {
     ) -> Vec<(usize, MultiLock)> {
         let mut wanted = Vec::new();
         for i in self.unique().collect::<Vec<_>>() {
-            match core.judge(found.remove(&self.mangled[i]), core.expiration) {
+            match core.judge(found.remove(&self.mangled[i]), core.expiration_ms) {
                 Verdict::Fresh(value) => self.out[i] = Some(value),
                 Verdict::Stale(value) => {
                     self.stale[i] = Some(value);
@@ -112,7 +112,7 @@ impl<'k, V: Clone> MultiPlan<'k, V> {
         mut found: HashMap<String, CachedValue<V>>,
     ) -> Vec<&'k str> {
         for &i in &self.locked {
-            match core.judge(found.remove(&self.mangled[i]), core.expiration) {
+            match core.judge(found.remove(&self.mangled[i]), core.expiration_ms) {
                 Verdict::Fresh(value) => self.out[i] = Some(value),
                 Verdict::Stale(_) | Verdict::Missing => self.to_create.push(i),
             }

@@ -8,22 +8,28 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dogpile::backend::{BlockingStore, EntryStore, RegionBackend};
+use crate::dogpile::backend::{BlockingStore, RegionBackend, Store};
 use crate::dogpile::cached_fn::CachedFn;
-use crate::dogpile::core::{Core, Invalidation, Permit};
+use crate::dogpile::core::{lock_key, millis, Core, Invalidation, Permit, Verdict};
 use crate::dogpile::lock;
 use crate::dogpile::multi::{MultiLock, MultiPlan};
 use crate::dogpile::mutex::{KeyedMutex, LocalMutex, LockGuard};
 use crate::dogpile::settings::RegionBuilder;
 use crate::Result;
 
-/// The blocking face's lock on a key: the in-process mutex, then the shared one.
+/// The blocking face's lock on a key: the in-process mutex, then the shared one (on the
+/// key as `lock_prefix` + key).
 struct Layered {
     local: LocalMutex,
     shared: Option<Arc<dyn KeyedMutex>>,
+    lock_prefix: Option<String>,
 }
 
 impl Layered {
+    fn shared_key<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        lock_key(self.lock_prefix.as_deref(), key)
+    }
+
     fn join(local: LockGuard, shared: Option<LockGuard>) -> LockGuard {
         let key = local.key().to_owned();
         // The shared lock goes first, so a local waiter that wakes finds it free.
@@ -39,7 +45,10 @@ impl KeyedMutex for Layered {
         let started = Instant::now();
         let local = self.local.acquire(key, wait)?;
         let shared = match &self.shared {
-            Some(shared) => Some(shared.acquire(key, wait.saturating_sub(started.elapsed()))?),
+            Some(shared) => {
+                let left = wait.saturating_sub(started.elapsed());
+                Some(shared.acquire(&self.shared_key(key), left)?)
+            }
             None => None,
         };
         Ok(Self::join(local, shared))
@@ -50,7 +59,7 @@ impl KeyedMutex for Layered {
             return Ok(None);
         };
         let shared = match &self.shared {
-            Some(shared) => match shared.try_acquire(key)? {
+            Some(shared) => match shared.try_acquire(&self.shared_key(key))? {
                 Some(guard) => Some(guard),
                 None => return Ok(None),
             },
@@ -62,16 +71,17 @@ impl KeyedMutex for Layered {
 
 struct Inner<V> {
     core: Core<V>,
-    store: Box<dyn EntryStore<V>>,
+    store: Store<V>,
     mutex: Layered,
 }
 
 /// A cache region: `get_or_create` with dogpile protection over any backend, plus
 /// invalidation, cached functions and background regeneration. Cloning is cheap (shared).
 ///
-/// The backend is any cache of [`CachedValue`](super::CachedValue)s (stored as they are,
-/// e.g. a memory cache) or any cache of bytes (memcached, Redis, tiered, …; the region
-/// encodes its entries with a serde codec): see [`RegionBackend`]. Expiration is judged by
+/// The backend is a memory cache the region builds (from a `MemoryCacheBuilder`), any
+/// cache of [`CachedValue`](super::CachedValue)s (stored as they are) or any cache of bytes
+/// (memcached, Redis, tiered, …; the region encodes its entries with a serde codec): see
+/// [`RegionBackend`]. Expiration is judged by
 /// the region from the creation time, not by the backend's TTL: an expired value stays
 /// readable so it can be served while one caller regenerates it (the backend TTL,
 /// [`RegionBuilder::backend_expiry`], is only a garbage-collection bound and should be
@@ -79,12 +89,11 @@ struct Inner<V> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use larder::dogpile::{CachedValue, Region};
+/// use larder::dogpile::Region;
 /// use larder::memory::MemoryCache;
 ///
-/// // In process: the memory cache stores the region's entries as they are.
-/// let memory = MemoryCache::<CachedValue<String>>::new(1000);
-/// let region = Region::builder("reports", memory)
+/// // In process: the region builds its own memory cache and stores its entries as they are.
+/// let region = Region::builder("reports", MemoryCache::builder().max_entries(1000))
 ///     .expiration(Some(Duration::from_secs(60)))
 ///     .build();
 /// let report = region.get_or_create("daily", || Ok("expensive".to_string()))?;
@@ -121,7 +130,8 @@ impl<V> Debug for Region<V> {
 impl<V: Clone + Send + Sync + 'static> RegionBuilder<V, BlockingStore<V>> {
     /// Builds the region.
     pub fn build(self) -> Region<V> {
-        let (parts, shared, codec) = self.settings.split();
+        let (parts, shared, codec) = self.settings.split(self.store.owned());
+        let lock_prefix = parts.lock_prefix.clone();
         Region {
             inner: Arc::new(Inner {
                 core: Core::new(parts),
@@ -129,6 +139,7 @@ impl<V: Clone + Send + Sync + 'static> RegionBuilder<V, BlockingStore<V>> {
                 mutex: Layered {
                     local: LocalMutex::new(),
                     shared,
+                    lock_prefix,
                 },
             }),
         }
@@ -173,8 +184,10 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
 
     /// The value under `key` if present, not invalidated and not expired; `None` otherwise.
     pub fn get(&self, key: &str) -> Result<Option<V>> {
-        let mangled = self.mangle(key)?;
-        Ok(self.inner.core.peek(self.inner.store.get(&mangled)?))
+        let inner = &*self.inner;
+        inner.core.with_mangled(key, |mangled| {
+            Ok(inner.core.peek(inner.store.get(mangled)?))
+        })
     }
 
     /// The value under `key`, created by `creator` when missing or expired, with dogpile
@@ -187,7 +200,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     where
         F: FnOnce() -> Result<V> + Send + 'static,
     {
-        self.get_or_create_expiring(key, self.inner.core.expiration, creator)
+        self.get_or_create_ms(key, self.inner.core.expiration_ms, creator)
     }
 
     /// [`get_or_create`](Self::get_or_create) with this call's own expiration instead of the
@@ -201,17 +214,46 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     where
         F: FnOnce() -> Result<V> + Send + 'static,
     {
+        self.get_or_create_ms(key, expiration.map(millis), creator)
+    }
+
+    fn get_or_create_ms<F>(&self, key: &str, expiration_ms: Option<u64>, creator: F) -> Result<V>
+    where
+        F: FnOnce() -> Result<V> + Send + 'static,
+    {
         let inner = &*self.inner;
-        let mangled = inner.core.mangle(key)?;
+        inner.core.with_mangled(key, |mangled| {
+            match inner.core.judge(inner.store.get(mangled)?, expiration_ms) {
+                Verdict::Fresh(value) => Ok(value),
+                first => self.contend(mangled, expiration_ms, first, creator),
+            }
+        })
+    }
+
+    /// Everything after a first read that found no fresh value: the lock, the second read,
+    /// the creator. Kept out of line so the fresh-hit path stays small.
+    #[inline(never)]
+    fn contend<F>(
+        &self,
+        mangled: &str,
+        expiration_ms: Option<u64>,
+        first: Verdict<V>,
+        creator: F,
+    ) -> Result<V>
+    where
+        F: FnOnce() -> Result<V> + Send + 'static,
+    {
+        let inner = &*self.inner;
         lock::run(
             &inner.mutex,
-            &mangled,
+            mangled,
             inner.core.lock_wait,
-            || Ok(inner.core.judge(inner.store.get(&mangled)?, expiration)),
+            first,
+            || Ok(inner.core.judge(inner.store.get(mangled)?, expiration_ms)),
             inner.core.spawn(),
             creator,
-            |creator| self.create(&mangled, creator),
-            |creator, guard, permit| self.spawn_regeneration(&mangled, creator, guard, permit),
+            |creator| self.create(mangled, creator),
+            |creator, guard, permit| self.spawn_regeneration(mangled, creator, guard, permit),
         )
     }
 

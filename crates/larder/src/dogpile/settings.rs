@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::dogpile::backend::{BlockingStore, SharedCodec};
 use crate::dogpile::core::{CachedValue, CoreParts, ShouldCache};
 use crate::dogpile::early::EarlyExpiration;
 use crate::dogpile::lock::DEFAULT_LOCK_WAIT;
 use crate::dogpile::mutex::KeyedMutex;
-use crate::keys::KeyEncoder;
+use crate::keys::{KeyEncoder, KeyEncoding};
 use crate::{Codec, Expiry};
 
 /// What the settings split into: the core's share, the shared mutex and the codec.
@@ -40,18 +40,32 @@ pub(crate) struct Settings<V> {
 }
 
 impl<V> Settings<V> {
-    /// The core's share, the shared mutex and the codec.
-    pub(crate) fn split(self) -> Split<V> {
-        let keys = self
-            .keys
-            .unwrap_or_else(|| super::default_key_encoder(&self.name));
+    /// The core's share, the shared mutex and the codec. A region that `owns` its backend
+    /// stores keys as they are, but still names its shared locks `"<name>:<key>"`.
+    pub(crate) fn split(self, owns: bool) -> Split<V> {
+        let name_prefix = format!("{}:", self.name);
+        let (keys, plain_prefix, lock_prefix) = match (self.keys, owns) {
+            (Some(keys), _) => (keys, None, None),
+            (None, false) => (
+                super::default_key_encoder(&self.name),
+                Some(name_prefix),
+                None,
+            ),
+            (None, true) => (
+                KeyEncoder::new(KeyEncoding::Utf8),
+                Some(String::new()),
+                Some(name_prefix),
+            ),
+        };
         let parts = CoreParts {
             name: self.name,
             expiration: self.expiration,
             backend_expiry: self.backend_expiry,
             lock_wait: self.lock_wait,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock: self.clock,
             keys,
+            plain_prefix,
+            lock_prefix,
             should_cache: self.should_cache,
             early: self.early,
             background_workers: self.background_workers,
@@ -127,14 +141,18 @@ impl<V, S> RegionBuilder<V, S> {
         self
     }
 
-    /// The key mangler (default: UTF-8 keys prefixed with `"<region name>:"`). Use
-    /// `KeyEncoder::new(KeyEncoding::Hash(..))` to make any key valid.
+    /// The key mangler (default: UTF-8 keys prefixed with `"<region name>:"`, or as they are
+    /// in a memory cache the region owns). Use `KeyEncoder::new(KeyEncoding::Hash(..))` to
+    /// make any key valid.
     pub fn key_encoder(mut self, keys: KeyEncoder) -> Self {
         self.settings.keys = Some(keys);
         self
     }
 
-    /// The clock for creation times and invalidation (default: the system clock).
+    /// The clock for creation times, expiration and invalidation (default:
+    /// [`CoarseClock`](crate::clock::CoarseClock), the system clock to about a millisecond, which a fresh hit reads
+    /// without asking the operating system; [`SystemClock`](crate::clock::SystemClock) for
+    /// exact readings).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.settings.clock = Some(clock);
         self
