@@ -375,4 +375,55 @@ mod async_region {
         assert_eq!(got, ["x!", "y!"]);
         assert_eq!(region.flights_in_progress(), 0);
     }
+
+    /// Polls `f` to completion on this thread, outside any tokio runtime.
+    fn poll_here<F: std::future::Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn outside_a_tokio_runtime_it_regenerates_inline_and_errs_instead_of_panicking() {
+        let clock = ManualClock::new();
+        let region = AsyncRegion::builder("o", MemoryCache::<CachedValue<String>>::new(10))
+            .expiration(Some(Duration::from_secs(10)))
+            .clock(Arc::new(clock.clone()))
+            .background_regeneration(1)
+            .build();
+        poll_here(region.set("k", "old".into())).unwrap();
+        clock.advance(Duration::from_secs(11));
+        let got = poll_here(region.get_or_create("k", || async { Ok("new".to_owned()) }));
+        assert_eq!(
+            got.unwrap(),
+            "old",
+            "the stale value, served as with a runtime"
+        );
+        assert_eq!(poll_here(region.get("k")).unwrap().as_deref(), Some("new"));
+
+        // Waiting for a creator (a missing key) and the shared mutex need the runtime.
+        let err = poll_here(region.get_or_create("k2", || async { Ok("v".to_owned()) }));
+        assert!(err.unwrap_err().to_string().contains("tokio runtime"));
+        let shared = AsyncRegion::builder("o", MemoryCache::<CachedValue<String>>::new(10))
+            .mutex(Arc::new(LocalMutex::new()))
+            .clock(Arc::new(clock.clone()))
+            .expiration(Some(Duration::from_secs(10)))
+            .build();
+        poll_here(shared.set("k", "old".into())).unwrap();
+        clock.advance(Duration::from_secs(11));
+        let err = poll_here(shared.get_or_create("k", || async { Ok("v".to_owned()) }));
+        assert!(err.unwrap_err().to_string().contains("tokio runtime"));
+    }
 }

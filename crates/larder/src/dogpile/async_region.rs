@@ -87,11 +87,12 @@ impl Held {
     async fn release(mut self) {
         if let Some(shared) = self.shared.take() {
             let key = shared.key().to_owned();
-            let released = tokio::task::spawn_blocking(move || shared.release()).await;
-            match released {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => log::warn!("releasing lock {key:?} failed: {err}"),
-                Err(err) => log::warn!("releasing lock {key:?} failed: {err}"),
+            let released = match blocking(move || shared.release()) {
+                Ok(task) => task.await.map_err(join_error).and_then(|r| r),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = released {
+                log::warn!("releasing lock {key:?} failed: {err}");
             }
         }
     }
@@ -149,6 +150,19 @@ fn join_error(err: tokio::task::JoinError) -> Error {
     Error::from_join("the cross-process lock task", err)
 }
 
+/// Runs `f` on the current tokio runtime's blocking pool; an error (not a panic) when the
+/// region is polled outside a tokio runtime.
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::task::JoinHandle<T>> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|err| {
+        Error::Unavailable(format!(
+            "AsyncRegion's shared mutex needs a tokio runtime: {err}"
+        ))
+    })?;
+    Ok(runtime.spawn_blocking(f))
+}
+
 impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
     /// A builder for a region named `name` storing into `backend`: an async cache of
     /// [`CachedValue<V>`](super::CachedValue) or of bytes (see [`AsyncRegionBackend`]).
@@ -192,7 +206,7 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
                     Arc::clone(mutex),
                     self.inner.core.lock_key(key).into_owned(),
                 );
-                match tokio::task::spawn_blocking(move || mutex.try_acquire(&k))
+                match blocking(move || mutex.try_acquire(&k))?
                     .await
                     .map_err(join_error)??
                 {
@@ -211,6 +225,10 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
     /// Waits for `key`'s locks, at most `lock_wait` for both.
     async fn lock(&self, key: &str) -> Result<Held> {
         let wait = self.inner.core.lock_wait;
+        // The bound on waiting needs tokio's timer: outside a runtime, an error, not a panic.
+        tokio::runtime::Handle::try_current().map_err(|err| {
+            Error::Unavailable(format!("AsyncRegion waits on a tokio runtime: {err}"))
+        })?;
         let started = tokio::time::Instant::now();
         let interest = self.inner.flights.join(key);
         let flight = tokio::time::timeout(wait, Arc::clone(&interest.mutex).lock_owned())
@@ -228,7 +246,7 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
                 );
                 let left = wait.saturating_sub(started.elapsed());
                 Some(
-                    tokio::task::spawn_blocking(move || mutex.acquire(&k, left))
+                    blocking(move || mutex.acquire(&k, left))?
                         .await
                         .map_err(join_error)??,
                 )
@@ -323,24 +341,47 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
                 created
             }
             Holder::CreateThenServe(stale) => {
-                if let Err(err) = self.create(&mangled, creator).await {
-                    log::warn!("regeneration of {mangled:?} failed: {err}");
+                self.regenerate_then_serve(&mangled, creator, held, stale)
+                    .await
+            }
+            Holder::Spawn(stale, permit) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let region = self.clone();
+                    runtime.spawn(async move {
+                        if let Err(err) = region.create(&mangled, creator).await {
+                            log::warn!("background regeneration of {mangled:?} failed: {err}");
+                        }
+                        held.release().await;
+                        drop(permit);
+                    });
+                    Ok(stale)
                 }
-                held.release().await;
-                Ok(stale)
-            }
-            Holder::Spawn(stale, permit) => {
-                let region = self.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = region.create(&mangled, creator).await {
-                        log::warn!("background regeneration of {mangled:?} failed: {err}");
-                    }
-                    held.release().await;
+                // Polled outside a tokio runtime: nowhere to spawn, so regenerate here.
+                Err(_) => {
                     drop(permit);
-                });
-                Ok(stale)
-            }
+                    self.regenerate_then_serve(&mangled, creator, held, stale)
+                        .await
+                }
+            },
         }
+    }
+
+    /// Regenerates inline, then serves the stale value (a creator error is only logged).
+    async fn regenerate_then_serve<Fut>(
+        &self,
+        mangled: &str,
+        creator: impl FnOnce() -> Fut,
+        held: Held,
+        stale: V,
+    ) -> Result<V>
+    where
+        Fut: Future<Output = Result<V>>,
+    {
+        if let Err(err) = self.create(mangled, creator).await {
+            log::warn!("regeneration of {mangled:?} failed: {err}");
+        }
+        held.release().await;
+        Ok(stale)
     }
 
     /// Values for every key in `keys` (in order), calling `creator` once with all the keys
