@@ -1,26 +1,6 @@
-//! What a region stores into: any cache the user already has, of one of two kinds.
-//!
-//! - A cache of **entries**, `Cache<CachedValue<V>>` ([`Entries`]): the memory cache stores
-//!   them as they are, with no encoding on a hit.
-//! - A **memory cache builder** ([`OwnedMemory`]): the region builds the cache and is its
-//!   only user, so its keys need no `"<name>:"` prefix (a fresh hit builds no key).
-//! - A cache of **bytes**, `Cache<Vec<u8>>` ([`Bytes`]): `MemcachedCache` or `RedisCache`
-//!   with `BytesCodec`, a `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The
-//!   region encodes its own entries with a codec of `CachedValue<V>` (JSON unless
-//!   [`RegionBuilder::codec`](super::RegionBuilder::codec) picks another), so `V` needs
-//!   serde and nothing about the envelope shows in the user's types.
-//!
-//! Why two kinds, not one: the envelope (creation time, creation duration, version) must
-//! travel with the value, and a cache's value type is fixed by its owner. A cache of bytes
-//! can carry any envelope, so a region takes one as it is; a cache of entries lets the
-//! in-process case skip encoding. The kind is a type parameter of [`RegionBackend`], which
-//! the compiler infers from the backend's type, so one `builder(name, backend)` takes both.
-//!
-//! An entry in a byte cache is the codec's flags word (4 bytes, big-endian) followed by the
-//! codec's bytes, so a reader with another codec gets a codec error instead of a wrong
-//! value. An entry that does not decode (another codec, or a `V` whose shape changed) is
-//! treated like one of another [version](super::CACHED_VALUE_VERSION): missing, so it is
-//! regenerated and overwritten; each such read is logged.
+//! What a region stores into: the backend kinds ([`RegionBackend`] says which and why),
+//! the adapters that turn each into the region's store of entries, and the byte form of an
+//! entry in a cache of bytes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -200,9 +180,32 @@ fn json<V: Serialize + DeserializeOwned + 'static>() -> SharedCodec<V> {
     Arc::new(JsonCodec::<CachedValue<V>>::new())
 }
 
-/// A cache a blocking [`Region`](super::Region) can store into: `K` is [`Entries`] for a
-/// `Cache<CachedValue<V>>` and [`Bytes`] for a `Cache<Vec<u8>>` (see the
-/// [module docs](self)). Implemented for every such cache; the compiler infers `K`.
+/// What a blocking [`Region`](super::Region) can store into; `K`, the kind, is inferred
+/// from the backend's type:
+///
+/// - [`OwnedMemory`]: a [`MemoryCacheBuilder<CachedValue<V>>`](MemoryCacheBuilder). The
+///   region builds the cache and is its only user, so keys are stored as given (no
+///   `"<name>:"` to build on every call) and hits involve no encoding.
+/// - [`Entries`]: any `Cache<CachedValue<V>>` (e.g. a memory cache shared with other
+///   regions, or a remote cache with its own codec of `CachedValue<V>`), used as it is.
+/// - [`Bytes`]: any `Cache<Vec<u8>>` — `MemcachedCache` or `RedisCache` with `BytesCodec`, a
+///   `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The region encodes its
+///   own entries with a codec of `CachedValue<V>` (JSON unless
+///   [`RegionBuilder::codec`](super::RegionBuilder::codec) picks another), so `V` needs
+///   serde and nothing about the envelope shows in the user's types.
+///
+/// Why kinds: the envelope (creation time, creation duration, version) must travel with
+/// the value, and a cache's value type is fixed by whoever made it. A cache of bytes can
+/// carry any envelope, so the region takes it as it is; a cache of entries lets the
+/// in-process case skip encoding. One `builder(name, backend)` takes every kind because the
+/// kind is a type parameter the compiler infers (a `MemoryCache::new(..)` whose value type
+/// is not yet known matches two kinds: name the type, or pass the builder).
+///
+/// In a cache of bytes an entry is the codec's flags word (4 bytes, big-endian) followed by
+/// the codec's bytes, so a reader with another codec gets no wrong value. An entry that does
+/// not decode (another codec, or a `V` whose shape changed) is treated like one of another
+/// [version](super::CACHED_VALUE_VERSION): missing, so it is regenerated and overwritten;
+/// each such read is logged.
 pub trait RegionBackend<V, K> {
     /// Erases the backend's type.
     #[doc(hidden)]
@@ -323,9 +326,9 @@ mod asynchronous {
         }
     }
 
-    /// A cache an [`AsyncRegion`](crate::dogpile::AsyncRegion) can store into: `K` is
-    /// [`Entries`] for an `AsyncCache<CachedValue<V>>` and [`Bytes`] for an
-    /// `AsyncCache<Vec<u8>>` (see the [module docs](super)).
+    /// What an [`AsyncRegion`](crate::dogpile::AsyncRegion) can store into: the kinds of
+    /// [`RegionBackend`], over [`AsyncCache`] (`AsyncCache<CachedValue<V>>` for
+    /// [`Entries`], `AsyncCache<Vec<u8>>` for [`Bytes`]).
     pub trait AsyncRegionBackend<V: Send + 'static, K> {
         /// Erases the backend's type.
         #[doc(hidden)]
