@@ -22,7 +22,7 @@ use std::sync::Arc;
 use larder::clock::SystemClock;
 use larder::dogpile::{CachedValue, Region, RegionBuilder};
 use larder::memory::MemoryCache;
-use larder::{Cache, Expiry};
+use larder::Expiry;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

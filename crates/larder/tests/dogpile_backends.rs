@@ -266,7 +266,7 @@ mod on_memcached {
         use larder::dogpile::AsyncRegion;
         let server = MemcachedServer::start().expect("memcached starts");
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let region: AsyncRegion<Report> = AsyncRegion::builder("ar", bytes(&server))
+        let region: AsyncRegion<Report> = AsyncRegion::builder("ar", bytes(&server).to_async())
             .expiration(Some(Duration::from_secs(60)))
             .build();
         let calls = Arc::new(AtomicUsize::new(0));
