@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 use larder::memcache::{AsyncClient, Client};
 use larder::testing::memcached::MemcachedServer;
 use larder::Expiry;
+use larder_bench::stats::{median, spread};
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;
@@ -459,26 +460,6 @@ fn run_python(servers: &str, secs: f64) -> (Python, Vec<String>) {
     };
     let calls_all = field("calls_all");
     (Python::Ran { sample, calls_all }, notes)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// `median (min–max)` of `values`, with `digits` decimals; `n/a` when empty.
-fn spread(mut values: Vec<f64>, digits: usize) -> String {
-    if values.is_empty() {
-        return "n/a".to_owned();
-    }
-    let mid = median(&mut values);
-    let (lo, hi) = (values[0], values[values.len() - 1]);
-    format!("{mid:.digits$} ({lo:.digits$}–{hi:.digits$})")
 }
 
 fn main() {

@@ -28,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use larder::pool::{Manager, Pool, PoolConfig, Strategy};
+use larder_bench::stats::spread;
 
 /// The pooled object: small, like a connection handle.
 #[derive(Debug)]
@@ -142,26 +143,6 @@ fn block(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Sample {
         .collect::<Option<Vec<u64>>>()
         .and_then(|c| c.into_iter().max());
     per_op((wall, cpu))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// `median (min–max)` of `values`; `n/a` when empty.
-fn spread(mut values: Vec<f64>, digits: usize) -> String {
-    if values.is_empty() {
-        return "n/a".to_owned();
-    }
-    let mid = median(&mut values);
-    let (lo, hi) = (values[0], values[values.len() - 1]);
-    format!("{mid:.digits$} ({lo:.digits$}–{hi:.digits$})")
 }
 
 const ARC: usize = 0;
