@@ -6,6 +6,7 @@
 //! Traces are generated before timing starts, from fixed seeds, so every cache sees exactly
 //! the same requests and the timed loop does no random-number work.
 
+pub mod replay;
 pub mod stats;
 
 use std::time::{Duration, Instant};
