@@ -1,30 +1,27 @@
-//! One shard of a [`MemoryCache`](super::MemoryCache): its entries, their S3-FIFO eviction
-//! queues and ghost history, the expiry index reclaimed on writes, and its counters.
+//! One shard of a [`MemoryCache`](super::MemoryCache): its entries, the hash index over
+//! them, the expiry index reclaimed on writes, its counters, and the removed entries waiting
+//! for the eviction listener. Which entry leaves when the shard is full is decided in
+//! [`policy`](super::policy).
 //!
 //! Layout, chosen to keep the read path short and per-entry memory small:
-//! - entries live in a slab (`slots`) and are named by a `u32` index;
-//! - `index` maps the key's 64-bit hash (computed once by the cache, hashed no further) to
-//!   the first slot with that hash; the rare entries that share a full hash are chained
-//!   through `Entry::next`, and every lookup compares the key itself, so the key is stored
-//!   once, in its entry (inline when short);
-//! - `small` and `main` are the two FIFO queues of S3-FIFO (Yang et al., SOSP 2023) holding
-//!   slot indices; a removed entry leaves a dead index behind, recycled when its queue pops
-//!   it or when dead indices outnumber live entries (the queues are then compacted);
+//! - entries live in a slab (`slots`) and are named by a `u32` index; the slab grows by
+//!   doubling but never past the entry bound, so a full cache carries no spare slots;
+//! - `index` is a hash table of slot indices only (4 bytes and a control byte per bucket);
+//!   the key's hash is not stored: the table's rare rehash and the policy recompute it from
+//!   the key, and every lookup compares the key itself, so keys sharing a hash coexist;
 //! - `expiring` orders entries with a time to live by their deadline so that every write
 //!   reclaims a bounded number of entries whose deadline has passed.
-//!
-//! S3-FIFO: a new key enters `small` (10% of the budget) unless the ghost queue remembers it
-//! as recently evicted from `small`, in which case it enters `main`. Eviction from `small`
-//! promotes an entry read since its insertion to `main` and otherwise evicts it (remembering
-//! its hash in the ghost queue). Eviction from `main` gives an entry one more round per
-//! recorded read (a frequency capped at 3) and evicts it once its frequency is spent.
 
-use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::policy::{Policy, Segment};
+use super::EvictionCause;
 use crate::clock::Clock;
 use crate::value::{as_counter, from_counter};
 use crate::{Error, Result};
@@ -33,41 +30,12 @@ use crate::{Error, Result};
 pub(super) const NEVER: u64 = u64::MAX;
 /// The bound of a limit that is not configured.
 pub(super) const UNBOUNDED: u64 = u64::MAX;
-/// No slot (end of a hash chain).
-const NO_SLOT: u32 = u32::MAX;
 /// The most entries a shard holds. Slot indices are `u32`: the slab holds live and dead
 /// slots only (free ones are reused first) and dead ones never outnumber live ones by more
-/// than `DEAD_SLACK`, so the slab stays below `2 * MAX_ENTRIES + DEAD_SLACK + 1 < u32::MAX`.
+/// than the policy's slack, so the slab stays far below `u32::MAX`.
 pub(super) const MAX_ENTRIES: u64 = 1 << 30;
-/// Reads remembered per entry; eviction from `main` spares an entry this many times.
-const MAX_FREQ: u8 = 3;
-/// An entry leaving `small` moves to `main` when read more than this many times.
-const PROMOTE_ABOVE: u8 = 0;
 /// Expired entries reclaimed by one write at most, so that no write pays for a backlog.
 const SWEEP_BUDGET: usize = 8;
-/// Dead queue indices tolerated before the queues are compacted (also bounded by `len`).
-const DEAD_SLACK: usize = 64;
-
-/// A `Hasher` for keys that already are well-mixed 64-bit hashes: it passes them through.
-#[derive(Default)]
-pub(super) struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64`s are hashed here; fold anything else rather than lose it.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type HashIndex<T> = HashMap<u64, T, BuildHasherDefault<PassThroughHasher>>;
 
 /// Event counters of one shard (summed into [`MemoryStats`](super::MemoryStats)).
 #[derive(Debug, Clone, Copy, Default)]
@@ -131,8 +99,8 @@ impl<'a> Now<'a> {
 const INLINE_KEY: usize = 22;
 
 /// A key's bytes: short keys live inside the entry (no allocation, no extra cache miss on a
-/// lookup), longer ones in a boxed slice. Only ever compared, never read back as text.
-enum StoredKey {
+/// lookup), longer ones in a boxed slice. Always the bytes of a `str`.
+pub(super) enum StoredKey {
     Inline { len: u8, bytes: [u8; INLINE_KEY] },
     Heap(Box<[u8]>),
 }
@@ -151,99 +119,70 @@ impl StoredKey {
         }
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         match self {
             StoredKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
             StoredKey::Heap(bytes) => bytes,
         }
     }
-}
 
-struct Entry<V> {
-    key: StoredKey,
-    value: V,
-    hash: u64,
-    deadline: u64,
-    weight: u64,
-    /// The next slot whose key has the same hash, or `NO_SLOT`.
-    next: u32,
-    freq: u8,
-    in_main: bool,
-}
-
-/// Recently evicted hashes (S3-FIFO's ghost queue): a FIFO of hashes plus their counts.
-#[derive(Default)]
-struct Ghost {
-    fifo: VecDeque<u64>,
-    members: HashIndex<u32>,
-}
-
-impl Ghost {
-    fn remember(&mut self, hash: u64, capacity: usize) {
-        if capacity == 0 {
-            return;
-        }
-        while self.fifo.len() >= capacity {
-            let Some(old) = self.fifo.pop_front() else {
-                break;
-            };
-            if let MapEntry::Occupied(mut e) = self.members.entry(old) {
-                if *e.get() <= 1 {
-                    e.remove();
-                } else {
-                    *e.get_mut() -= 1;
-                }
-            }
-        }
-        self.fifo.push_back(hash);
-        *self.members.entry(hash).or_insert(0) += 1;
-    }
-
-    /// Forgets `hash`; true when it was remembered.
-    fn take(&mut self, hash: u64) -> bool {
-        self.members.remove(&hash).is_some()
+    fn to_text(&self) -> String {
+        // Stored from a `str`, so this never replaces anything.
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
     }
 }
 
-/// One shard: a bounded S3-FIFO cache with per-entry deadlines. Not thread-safe by itself;
-/// the cache keeps each shard behind a mutex.
-pub(super) struct Shard<V> {
-    index: HashIndex<u32>,
-    slots: Vec<Option<Entry<V>>>,
-    free: Vec<u32>,
-    small: VecDeque<u32>,
-    main: VecDeque<u32>,
-    dead_in_queues: usize,
-    ghost: Ghost,
+pub(super) struct Entry<V> {
+    pub(super) key: StoredKey,
+    pub(super) value: V,
+    pub(super) deadline: u64,
+    pub(super) weight: u64,
+    /// Reads since the policy last looked (capped; see the policy).
+    pub(super) freq: u8,
+    pub(super) segment: Segment,
+}
+
+/// An entry that left the shard, kept until the shard's lock is released so the eviction
+/// listener never runs under it.
+pub(super) type Removed<V> = (String, V, EvictionCause);
+
+/// One shard: a bounded cache with per-entry deadlines. Not thread-safe by itself; the cache
+/// keeps each shard behind a mutex.
+pub(super) struct Shard<V, S = RandomState> {
+    index: HashTable<u32>,
+    pub(super) slots: Vec<Option<Entry<V>>>,
+    pub(super) free: Vec<u32>,
     expiring: BTreeSet<(u64, u32)>,
-    len: u64,
-    weight: u64,
-    small_len: u64,
-    small_weight: u64,
-    max_entries: u64,
-    max_weight: u64,
+    pub(super) len: u64,
+    pub(super) weight: u64,
+    pub(super) max_entries: u64,
+    pub(super) max_weight: u64,
+    hasher: S,
+    pub(super) policy: Policy,
     pub(super) counters: Counters,
+    /// Whether removed entries are kept for a listener (otherwise dropped at once).
+    notify: bool,
+    removed: Vec<Removed<V>>,
 }
 
-impl<V> Shard<V> {
-    /// An empty shard holding at most `max_entries` entries of total weight `max_weight`.
-    pub(super) fn new(max_entries: u64, max_weight: u64) -> Self {
+impl<V, S: BuildHasher + Clone> Shard<V, S> {
+    /// An empty shard holding at most `max_entries` entries of total weight `max_weight`,
+    /// hashing keys as the cache does; `notify` keeps removed entries for a listener.
+    pub(super) fn new(max_entries: u64, max_weight: u64, hasher: S, notify: bool) -> Self {
         Self {
-            index: HashIndex::default(),
+            index: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            small: VecDeque::new(),
-            main: VecDeque::new(),
-            dead_in_queues: 0,
-            ghost: Ghost::default(),
             expiring: BTreeSet::new(),
             len: 0,
             weight: 0,
-            small_len: 0,
-            small_weight: 0,
             max_entries: max_entries.min(MAX_ENTRIES),
             max_weight,
+            hasher,
+            policy: Policy::new(),
             counters: Counters::default(),
+            notify,
+            removed: Vec::new(),
         }
     }
 
@@ -263,12 +202,6 @@ impl<V> Shard<V> {
         self.max_entries
     }
 
-    /// Slot indices held by the queues, dead ones included.
-    #[cfg(test)]
-    pub(super) fn queued_slots(&self) -> usize {
-        self.small.len() + self.main.len()
-    }
-
     /// Bytes of bookkeeping a slot adds to its value.
     #[cfg(test)]
     pub(super) fn slot_overhead() -> usize {
@@ -280,27 +213,37 @@ impl<V> Shard<V> {
         self.max_weight
     }
 
-    fn entry(&self, slot: u32) -> Option<&Entry<V>> {
+    /// The entries removed since the last call, for the eviction listener.
+    pub(super) fn take_removed(&mut self) -> Vec<Removed<V>> {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// True when removed entries wait for the listener.
+    pub(super) fn has_removed(&self) -> bool {
+        !self.removed.is_empty()
+    }
+
+    /// The hash the cache computes for a key with these bytes.
+    pub(super) fn hash_key(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(super) fn entry(&self, slot: u32) -> Option<&Entry<V>> {
         self.slots.get(slot as usize)?.as_ref()
     }
 
-    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry<V>> {
+    pub(super) fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry<V>> {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
     /// The slot holding `key`, expired or not.
     fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        let mut slot = *self.index.get(&hash)?;
-        loop {
-            let entry = self.entry(slot)?;
-            if entry.key.as_bytes() == key.as_bytes() {
-                return Some(slot);
-            }
-            if entry.next == NO_SLOT {
-                return None;
-            }
-            slot = entry.next;
-        }
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&slot| {
+                matches!(slots.get(slot as usize), Some(Some(e)) if e.key.as_bytes() == key.as_bytes())
+            })
+            .copied()
     }
 
     /// The slot holding `key` if its entry has not expired; an expired entry is removed.
@@ -308,7 +251,7 @@ impl<V> Shard<V> {
         let slot = self.find(hash, key)?;
         let deadline = self.entry(slot)?.deadline;
         if deadline != NEVER && deadline <= now.get() {
-            self.remove_queued(slot);
+            self.remove(slot, EvictionCause::Expired);
             self.counters.expirations += 1;
             return None;
         }
@@ -334,25 +277,26 @@ impl<V> Shard<V> {
     where
         V: Clone,
     {
-        let found = self
-            .find_live(hash, key, now)
-            .and_then(|slot| self.entry_mut(slot));
-        match found {
-            Some(entry) => {
-                // Skip the store once saturated: hot entries' cache lines stay clean and
-                // shared between cores.
-                if entry.freq < MAX_FREQ {
-                    entry.freq += 1;
-                }
-                let value = (entry.value.clone(), entry.deadline);
-                self.counters.hits += 1;
-                Some(value)
-            }
-            None => {
-                self.counters.misses += 1;
-                None
-            }
-        }
+        let found = self.find_live(hash, key, now);
+        self.policy.record_access(hash);
+        let Some(entry) = found.and_then(|slot| self.entry_mut(slot)) else {
+            self.counters.misses += 1;
+            self.policy.record_miss(hash);
+            return None;
+        };
+        Policy::record_hit(entry);
+        let value = (entry.value.clone(), entry.deadline);
+        self.counters.hits += 1;
+        Some(value)
+    }
+
+    /// The live value under `key` without recording a read (no counters, no frequency).
+    pub(super) fn peek(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<V>
+    where
+        V: Clone,
+    {
+        let slot = self.find_live(hash, key, now)?;
+        self.entry(slot).map(|e| e.value.clone())
     }
 
     /// Stores `value` under `key`, overwriting any entry; then evicts down to the bounds.
@@ -415,7 +359,7 @@ impl<V> Shard<V> {
     pub(super) fn delete(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> bool {
         match self.find_live(hash, key, now) {
             Some(slot) => {
-                self.remove_queued(slot);
+                self.remove(slot, EvictionCause::Removed);
                 true
             }
             None => false,
@@ -472,7 +416,7 @@ impl<V> Shard<V> {
             if deadline > now.get() {
                 return;
             }
-            if self.remove_queued(slot).is_none() {
+            if self.remove(slot, EvictionCause::Expired).is_none() {
                 // Not expected: an index entry without its entry. Drop the index entry.
                 self.expiring.remove(&(deadline, slot));
             }
@@ -483,22 +427,26 @@ impl<V> Shard<V> {
     /// Removes every entry; keeps the bounds and the event counters.
     pub(super) fn clear(&mut self) {
         let counters = self.counters;
-        *self = Self::new(self.max_entries, self.max_weight);
+        let mut removed = std::mem::take(&mut self.removed);
+        if self.notify {
+            for entry in std::mem::take(&mut self.slots).into_iter().flatten() {
+                removed.push((entry.key.to_text(), entry.value, EvictionCause::Removed));
+            }
+        }
+        let hasher = self.hasher.clone();
+        *self = Self::new(self.max_entries, self.max_weight, hasher, self.notify);
         self.counters = counters;
+        self.removed = removed;
     }
 
     fn insert(&mut self, hash: u64, key: &str, value: V, weight: u64, deadline: u64) {
-        let to_main = self.ghost.take(hash);
-        let next = self.index.get(&hash).copied().unwrap_or(NO_SLOT);
         let entry = Entry {
             key: StoredKey::new(key),
             value,
-            hash,
             deadline,
             weight,
-            next,
             freq: 0,
-            in_main: to_main,
+            segment: Segment::Window,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -508,7 +456,8 @@ impl<V> Shard<V> {
                 slot
             }
             None => match u32::try_from(self.slots.len()) {
-                Ok(slot) if slot != NO_SLOT => {
+                Ok(slot) if slot != u32::MAX => {
+                    self.grow_slab();
                     self.slots.push(Some(entry));
                     slot
                 }
@@ -516,19 +465,34 @@ impl<V> Shard<V> {
                 _ => return,
             },
         };
-        self.index.insert(hash, slot);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, slot, |&s| match slots.get(s as usize) {
+            Some(Some(e)) => hasher.hash_one(e.key.as_bytes()),
+            _ => 0,
+        });
         if deadline != NEVER {
             self.expiring.insert((deadline, slot));
         }
         self.len += 1;
         self.weight = self.weight.saturating_add(weight);
-        if to_main {
-            self.main.push_back(slot);
-        } else {
-            self.small.push_back(slot);
-            self.small_len += 1;
-            self.small_weight = self.small_weight.saturating_add(weight);
+        self.policy_insert(slot, weight);
+    }
+
+    /// Makes room for one more slot: doubling, but stopping at the entry bound (plus the
+    /// one entry a write holds before it evicts), so a full cache has no spare slots.
+    fn grow_slab(&mut self) {
+        let (len, capacity) = (self.slots.len(), self.slots.capacity());
+        if len < capacity {
+            return;
         }
+        let bound = usize::try_from(self.max_entries.saturating_add(1)).unwrap_or(usize::MAX);
+        let doubled = capacity.saturating_mul(2).max(8);
+        let target = if len < bound {
+            doubled.min(bound)
+        } else {
+            len + len / 8 + 8
+        };
+        self.slots.reserve_exact(target.saturating_sub(len).max(1));
     }
 
     fn overwrite(&mut self, slot: u32, value: V, weight: u64, deadline: u64) {
@@ -537,19 +501,19 @@ impl<V> Shard<V> {
             return;
         };
         let old_weight = std::mem::replace(&mut entry.weight, weight);
-        // Dropped at the end, so that a panicking `Drop` leaves the books balanced.
-        let _old_value = std::mem::replace(&mut entry.value, value);
-        let in_main = entry.in_main;
+        let old_value = std::mem::replace(&mut entry.value, value);
+        let segment = entry.segment;
         self.weight = self
             .weight
             .saturating_sub(old_weight)
             .saturating_add(weight);
-        if !in_main {
-            self.small_weight = self
-                .small_weight
-                .saturating_sub(old_weight)
-                .saturating_add(weight);
+        self.policy_reweigh(segment, old_weight, weight);
+        if self.notify {
+            let key = self.entry(slot).map(|e| e.key.to_text()).unwrap_or_default();
+            self.removed.push((key, old_value, EvictionCause::Replaced));
         }
+        // Otherwise `old_value` drops here, after the books are balanced, so that a
+        // panicking `Drop` leaves the shard consistent.
     }
 
     fn set_deadline(&mut self, slot: u32, deadline: u64) {
@@ -568,139 +532,38 @@ impl<V> Shard<V> {
         }
     }
 
-    /// Takes the entry out of `slot` and out of every index except its queue.
-    fn detach(&mut self, slot: u32) -> Option<Entry<V>> {
+    /// Takes the entry out of `slot` and out of every index except the policy's queues
+    /// (the policy learns of it through `policy_detached`).
+    pub(super) fn detach(&mut self, slot: u32) -> Option<Entry<V>> {
         let entry = self.slots.get_mut(slot as usize)?.take()?;
-        match self.index.get_mut(&entry.hash) {
-            Some(head) if *head == slot => {
-                if entry.next == NO_SLOT {
-                    self.index.remove(&entry.hash);
-                } else {
-                    *head = entry.next;
-                }
-            }
-            Some(head) => {
-                let mut previous = *head;
-                while let Some(p) = self.entry_mut(previous) {
-                    if p.next == slot {
-                        p.next = entry.next;
-                        break;
-                    }
-                    if p.next == NO_SLOT {
-                        break;
-                    }
-                    previous = p.next;
-                }
-            }
-            None => {}
+        let hash = self.hasher.hash_one(entry.key.as_bytes());
+        if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
+            found.remove();
         }
         if entry.deadline != NEVER {
             self.expiring.remove(&(entry.deadline, slot));
         }
         self.len -= 1;
         self.weight = self.weight.saturating_sub(entry.weight);
-        if !entry.in_main {
-            self.small_len -= 1;
-            self.small_weight = self.small_weight.saturating_sub(entry.weight);
-        }
+        self.policy_detached(slot, &entry);
         Some(entry)
     }
 
-    /// Removes the entry in `slot`, leaving its index dead in its queue.
-    fn remove_queued(&mut self, slot: u32) -> Option<Entry<V>> {
+    /// Removes the entry in `slot` for `cause`, handing it to the listener if there is one.
+    pub(super) fn remove(&mut self, slot: u32, cause: EvictionCause) -> Option<()> {
         let entry = self.detach(slot)?;
-        self.dead_in_queues += 1;
-        if self.dead_in_queues > DEAD_SLACK && self.dead_in_queues as u64 > self.len {
-            self.compact_queues();
+        self.removed_entry(entry, cause);
+        Some(())
+    }
+
+    /// Disposes of an entry that left the shard: kept for the listener, or dropped.
+    pub(super) fn removed_entry(&mut self, entry: Entry<V>, cause: EvictionCause) {
+        if self.notify {
+            self.removed.push((entry.key.to_text(), entry.value, cause));
         }
-        Some(entry)
     }
 
-    /// Drops dead indices from both queues and recycles their slots.
-    fn compact_queues(&mut self) {
-        let (slots, free) = (&self.slots, &mut self.free);
-        let mut keep = |slot: &u32| {
-            let live = matches!(slots.get(*slot as usize), Some(Some(_)));
-            if !live {
-                free.push(*slot);
-            }
-            live
-        };
-        self.small.retain(&mut keep);
-        self.main.retain(&mut keep);
-        self.dead_in_queues = 0;
-    }
-
-    fn over_bounds(&self) -> bool {
+    pub(super) fn over_bounds(&self) -> bool {
         self.len > self.max_entries || self.weight > self.max_weight
-    }
-
-    fn evict_while_over(&mut self) {
-        while self.over_bounds() {
-            if !self.evict_one() {
-                break;
-            }
-        }
-    }
-
-    /// Evicts one entry by S3-FIFO; false when there is nothing left to evict.
-    fn evict_one(&mut self) -> bool {
-        loop {
-            if self.len == 0 {
-                return false;
-            }
-            let small_over =
-                self.small_len > self.max_entries / 10 || self.small_weight > self.max_weight / 10;
-            let main_len = self.len - self.small_len;
-            let from_small = self.small_len > 0 && (small_over || main_len == 0);
-            let popped = if from_small {
-                self.small.pop_front()
-            } else {
-                self.main.pop_front()
-            };
-            let Some(slot) = popped else {
-                // Counts say a queue holds live entries but it is empty: give up rather
-                // than spin (not expected).
-                return false;
-            };
-            let Some(entry) = self.entry_mut(slot) else {
-                // A dead index: recycle its slot.
-                self.dead_in_queues = self.dead_in_queues.saturating_sub(1);
-                self.free.push(slot);
-                continue;
-            };
-            if from_small {
-                if entry.freq > PROMOTE_ABOVE {
-                    entry.freq = 0;
-                    entry.in_main = true;
-                    let weight = entry.weight;
-                    self.small_len -= 1;
-                    self.small_weight = self.small_weight.saturating_sub(weight);
-                    self.main.push_back(slot);
-                    continue;
-                }
-            } else if entry.freq > 0 {
-                entry.freq -= 1;
-                self.main.push_back(slot);
-                continue;
-            }
-            let Some(evicted) = self.detach(slot) else {
-                continue;
-            };
-            self.free.push(slot);
-            if from_small {
-                let capacity = if self.max_entries >= MAX_ENTRIES {
-                    self.len
-                } else {
-                    self.max_entries
-                };
-                self.ghost.remember(
-                    evicted.hash,
-                    usize::try_from(capacity).unwrap_or(usize::MAX),
-                );
-            }
-            self.counters.evictions += 1;
-            return true;
-        }
     }
 }

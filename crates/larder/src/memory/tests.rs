@@ -1,4 +1,4 @@
-//! Unit tests of the memory cache's internals (shard layout, queues, hash chains).
+//! Unit tests of the memory cache's internals (shard layout, queues, keys sharing a hash).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +6,19 @@ use std::time::Duration;
 use super::shard::{Now, Shard, NEVER, UNBOUNDED};
 use super::*;
 use crate::clock::ManualClock;
+
+/// Hashes every key to 7, so that only the key comparison tells entries apart.
+#[derive(Default)]
+struct Seven;
+
+impl std::hash::Hasher for Seven {
+    fn finish(&self) -> u64 {
+        7
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+type SameHash = std::hash::BuildHasherDefault<Seven>;
 
 fn clock() -> Arc<dyn Clock> {
     Arc::new(ManualClock::new())
@@ -16,8 +29,8 @@ fn keys_sharing_a_full_hash_are_kept_apart() {
     let clock = clock();
     let base = clock.now();
     let mut now = Now::new(&clock, base);
-    let mut shard: Shard<u32> = Shard::new(10, UNBOUNDED);
-    // Force three keys onto one hash to exercise the collision chain.
+    let mut shard: Shard<u32, SameHash> = Shard::new(10, UNBOUNDED, SameHash::default(), false);
+    // Three keys on one hash: only the key comparison tells them apart.
     for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
         shard.set(7, key, i as u32, 1, NEVER, &mut now);
     }
@@ -25,11 +38,11 @@ fn keys_sharing_a_full_hash_are_kept_apart() {
     assert_eq!(shard.get(7, "a", &mut now), Some(0));
     assert_eq!(shard.get(7, "b", &mut now), Some(1));
     assert_eq!(shard.get(7, "c", &mut now), Some(2));
-    assert!(shard.delete(7, "b", &mut now), "middle of the chain");
+    assert!(shard.delete(7, "b", &mut now), "the second of three");
     assert_eq!(shard.get(7, "b", &mut now), None);
     assert_eq!(shard.get(7, "a", &mut now), Some(0));
     assert_eq!(shard.get(7, "c", &mut now), Some(2));
-    assert!(shard.delete(7, "c", &mut now), "head of the chain");
+    assert!(shard.delete(7, "c", &mut now), "the last inserted");
     assert_eq!(shard.get(7, "a", &mut now), Some(0));
     assert!(shard.delete(7, "a", &mut now));
     assert_eq!(shard.len(), 0);
@@ -41,17 +54,18 @@ fn deleting_without_evicting_does_not_grow_the_queues() {
     let clock = clock();
     let base = clock.now();
     let mut now = Now::new(&clock, base);
-    let mut shard: Shard<u64> = Shard::new(1_000, UNBOUNDED);
+    let mut shard: Shard<u64> = Shard::new(1_000, UNBOUNDED, RandomState::default(), false);
     for i in 0..100_000u64 {
         let key = format!("k{i}");
-        shard.set(i, &key, i, 1, NEVER, &mut now);
-        assert!(shard.delete(i, &key, &mut now));
+        let hash = shard.hash_key(key.as_bytes());
+        shard.set(hash, &key, i, 1, NEVER, &mut now);
+        assert!(shard.delete(hash, &key, &mut now));
     }
     assert_eq!(shard.len(), 0);
     assert!(
-        shard.queued_slots() <= 200,
+        shard.policy.queued_slots() <= 200,
         "dead queue indices are recycled, found {}",
-        shard.queued_slots()
+        shard.policy.queued_slots()
     );
     assert_eq!(shard.counters.evictions, 0);
 }
@@ -105,18 +119,18 @@ fn short_and_long_keys_are_told_apart() {
     let clock = clock();
     let base = clock.now();
     let mut now = Now::new(&clock, base);
-    let mut shard: Shard<usize> = Shard::new(100, UNBOUNDED);
+    let mut shard: Shard<usize, SameHash> = Shard::new(100, UNBOUNDED, SameHash::default(), false);
     // Around the inline/boxed boundary, all on one hash so only the bytes tell them apart.
     let keys: Vec<String> = (0..40).map(|n| "k".repeat(n)).collect();
     for (i, key) in keys.iter().enumerate() {
-        shard.set(1, key, i, 1, NEVER, &mut now);
+        shard.set(7, key, i, 1, NEVER, &mut now);
     }
     for (i, key) in keys.iter().enumerate() {
-        assert_eq!(shard.get(1, key, &mut now), Some(i), "key of {i} bytes");
+        assert_eq!(shard.get(7, key, &mut now), Some(i), "key of {i} bytes");
     }
-    assert_eq!(shard.get(1, &"k".repeat(40), &mut now), None);
+    assert_eq!(shard.get(7, &"k".repeat(40), &mut now), None);
     assert!(
-        Shard::<u64>::slot_overhead() <= 56,
+        Shard::<u64>::slot_overhead() <= 48,
         "per-entry bookkeeping stays small"
     );
 }

@@ -1,0 +1,384 @@
+//! The eviction policy of a shard: W-TinyLFU (Einziger et al., 2017) in CLOCK form, with a
+//! window that grows when the popular keys move and shrinks while they stay.
+//!
+//! - A new key enters the **window**, a CLOCK queue (an entry read since the hand last
+//!   passed goes round again). The window catches recency: bursts and moving hot sets.
+//! - An entry leaving the window is a **candidate** for **main**, a CLOCK queue whose
+//!   entries count their reads (up to 3) and are spared once per read. When the shard is
+//!   full the candidate must beat main's next victim on the frequency [`Sketch`] by more
+//!   than one request: the candidate's count already holds the request that brought it in,
+//!   while in a loop the victim's next request is the one about to come. That margin is
+//!   what keeps a loop slightly larger than the cache at the optimum, where LRU, ARC and
+//!   Sieve keep nothing and S3-FIFO two thirds; scans never get in either.
+//! - **Adapting to a shift:** the policy watches the hit ratio over periods of about a
+//!   shard's worth of requests. A period whose hit ratio falls 10 points below the usual
+//!   one while a quarter of its misses are keys requested before (a scan's keys are new,
+//!   a moved hot set's come back) means the popular keys changed: the sketch forgets its
+//!   history, which no longer says anything, and the window grows to nearly the whole
+//!   shard, so the cache runs as a CLOCK (near LRU) while the new keys build up counts.
+//!   Each quiet period then shrinks the window by 3 %, back towards pure TinyLFU.
+//!
+//! Why not Caffeine's hill climber (window size moved by steps in the direction that
+//! raised the sampled hit ratio): measured on this crate's suite (`bench/hit_ratio`), its
+//! samples of ten capacities are too slow to follow a hot set that moves every ten
+//! capacities, and shorter samples made the window wander on stationary Zipf traces, at a
+//! cost of 1 to 2 points there. Why not S3-FIFO with an adaptive small queue: its ghost
+//! queue forgets a loop's keys before they return. Why CLOCK rather than Caffeine's LRU
+//! lists: a list move is a write on every read; a CLOCK read bumps a counter (skipped once
+//! saturated) and the sketch increment, under the shard lock the read already holds, so
+//! the adaptive part adds no lock to the read path. Shift detection runs on writes.
+//!
+//! A candidate whose frequency is high but not above the victim's is still admitted one
+//! time in 128, so keys crafted to collide in the sketch cannot pin a victim forever.
+
+use std::collections::VecDeque;
+
+use super::shard::{Entry, Shard, UNBOUNDED};
+use super::sketch::Sketch;
+use super::EvictionCause;
+
+/// Where an entry sits in the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Segment {
+    Window,
+    Main,
+    /// In no queue: being weighed for admission, or leaving.
+    Candidate,
+}
+
+/// Reads remembered per entry; main's hand spares an entry this many times.
+const MAX_FREQ: u8 = 3;
+/// Dead queue indices tolerated before the queues are compacted (also bounded by `len`).
+const DEAD_SLACK: usize = 64;
+/// The window's share of the budget at the start.
+const INITIAL_WINDOW: f64 = 0.01;
+/// The window's share after a shift.
+const SHIFTED_WINDOW: f64 = 0.99;
+/// The window's share is multiplied by this after each quiet period.
+const QUIET_SHRINK: f64 = 0.97;
+/// A period's hit ratio this far below the usual one may be a shift.
+const SHIFT_DROP: f64 = 0.10;
+/// ... if at least this share of its misses are keys requested before.
+const SHIFT_RETURNING: f64 = 0.25;
+/// Requests per detection period at least (small shards' periods would be noise).
+const MIN_PERIOD: u64 = 64;
+/// Sketch frequency from which a losing candidate is still admitted 1 time in 128.
+const ADMIT_ANYWAY_FREQ: u8 = 6;
+
+/// A shard's policy state: the two CLOCK queues (slot indices), the window's size, the
+/// sketch and the shift detector.
+pub(super) struct Policy {
+    window: VecDeque<u32>,
+    main: VecDeque<u32>,
+    /// Indices of removed entries still in a queue (their slots are recycled when popped).
+    dead: usize,
+    window_len: u64,
+    window_weight: u64,
+    sketch: Sketch,
+    /// The window's share of the budget.
+    share: f64,
+    /// Hits and requests when the current detection period started.
+    period_start: (u64, u64),
+    /// Misses this period on keys requested before.
+    returning: u64,
+    /// The hit ratio of past periods (a moving average); `None` before the first.
+    usual_ratio: Option<f64>,
+    rng: u64,
+}
+
+impl Policy {
+    pub(super) fn new() -> Self {
+        Self {
+            window: VecDeque::new(),
+            main: VecDeque::new(),
+            dead: 0,
+            window_len: 0,
+            window_weight: 0,
+            sketch: Sketch::new(),
+            share: INITIAL_WINDOW,
+            period_start: (0, 0),
+            returning: 0,
+            usual_ratio: None,
+            rng: 0x2545_F491_4F6C_DD1D,
+        }
+    }
+
+    /// Records a request of the key hashing to `hash`, hit or miss.
+    pub(super) fn record_access(&mut self, hash: u64) {
+        self.sketch.increment(hash);
+    }
+
+    /// Records a miss on `hash` (after [`record_access`](Self::record_access)).
+    pub(super) fn record_miss(&mut self, hash: u64) {
+        // This request is already counted: 2 or more means the key was requested before.
+        if self.sketch.frequency(hash) >= 2 {
+            self.returning += 1;
+        }
+    }
+
+    /// Records a read of a stored entry.
+    pub(super) fn record_hit<V>(entry: &mut Entry<V>) {
+        // Skip the store once saturated: hot entries' cache lines stay clean and shared
+        // between cores.
+        if entry.freq < MAX_FREQ {
+            entry.freq += 1;
+        }
+    }
+
+    /// The window's current share of the budget.
+    #[cfg(test)]
+    pub(super) fn window_share(&self) -> f64 {
+        self.share
+    }
+
+    /// Slot indices held by the queues, dead ones included.
+    #[cfg(test)]
+    pub(super) fn queued_slots(&self) -> usize {
+        self.window.len() + self.main.len()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: only needs to be unpredictable enough to break ties now and then.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Ends a detection period with `hits` of `requests`: a shift resets the sketch and
+    /// opens the window; a quiet period shrinks the window.
+    fn end_period(&mut self, hits: u64, requests: u64) {
+        let misses = requests - hits;
+        let ratio = hits as f64 / requests.max(1) as f64;
+        let returning = std::mem::take(&mut self.returning) as f64 / misses.max(1) as f64;
+        let Some(usual) = self.usual_ratio else {
+            self.usual_ratio = Some(ratio);
+            return;
+        };
+        if ratio < usual - SHIFT_DROP && returning >= SHIFT_RETURNING {
+            self.sketch.forget();
+            self.share = self.share.max(SHIFTED_WINDOW);
+        } else {
+            self.share *= QUIET_SHRINK;
+        }
+        self.usual_ratio = Some(usual * 0.75 + ratio * 0.25);
+    }
+}
+
+impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
+    /// A new entry in `slot` enters the window.
+    pub(super) fn policy_insert(&mut self, slot: u32, weight: u64) {
+        let p = &mut self.policy;
+        p.window.push_back(slot);
+        p.window_len += 1;
+        p.window_weight = p.window_weight.saturating_add(weight);
+        p.sketch.ensure_capacity(self.len.min(self.max_entries));
+    }
+
+    /// An entry in `segment` changed weight from `old` to `new`.
+    pub(super) fn policy_reweigh(&mut self, segment: Segment, old: u64, new: u64) {
+        if segment == Segment::Window {
+            let p = &mut self.policy;
+            p.window_weight = p.window_weight.saturating_sub(old).saturating_add(new);
+        }
+    }
+
+    /// The entry that was in `slot` left the shard.
+    pub(super) fn policy_detached(&mut self, slot: u32, entry: &Entry<V>) {
+        let p = &mut self.policy;
+        match entry.segment {
+            Segment::Candidate => {
+                self.free.push(slot);
+                return;
+            }
+            Segment::Window => {
+                p.window_len -= 1;
+                p.window_weight = p.window_weight.saturating_sub(entry.weight);
+            }
+            Segment::Main => {}
+        }
+        p.dead += 1;
+        if p.dead > DEAD_SLACK && p.dead as u64 > self.len {
+            self.compact_queues();
+        }
+    }
+
+    /// Drops dead indices from both queues and recycles their slots.
+    fn compact_queues(&mut self) {
+        let (slots, free, p) = (&self.slots, &mut self.free, &mut self.policy);
+        let mut keep = |slot: &u32| {
+            let live = matches!(slots.get(*slot as usize), Some(Some(_)));
+            if !live {
+                free.push(*slot);
+            }
+            live
+        };
+        p.window.retain(&mut keep);
+        p.main.retain(&mut keep);
+        p.dead = 0;
+    }
+
+    /// The window's bounds at its current share: (entries, weight).
+    fn window_bounds(&self) -> (u64, u64) {
+        let share = self.policy.share;
+        let part = |total: u64| {
+            if total == UNBOUNDED {
+                UNBOUNDED
+            } else {
+                ((total as f64 * share) as u64).max(1)
+            }
+        };
+        (part(self.max_entries), part(self.max_weight))
+    }
+
+    fn window_over(&self) -> bool {
+        let (entries, weight) = self.window_bounds();
+        let p = &self.policy;
+        p.window_len > 0 && (p.window_len > entries || p.window_weight > weight)
+    }
+
+    /// Ends the detection period if it is complete (see [`Policy::end_period`]).
+    fn detect_shift(&mut self) {
+        let period = self.len.min(self.max_entries).max(MIN_PERIOD);
+        let c = self.counters;
+        let p = &mut self.policy;
+        let (hits0, requests0) = p.period_start;
+        let requests = c.hits + c.misses;
+        if requests < requests0 + period {
+            return;
+        }
+        p.period_start = (c.hits, requests);
+        p.end_period(c.hits - hits0, requests - requests0);
+    }
+
+    /// Evicts until the shard is within its bounds, moving window entries to main as the
+    /// window's share requires.
+    pub(super) fn evict_while_over(&mut self) {
+        self.detect_shift();
+        loop {
+            if self.window_over() {
+                let Some(candidate) = self.pop_clock(true) else {
+                    break;
+                };
+                self.admit(candidate);
+            } else if self.over_bounds() {
+                // The window is within its share, so main is over its own: shrink it.
+                let victim = self.pop_clock(false).or_else(|| self.pop_clock(true));
+                let Some(victim) = victim else { break };
+                self.evict(victim);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Takes the next entry that the window's (`window`) or main's hand finds unread since
+    /// it last passed out of its queue; entries read meanwhile go round again. `None` when
+    /// the queue holds no live entry.
+    fn pop_clock(&mut self, window: bool) -> Option<u32> {
+        loop {
+            let p = &mut self.policy;
+            let queue = if window { &mut p.window } else { &mut p.main };
+            let slot = queue.pop_front()?;
+            let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+                p.dead = p.dead.saturating_sub(1);
+                self.free.push(slot);
+                continue;
+            };
+            if entry.freq > 0 {
+                entry.freq = if window { 0 } else { entry.freq - 1 };
+                queue.push_back(slot);
+                continue;
+            }
+            if window {
+                p.window_len -= 1;
+                p.window_weight = p.window_weight.saturating_sub(entry.weight);
+            }
+            entry.segment = Segment::Candidate;
+            return Some(slot);
+        }
+    }
+
+    /// Decides a window candidate's fate: into main while there is room, otherwise against
+    /// main's victims one at a time until it fits or loses.
+    fn admit(&mut self, candidate: u32) {
+        loop {
+            if !self.over_bounds() {
+                self.push_main(candidate, false);
+                return;
+            }
+            let Some(victim) = self.pop_clock(false) else {
+                // Main is empty: the window alone fills the shard.
+                self.evict(candidate);
+                return;
+            };
+            if self.candidate_wins(candidate, victim) {
+                self.evict(victim);
+            } else {
+                // The victim stays first in line for the next candidate.
+                self.push_main(victim, true);
+                self.evict(candidate);
+                return;
+            }
+        }
+    }
+
+    fn slot_hash(&self, slot: u32) -> u64 {
+        self.entry(slot)
+            .map_or(0, |e| self.hash_key(e.key.as_bytes()))
+    }
+
+    fn candidate_wins(&mut self, candidate: u32, victim: u32) -> bool {
+        let c = self.policy.sketch.frequency(self.slot_hash(candidate));
+        let v = self.policy.sketch.frequency(self.slot_hash(victim));
+        if c > v.saturating_add(1) {
+            return true;
+        }
+        c >= ADMIT_ANYWAY_FREQ && self.policy.next_random() & 127 == 0
+    }
+
+    /// Puts `slot` in main: at the back with no reads counted, or back at the front.
+    fn push_main(&mut self, slot: u32, front: bool) {
+        if let Some(entry) = self.entry_mut(slot) {
+            entry.segment = Segment::Main;
+            if front {
+                self.policy.main.push_front(slot);
+            } else {
+                entry.freq = 0;
+                self.policy.main.push_back(slot);
+            }
+        }
+    }
+
+    /// Evicts the entry in `slot` (taken out of its queue: a candidate).
+    fn evict(&mut self, slot: u32) {
+        if let Some(entry) = self.detach(slot) {
+            self.counters.evictions += 1;
+            self.removed_entry(entry, EvictionCause::Evicted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shift_opens_the_window_and_quiet_periods_close_it() {
+        let mut p = Policy::new();
+        p.end_period(80, 100);
+        assert_eq!(p.window_share(), INITIAL_WINDOW, "the first period sets the usual ratio");
+        // A drop of 50 points, but every miss a new key: a scan, not a shift.
+        p.end_period(30, 100);
+        assert!(p.window_share() < INITIAL_WINDOW);
+        // The same drop with returning misses: a shift.
+        p.returning = 40;
+        p.end_period(30, 100);
+        assert_eq!(p.window_share(), SHIFTED_WINDOW);
+        for _ in 0..20 {
+            p.end_period(80, 100);
+        }
+        let share = p.window_share();
+        assert!(share < 0.6 * SHIFTED_WINDOW, "{share}");
+    }
+}
