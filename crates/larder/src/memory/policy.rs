@@ -117,12 +117,14 @@ impl Policy {
     }
 
     /// Records a read of a stored entry.
-    pub(super) fn record_hit<V>(entry: &mut Entry<V>) {
+    pub(super) fn record_hit<V>(entry: &mut Entry<V>) -> bool {
         // Skip the store once saturated: hot entries' cache lines stay clean and shared
         // between cores.
         if entry.freq < MAX_FREQ {
             entry.freq += 1;
+            return true;
         }
+        false
     }
 
     /// The window's current share of the budget.

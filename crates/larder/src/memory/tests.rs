@@ -130,7 +130,7 @@ fn short_and_long_keys_are_told_apart() {
     }
     assert_eq!(shard.get(7, &"k".repeat(40), &mut now), None);
     assert!(
-        Shard::<u64>::slot_overhead() <= 48,
-        "per-entry bookkeeping stays small"
+        Shard::<u64>::slot_overhead() <= 56,
+        "per-entry bookkeeping stays within a cache line with a u64 value"
     );
 }
