@@ -246,6 +246,12 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
         let p = &mut self.policy;
         let (hits0, requests0) = p.period_start;
         let requests = c.hits + c.misses;
+        if c.evictions == 0 {
+            // Not full yet: a filling cache's hit ratio says nothing about its traffic.
+            p.period_start = (c.hits, requests);
+            p.returning = 0;
+            return;
+        }
         if requests < requests0 + period {
             return;
         }

@@ -134,3 +134,40 @@ fn short_and_long_keys_are_told_apart() {
         "per-entry bookkeeping stays within a cache line with a u64 value"
     );
 }
+
+/// Replays `keys` as a look-aside cache (get; on a miss, set) and counts the hits.
+fn look_aside(cache: &MemoryCache<u64>, keys: impl IntoIterator<Item = u64>) -> (u64, u64) {
+    let (mut hits, mut requests) = (0, 0);
+    for k in keys {
+        let key = format!("k{k}");
+        requests += 1;
+        if cache.get(&key).unwrap().is_some() {
+            hits += 1;
+        } else {
+            cache.set(&key, k, Expiry::Never).unwrap();
+        }
+    }
+    (hits, requests)
+}
+
+#[test]
+fn a_loop_just_over_the_capacity_keeps_most_of_it() {
+    // LRU, ARC and Sieve hit nothing here: each key is evicted just before its turn.
+    let cache: MemoryCache<u64> = MemoryCache::builder().max_entries(100).shards(1).build();
+    look_aside(&cache, (0..20 * 110).map(|i| i % 110));
+    let (hits, requests) = look_aside(&cache, (0..10 * 110).map(|i| i % 110));
+    assert!(hits * 100 >= 85 * requests, "{hits} hits of {requests}");
+}
+
+#[test]
+fn a_hot_set_that_moves_is_picked_up_within_a_few_rounds() {
+    let cache: MemoryCache<u64> = MemoryCache::builder().max_entries(200).shards(1).build();
+    // The old hot set: 150 keys read 30 times each, so their counts are saturated, with
+    // a trickle of one-off keys so that the cache is full and writes now and then.
+    look_aside(&cache, (0..30 * 150).map(|i| if i % 10 == 0 { 100_000 + i } else { i % 150 }));
+    // The new one: 150 other keys; after a few rounds nearly all of them must hit.
+    look_aside(&cache, (0..4 * 150).map(|i| 1_000 + i % 150));
+    let (hits, requests) = look_aside(&cache, (0..150).map(|i| 1_000 + i));
+    assert!(hits * 100 >= 90 * requests, "{hits} hits of {requests}");
+    assert!(cache.inner.shards[0].0.lock().unwrap().policy.window_share() > 0.5);
+}
