@@ -12,7 +12,7 @@
 //!   Sieve keep nothing and S3-FIFO two thirds; scans never get in either.
 //! - **Adapting to a shift:** the policy watches the hit ratio over periods of about a
 //!   shard's worth of requests. A period whose hit ratio falls 10 points below the usual
-//!   one while a quarter of its misses are keys requested before (a scan's keys are new,
+//!   one while a quarter of its inserts are keys requested before (a scan's keys are new,
 //!   a moved hot set's come back) means the popular keys changed: the sketch forgets its
 //!   history, which no longer says anything, and the window grows to nearly the whole
 //!   shard, so the cache runs as a CLOCK (near LRU) while the new keys build up counts.
@@ -79,7 +79,7 @@ pub(super) struct Policy {
     share: f64,
     /// Hits and requests when the current detection period started.
     period_start: (u64, u64),
-    /// Misses this period on keys requested before.
+    /// Inserts this period of keys requested before.
     returning: u64,
     /// The hit ratio of past periods (a moving average); `None` before the first.
     usual_ratio: Option<f64>,
@@ -103,17 +103,9 @@ impl Policy {
         }
     }
 
-    /// Records a request of the key hashing to `hash`, hit or miss.
+    /// Records a read of the stored key hashing to `hash`.
     pub(super) fn record_access(&mut self, hash: u64) {
         self.sketch.increment(hash);
-    }
-
-    /// Records a miss on `hash` (after [`record_access`](Self::record_access)).
-    pub(super) fn record_miss(&mut self, hash: u64) {
-        // This request is already counted: 2 or more means the key was requested before.
-        if self.sketch.frequency(hash) >= 2 {
-            self.returning += 1;
-        }
     }
 
     /// Records a read of a stored entry.
@@ -152,6 +144,7 @@ impl Policy {
     fn end_period(&mut self, hits: u64, requests: u64) {
         let misses = requests - hits;
         let ratio = hits as f64 / requests.max(1) as f64;
+        // Per miss: a look-aside cache inserts what it missed.
         let returning = std::mem::take(&mut self.returning) as f64 / misses.max(1) as f64;
         let Some(usual) = self.usual_ratio else {
             self.usual_ratio = Some(ratio);
@@ -168,9 +161,14 @@ impl Policy {
 }
 
 impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
-    /// A new entry in `slot` enters the window.
-    pub(super) fn policy_insert(&mut self, slot: u32, weight: u64) {
+    /// A new entry in `slot` (its key hashing to `hash`) enters the window; the write
+    /// counts as a request of the key.
+    pub(super) fn policy_insert(&mut self, slot: u32, hash: u64, weight: u64) {
         let p = &mut self.policy;
+        // 2 or more with this request counted: the key was requested before.
+        if p.sketch.increment(hash) >= 2 {
+            p.returning += 1;
+        }
         p.window.push_back(slot);
         p.window_len += 1;
         p.window_weight = p.window_weight.saturating_add(weight);
@@ -332,8 +330,7 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
     }
 
     fn slot_hash(&self, slot: u32) -> u64 {
-        self.entry(slot)
-            .map_or(0, |e| self.hash_key(e.key.as_bytes()))
+        self.entry(slot).map_or(0, |e| e.hash)
     }
 
     fn candidate_wins(&mut self, candidate: u32, victim: u32) -> bool {

@@ -7,8 +7,8 @@
 //! - entries live in a slab (`slots`) and are named by a `u32` index; the slab grows by
 //!   doubling but never past the entry bound, so a full cache carries no spare slots;
 //! - `index` is a hash table of slot indices only (4 bytes and a control byte per bucket);
-//!   the key's hash is not stored: the table's rare rehash and the policy recompute it from
-//!   the key, and every lookup compares the key itself, so keys sharing a hash coexist;
+//!   the key's hash lives in the entry (for the table's rehash and the policy), and every
+//!   lookup compares the key itself, so keys sharing a hash coexist;
 //! - `expiring` orders entries with a time to live by their deadline so that every write
 //!   reclaims a bounded number of entries whose deadline has passed.
 
@@ -138,6 +138,8 @@ impl StoredKey {
 pub(super) struct Entry<V> {
     pub(super) key: StoredKey,
     pub(super) value: V,
+    /// The key's hash (the line has room for it: the policy and the index need it).
+    pub(super) hash: u64,
     pub(super) deadline: u64,
     pub(super) weight: u64,
     /// Reads since the policy last looked (capped; see the policy).
@@ -227,6 +229,7 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
     }
 
     /// The hash the cache computes for a key with these bytes.
+    #[cfg(test)]
     pub(super) fn hash_key(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -282,9 +285,9 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
     {
         let found = self.find_live(hash, key, now);
         let Some(entry) = found.and_then(|slot| self.entry_mut(slot)) else {
+            // Not counted in the sketch here but when the key is stored: a miss costs a
+            // lookup only, and look-aside callers store what they missed.
             self.counters.misses += 1;
-            self.policy.record_access(hash);
-            self.policy.record_miss(hash);
             return None;
         };
         let counted = Policy::record_hit(entry);
@@ -449,6 +452,7 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
         let entry = Entry {
             key: StoredKey::new(key),
             value,
+            hash,
             deadline,
             weight,
             freq: 0,
@@ -471,9 +475,9 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
                 _ => return,
             },
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        let slots = &self.slots;
         self.index.insert_unique(hash, slot, |&s| match slots.get(s as usize) {
-            Some(Some(e)) => hasher.hash_one(e.key.as_bytes()),
+            Some(Some(e)) => e.hash,
             _ => 0,
         });
         if deadline != NEVER {
@@ -481,7 +485,7 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
         }
         self.len += 1;
         self.weight = self.weight.saturating_add(weight);
-        self.policy_insert(slot, weight);
+        self.policy_insert(slot, hash, weight);
     }
 
     /// Makes room for one more slot: doubling, but stopping at the entry bound (plus the
@@ -542,8 +546,7 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
     /// (the policy learns of it through `policy_detached`).
     pub(super) fn detach(&mut self, slot: u32) -> Option<Entry<V>> {
         let entry = self.slots.get_mut(slot as usize)?.take()?;
-        let hash = self.hasher.hash_one(entry.key.as_bytes());
-        if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
+        if let Ok(found) = self.index.find_entry(entry.hash, |&s| s == slot) {
             found.remove();
         }
         if entry.deadline != NEVER {

@@ -96,15 +96,15 @@ impl Sketch {
         min as u8
     }
 
-    /// Records one request of `hash`.
-    pub(super) fn increment(&mut self, hash: u64) {
+    /// Records one request of `hash`; its estimated count with it.
+    pub(super) fn increment(&mut self, hash: u64) -> u8 {
         let (block, at) = self.positions(hash);
         let words = &mut self.blocks[block].0;
         let counts = at.map(|(w, s)| (words[w] >> s) & MAX_COUNT);
         let min = counts.iter().copied().min().unwrap_or(MAX_COUNT);
         if min == MAX_COUNT {
             // Saturated: leave the line clean (hot keys are read by every core).
-            return;
+            return MAX_COUNT as u8;
         }
         for (&(w, s), &count) in at.iter().zip(&counts) {
             if count == min {
@@ -114,7 +114,9 @@ impl Sketch {
         self.additions += 1;
         if self.additions >= self.sample {
             self.halve();
+            return self.frequency(hash);
         }
+        (min + 1) as u8
     }
 
     /// Halves every counter, so that old requests weigh half as much as new ones.
