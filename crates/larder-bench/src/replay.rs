@@ -27,7 +27,7 @@ pub struct Request {
 
 /// Parses an `oracleGeneral` trace; `None` when its length is not a whole number of records.
 pub fn parse_oracle_general(bytes: &[u8]) -> Option<Vec<Request>> {
-    if bytes.len() % RECORD_BYTES != 0 {
+    if !bytes.len().is_multiple_of(RECORD_BYTES) {
         return None;
     }
     let requests = bytes
@@ -156,8 +156,14 @@ mod tests {
         // Two hot objects and a stream of one-off ones through a cache of 4 entries.
         let mut requests = Vec::new();
         for i in 0..200u64 {
-            requests.push(Request { id: i % 2, size: 10 });
-            requests.push(Request { id: 100 + i, size: 1 });
+            requests.push(Request {
+                id: i % 2,
+                size: 10,
+            });
+            requests.push(Request {
+                id: 100 + i,
+                size: 1,
+            });
         }
         let bytes = encode_oracle_general(&requests);
         assert_eq!(bytes.len(), requests.len() * RECORD_BYTES);

@@ -40,8 +40,10 @@ fn every_removal_reaches_the_listener_with_its_cause() {
     assert_eq!(take(&seen), [("a".into(), 7, EvictionCause::Removed)]);
 
     // Expired: found by a read, and reclaimed by a write.
-    c.set("t1", 10, Expiry::After(Duration::from_secs(1))).unwrap();
-    c.set("t2", 20, Expiry::After(Duration::from_secs(1))).unwrap();
+    c.set("t1", 10, Expiry::After(Duration::from_secs(1)))
+        .unwrap();
+    c.set("t2", 20, Expiry::After(Duration::from_secs(1)))
+        .unwrap();
     clock.advance(Duration::from_secs(2));
     assert_eq!(c.get("t1").unwrap(), None);
     assert_eq!(take(&seen), [("t1".into(), 10, EvictionCause::Expired)]);
@@ -54,13 +56,17 @@ fn every_removal_reaches_the_listener_with_its_cause() {
     }
     let evicted = take(&seen);
     assert_eq!(evicted.len(), 11 - 4, "{evicted:?}");
-    assert!(evicted.iter().all(|(_, _, cause)| *cause == EvictionCause::Evicted));
+    assert!(evicted
+        .iter()
+        .all(|(_, _, cause)| *cause == EvictionCause::Evicted));
     assert_eq!(c.stats().evictions, evicted.len() as u64);
 
     c.clear().unwrap();
     let cleared = take(&seen);
     assert_eq!(cleared.len(), 4);
-    assert!(cleared.iter().all(|(_, _, cause)| *cause == EvictionCause::Removed));
+    assert!(cleared
+        .iter()
+        .all(|(_, _, cause)| *cause == EvictionCause::Removed));
 }
 
 #[test]
@@ -74,7 +80,10 @@ fn a_value_too_heavy_to_store_reports_the_old_one_as_removed() {
         .on_evict(move |key, value, cause| log.lock().unwrap().push((key.to_owned(), value, cause)))
         .build();
     c.set("k", 10, Expiry::Never).unwrap();
-    assert!(matches!(c.set("k", 500, Expiry::Never), Err(Error::ValueTooLarge { .. })));
+    assert!(matches!(
+        c.set("k", 500, Expiry::Never),
+        Err(Error::ValueTooLarge { .. })
+    ));
     assert_eq!(take(&seen), [("k".into(), 10, EvictionCause::Removed)]);
     assert_eq!(c.get("k").unwrap(), None);
 }
@@ -118,7 +127,11 @@ fn the_listener_may_use_the_cache_without_deadlocking() {
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the writer finished: the listener did not deadlock on the cache");
-    assert_eq!(reentered.load(Ordering::Relaxed), 200, "one call per overwrite");
+    assert_eq!(
+        reentered.load(Ordering::Relaxed),
+        200,
+        "one call per overwrite"
+    );
     assert_eq!(cache.get("log").unwrap(), Some(199));
     *slot.lock().unwrap() = None;
 }
@@ -167,13 +180,23 @@ fn a_failed_load_is_returned_and_not_cached() {
         .clock(Arc::new(clock.clone()))
         .build();
     let err = cache
-        .try_get_with("k", Expiry::Never, || Err(Error::Unavailable("backend down".into())))
+        .try_get_with("k", Expiry::Never, || {
+            Err(Error::Unavailable("backend down".into()))
+        })
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert_eq!(cache.get("k").unwrap(), None);
     let ttl = Expiry::After(Duration::from_secs(5));
     assert_eq!(cache.try_get_with("k", ttl, || Ok(7)).unwrap(), 7);
-    assert_eq!(cache.get_with("k", ttl, || 8).unwrap(), 7, "cached: no second load");
+    assert_eq!(
+        cache.get_with("k", ttl, || 8).unwrap(),
+        7,
+        "cached: no second load"
+    );
     clock.advance(Duration::from_secs(6));
-    assert_eq!(cache.get_with("k", ttl, || 9).unwrap(), 9, "expired: loaded again");
+    assert_eq!(
+        cache.get_with("k", ttl, || 9).unwrap(),
+        9,
+        "expired: loaded again"
+    );
 }

@@ -46,14 +46,14 @@ use shard::{Now, Shard, UNBOUNDED};
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// Entries per shard below which the default shard count is reduced: a shard of a few
-/// hundred entries makes eviction decisions on too little history (measured by the hit-ratio
-/// suite: 1.5 points lost on Zipf at 125 entries per shard, none at 1,250).
+/// hundred entries makes eviction decisions on too little history (the hit-ratio suite
+/// measures the cost; see the README).
 const MIN_DEFAULT_SHARD_ENTRIES: u64 = 1024;
 
 /// Weight per shard below which the default shard count is reduced, sized for weights in
 /// bytes: a shard refuses an entry heavier than its share, and sharing a few hundred
 /// kilobytes eight ways refused the hottest large objects of the suite's heavy-tailed
-/// traces (a byte hit ratio of 0.43 where one shard keeps 0.94).
+/// traces.
 const MIN_DEFAULT_SHARD_WEIGHT: u64 = 1 << 20;
 
 type Weigher<V> = Arc<dyn Fn(&str, &V) -> u64 + Send + Sync + 'static>;
@@ -238,7 +238,7 @@ impl<V> MemoryCacheBuilder<V> {
                 CachePadded(Mutex::new(Shard::new(
                     share(max_entries),
                     share(max_weight),
-                    hasher.clone(),
+                    hasher,
                     self.listener.is_some(),
                 )))
             })

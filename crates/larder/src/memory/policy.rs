@@ -8,8 +8,8 @@
 //!   full the candidate must beat main's next victim on the frequency [`Sketch`] by more
 //!   than one request: the candidate's count already holds the request that brought it in,
 //!   while in a loop the victim's next request is the one about to come. That margin is
-//!   what keeps a loop slightly larger than the cache at the optimum, where LRU, ARC and
-//!   Sieve keep nothing and S3-FIFO two thirds; scans never get in either.
+//!   what keeps a loop slightly larger than the cache near the optimum, where LRU, ARC and
+//!   Sieve keep nothing; scans never get in either.
 //! - **Adapting to a shift:** the policy watches the hit ratio over periods of about a
 //!   shard's worth of requests. A period whose hit ratio falls 10 points below the usual
 //!   one while a quarter of its inserts are keys requested before (a scan's keys are new,
@@ -19,10 +19,10 @@
 //!   Each quiet period then shrinks the window by 3 %, back towards pure TinyLFU.
 //!
 //! Why not Caffeine's hill climber (window size moved by steps in the direction that
-//! raised the sampled hit ratio): measured on this crate's suite (`bench/hit_ratio`), its
-//! samples of ten capacities are too slow to follow a hot set that moves every ten
-//! capacities, and shorter samples made the window wander on stationary Zipf traces, at a
-//! cost of 1 to 2 points there. Why not S3-FIFO with an adaptive small queue: its ghost
+//! raised the sampled hit ratio): tried on this crate's suite (`bench/hit_ratio`; figures
+//! in the README), its samples of ten capacities are too slow to follow a hot set that
+//! moves every ten capacities, and shorter samples made the window wander on stationary
+//! Zipf traces, which then lost to plain W-TinyLFU. Why not S3-FIFO with an adaptive small queue: its ghost
 //! queue forgets a loop's keys before they return. Why CLOCK rather than Caffeine's LRU
 //! lists: a list move is a write on every read; a CLOCK read bumps a counter (skipped once
 //! saturated) and the sketch increment, under the shard lock the read already holds, so
@@ -372,7 +372,11 @@ mod tests {
     fn a_shift_opens_the_window_and_quiet_periods_close_it() {
         let mut p = Policy::new();
         p.end_period(80, 100);
-        assert_eq!(p.window_share(), INITIAL_WINDOW, "the first period sets the usual ratio");
+        assert_eq!(
+            p.window_share(),
+            INITIAL_WINDOW,
+            "the first period sets the usual ratio"
+        );
         // A drop of 50 points, but every miss a new key: a scan, not a shift.
         p.end_period(30, 100);
         assert!(p.window_share() < INITIAL_WINDOW);

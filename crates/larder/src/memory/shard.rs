@@ -476,10 +476,11 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
             },
         };
         let slots = &self.slots;
-        self.index.insert_unique(hash, slot, |&s| match slots.get(s as usize) {
-            Some(Some(e)) => e.hash,
-            _ => 0,
-        });
+        self.index
+            .insert_unique(hash, slot, |&s| match slots.get(s as usize) {
+                Some(Some(e)) => e.hash,
+                _ => 0,
+            });
         if deadline != NEVER {
             self.expiring.insert((deadline, slot));
         }
@@ -519,7 +520,10 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
             .saturating_add(weight);
         self.policy_reweigh(segment, old_weight, weight);
         if self.notify {
-            let key = self.entry(slot).map(|e| e.key.to_text()).unwrap_or_default();
+            let key = self
+                .entry(slot)
+                .map(|e| e.key.to_text())
+                .unwrap_or_default();
             self.removed.push((key, old_value, EvictionCause::Replaced));
         }
         // Otherwise `old_value` drops here, after the books are balanced, so that a

@@ -19,7 +19,7 @@ struct Block([u64; 8]);
 /// The largest count a counter holds.
 const MAX_COUNT: u64 = 15;
 /// Increments per entry of the shard between two halvings (Caffeine uses 10; 5 follows
-/// moving hot sets sooner and measured no worse on the stationary traces of the suite).
+/// moving hot sets sooner and was no worse on the suite's stationary traces).
 const SAMPLE_PER_ENTRY: u64 = 5;
 /// The smallest table, in blocks.
 const MIN_BLOCKS: usize = 1;
@@ -186,6 +186,10 @@ mod tests {
         assert!(s.frequency(hash(0)) >= 8);
         let overestimated = (1..1_000).filter(|&n| s.frequency(hash(n)) > 2).count();
         assert!(overestimated < 20, "{overestimated} of 999 keys read > 2");
-        assert!(s.bytes() <= 8 * 1024, "one counter word per entry: {} bytes", s.bytes());
+        assert!(
+            s.bytes() <= 8 * 1024,
+            "one counter word per entry: {} bytes",
+            s.bytes()
+        );
     }
 }

@@ -164,10 +164,21 @@ fn a_hot_set_that_moves_is_picked_up_within_a_few_rounds() {
     let cache: MemoryCache<u64> = MemoryCache::builder().max_entries(200).shards(1).build();
     // The old hot set: 150 keys read 30 times each, so their counts are saturated, with
     // a trickle of one-off keys so that the cache is full and writes now and then.
-    look_aside(&cache, (0..30 * 150).map(|i| if i % 10 == 0 { 100_000 + i } else { i % 150 }));
+    look_aside(
+        &cache,
+        (0..30 * 150).map(|i| if i % 10 == 0 { 100_000 + i } else { i % 150 }),
+    );
     // The new one: 150 other keys; after a few rounds nearly all of them must hit.
     look_aside(&cache, (0..4 * 150).map(|i| 1_000 + i % 150));
     let (hits, requests) = look_aside(&cache, (0..150).map(|i| 1_000 + i));
     assert!(hits * 100 >= 90 * requests, "{hits} hits of {requests}");
-    assert!(cache.inner.shards[0].0.lock().unwrap().policy.window_share() > 0.5);
+    assert!(
+        cache.inner.shards[0]
+            .0
+            .lock()
+            .unwrap()
+            .policy
+            .window_share()
+            > 0.5
+    );
 }
