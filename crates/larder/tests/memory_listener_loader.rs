@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use larder::clock::ManualClock;
 use larder::memory::{EvictionCause, MemoryCache};
-use larder::{Cache, Error, Expiry};
+use larder::{Error, Expiry};
 
 type Seen = Arc<Mutex<Vec<(String, u64, EvictionCause)>>>;
 
