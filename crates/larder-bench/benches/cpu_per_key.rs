@@ -51,9 +51,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use larder::memcache::{AsyncClient, Client};
-use larder::testing::memcached::MemcachedServer;
 use larder::Expiry;
 use larder_bench::stats::{median, spread};
+use larder_testing::memcached::MemcachedServer;
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use larder::memcache::{AsyncClient, Client};
-use larder::testing::memcached::MemcachedServer;
 use larder::Expiry;
+use larder_testing::memcached::MemcachedServer;
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;

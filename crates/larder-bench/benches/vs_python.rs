@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use larder::memcache::ring::Ring;
 use larder::memcache::{AsyncClient, Client, Distribution, KeyHash};
-use larder::testing::memcached::MemcachedServer;
 use larder::Expiry;
+use larder_testing::memcached::MemcachedServer;
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
 const MULTI: usize = 100;

@@ -109,8 +109,8 @@ fn a_bad_flag_value_is_one_line_and_exit_2() {
 
 #[test]
 fn every_backend_runs_against_its_server() {
-    let memcached = larder::testing::memcached::MemcachedServer::start().unwrap();
-    let redis = larder::testing::redis::RedisServer::start().unwrap();
+    let memcached = larder_testing::memcached::MemcachedServer::start().unwrap();
+    let redis = larder_testing::redis::RedisServer::start().unwrap();
     let redis_url = redis.url();
     let runs: [(&str, &[&str]); 4] = [
         ("memcached", &["--servers", memcached.addr()]),

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use larder::testing::memcached::MemcachedServer;
+use larder_testing::memcached::MemcachedServer;
 
 fn larder(server: &MemcachedServer, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
@@ -88,7 +88,7 @@ fn errors_are_one_line_with_exit_code_two() {
     assert_eq!(err.lines().count(), 1, "{err}");
 
     // Nothing listens on a port we just released.
-    let port = larder::testing::memcached::free_port().unwrap();
+    let port = larder_testing::memcached::free_port().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_larder"))
         .args(["get", "k", "--servers", &format!("127.0.0.1:{port}")])
         .output()
@@ -110,7 +110,7 @@ fn cluster_flags_place_keys_like_larder_ring_and_stats_show_server_state() {
     let b = MemcachedServer::start().unwrap();
     let down = format!(
         "127.0.0.1:{}",
-        larder::testing::memcached::free_port().unwrap()
+        larder_testing::memcached::free_port().unwrap()
     );
     let servers = format!("{},{}:3", a.addr(), b.addr());
     let flags = ["--distribution", "modula", "--hash", "crc"];
@@ -144,7 +144,7 @@ fn cluster_flags_place_keys_like_larder_ring_and_stats_show_server_state() {
 
 #[test]
 fn stats_against_redis() {
-    let redis = larder::testing::redis::RedisServer::start().unwrap();
+    let redis = larder_testing::redis::RedisServer::start().unwrap();
     let url = redis.url();
     let out = run_larder(&["stats", "--redis", &url]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

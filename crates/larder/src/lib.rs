@@ -30,7 +30,6 @@ pub mod null;
 pub mod pool;
 #[cfg(feature = "redis")]
 pub mod redis;
-pub mod testing;
 pub mod tiered;
 pub mod value;
 

@@ -208,7 +208,7 @@ mod on_memcached {
     use super::*;
     use larder::codec::{BytesCodec, JsonCodec};
     use larder::memcache::{Client, MemcachedCache};
-    use larder::testing::memcached::MemcachedServer;
+    use larder_testing::memcached::MemcachedServer;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn bytes(server: &MemcachedServer) -> MemcachedCache<Vec<u8>, BytesCodec> {
@@ -297,7 +297,7 @@ mod on_redis {
     use super::*;
     use larder::codec::BytesCodec;
     use larder::redis::{RedisCache, RedisConfig};
-    use larder::testing::redis::RedisServer;
+    use larder_testing::redis::RedisServer;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]

@@ -9,8 +9,8 @@ use larder::codec::TextCodec;
 use larder::dogpile::{CachedValue, DistributedMutex, KeyedMutex, Lookup, Region};
 use larder::memcache::{Client, MemcachedLockStore, MetaRegion};
 use larder::memory::MemoryCache;
-use larder::testing::memcached::MemcachedServer;
 use larder::Error;
+use larder_testing::memcached::MemcachedServer;
 
 fn mutex(server: &MemcachedServer, ttl: Duration) -> DistributedMutex<MemcachedLockStore> {
     let client = Client::connect(server.addr()).unwrap();

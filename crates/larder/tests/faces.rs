@@ -10,9 +10,9 @@ use std::time::Duration;
 use larder::codec::TextCodec;
 use larder::memcache::{AsyncClient, AsyncMemcachedCache, Client, MemcachedCache};
 use larder::memory::MemoryCache;
-use larder::testing::memcached::MemcachedServer;
 use larder::tiered::{AsyncTiered, Tiered};
 use larder::{AsyncCache, AsyncNamespaces, Cache, Expiry, Namespaces, NullCache};
+use larder_testing::memcached::MemcachedServer;
 
 /// Generic code over one face reads the same with both traits in scope.
 async fn read_async<C: AsyncCache<String>>(cache: &C, key: &str) -> Option<String> {

@@ -9,8 +9,8 @@ use larder::codec::TextCodec;
 use larder::memcache::{
     AsyncClient, AsyncMemcachedCache, Client, ClientConfig, MetaGetOptions, ServerAddr,
 };
-use larder::testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 use larder::{AsyncCache, Error, Expiry};
+use larder_testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 
 /// Values larger than a socket buffer: the write and the reply's reads both take several
 /// steps (the first try without waiting, the rest under the timeouts), and the bytes are

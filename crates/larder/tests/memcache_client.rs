@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use larder::memcache::{Client, ClientConfig, Hit, MetaGetOptions, ServerAddr};
-use larder::testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 use larder::{Error, Expiry};
+use larder_testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 
 fn client(server: &MemcachedServer) -> Client {
     Client::connect(server.addr()).unwrap()
@@ -493,7 +493,7 @@ fn clients_are_send_sync_and_clone() {
 
 #[test]
 fn delete_cas_deletes_only_an_unchanged_item() {
-    let server = larder::testing::memcached::MemcachedServer::start().unwrap();
+    let server = larder_testing::memcached::MemcachedServer::start().unwrap();
     let client = larder::memcache::Client::connect(server.addr()).unwrap();
     client
         .set("lock", b"mine", 0, larder::Expiry::Never)

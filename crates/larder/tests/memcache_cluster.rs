@@ -12,8 +12,8 @@ use larder::memcache::ring::Ring;
 use larder::memcache::{
     Client, ClientConfig, Distribution, FailoverConfig, FailoverMode, KeyHash, ServerAddr,
 };
-use larder::testing::memcached::MemcachedServer;
 use larder::{Error, Expiry};
+use larder_testing::memcached::MemcachedServer;
 
 fn start3() -> Vec<MemcachedServer> {
     (0..3).map(|_| MemcachedServer::start().unwrap()).collect()

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use larder::codec::TextCodec;
 use larder::memcache::{Client, MemcachedCache};
-use larder::testing::memcached::MemcachedServer;
-use larder::testing::Fixture;
 use larder::{Cache, Error, Expiry, KeyPolicy, KeyRule};
+use larder_testing::memcached::MemcachedServer;
+use larder_testing::Fixture;
 
 fn make() -> Fixture {
     let server = MemcachedServer::start().expect("memcached starts");
@@ -22,7 +22,7 @@ fn make() -> Fixture {
     }
 }
 
-larder::contract_tests!(make);
+larder_testing::contract_tests!(make);
 
 fn server_and_client() -> (MemcachedServer, Client) {
     let server = MemcachedServer::start().expect("memcached starts");

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use larder::memcache::{AsyncClient, Client, ClientConfig, ServerAddr};
-use larder::testing::memcached::{FakeAction, FakeServer};
 use larder::{Error, Expiry};
+use larder_testing::memcached::{FakeAction, FakeServer};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@
 
 use larder::codec::BytesCodec;
 use larder::memcache::{AsyncClient, Client, ClientConfig, MemcachedCache, ServerAddr};
-use larder::testing::memcached::MemcachedServer;
 use larder::{Cache, Error, Expiry};
+use larder_testing::memcached::MemcachedServer;
 
 const MIB: usize = 1 << 20;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use larder::clock::ManualClock;
 use larder::memory::{MemoryCache, MemoryStats};
-use larder::testing::Fixture;
 use larder::{Error, Expiry};
+use larder_testing::Fixture;
 
 fn make() -> Fixture {
     let clock = ManualClock::new();
@@ -24,7 +24,7 @@ fn make() -> Fixture {
     }
 }
 
-larder::contract_tests!(make);
+larder_testing::contract_tests!(make);
 
 fn manual(max_entries: usize, shards: usize) -> (MemoryCache<String>, ManualClock) {
     let clock = ManualClock::new();

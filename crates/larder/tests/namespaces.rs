@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use larder::clock::ManualClock;
 use larder::memory::MemoryCache;
-use larder::testing::Fixture;
 use larder::{Cache, Error, Expiry, Namespaces};
+use larder_testing::Fixture;
 
 fn memory() -> MemoryCache<String> {
     MemoryCache::new(1000)
@@ -32,7 +32,7 @@ fn make() -> Fixture {
 }
 
 mod contract {
-    larder::contract_tests!(super::make);
+    larder_testing::contract_tests!(super::make);
 }
 
 /// `users` and `sessions` share one cache, `pages` has its own; `users` is the default.

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use larder::codec::pycompat::{IntFlag, PyCompat, PyValue};
 use larder::memcache::{Client, MemcachedCache};
-use larder::testing::memcached::MemcachedServer;
 use larder::{Cache, Codec, Expiry};
+use larder_testing::memcached::MemcachedServer;
 use serde_json::Value;
 
 fn script(args: &[&str]) -> Option<Vec<u8>> {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use larder::codec::TextCodec;
 use larder::redis::{RedisCache, RedisConfig};
-use larder::testing::Fixture;
 use larder::{Cache, Error, Expiry};
+use larder_testing::Fixture;
 
-use larder::testing::redis::RedisServer;
+use larder_testing::redis::RedisServer;
 
 fn cache(server: &RedisServer, prefix: &str) -> RedisCache<String, TextCodec> {
     let config = RedisConfig::new(server.url())
@@ -30,7 +30,7 @@ fn make() -> Fixture {
 }
 
 mod contract {
-    larder::contract_tests!(super::make);
+    larder_testing::contract_tests!(super::make);
 }
 
 #[test]

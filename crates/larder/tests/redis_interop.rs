@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use larder::codec::{BytesCodec, TextCodec, U64Codec, FLAG_TEXT};
 use larder::redis::{RedisCache, RedisConfig, RedisLockStore, ValueFormat};
-use larder::testing::redis::RedisServer;
-use larder::testing::Fixture;
 use larder::{Cache, Error, Expiry};
+use larder_testing::redis::RedisServer;
+use larder_testing::Fixture;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -41,7 +41,7 @@ fn raw_fixture() -> Fixture {
 }
 
 mod raw_contract {
-    larder::contract_tests!(super::raw_fixture);
+    larder_testing::contract_tests!(super::raw_fixture);
 }
 
 fn client_fixture() -> Fixture {
@@ -58,7 +58,7 @@ fn client_fixture() -> Fixture {
 }
 
 mod own_client_contract {
-    larder::contract_tests!(super::client_fixture);
+    larder_testing::contract_tests!(super::client_fixture);
 }
 
 #[test]

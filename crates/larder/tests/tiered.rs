@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use larder::clock::ManualClock;
 use larder::memory::MemoryCache;
-use larder::testing::Fixture;
 use larder::tiered::Tiered;
 use larder::{Cache, Expiry, MultiWrite, Result};
+use larder_testing::Fixture;
 
 fn memory(clock: &ManualClock) -> MemoryCache<String> {
     MemoryCache::builder()
@@ -33,7 +33,7 @@ fn make_on_memory() -> Fixture {
 }
 
 mod contract_on_memory {
-    larder::contract_tests!(super::make_on_memory);
+    larder_testing::contract_tests!(super::make_on_memory);
 }
 
 #[test]
@@ -230,7 +230,7 @@ mod on_memcached {
     use super::*;
     use larder::codec::TextCodec;
     use larder::memcache::{Client, MemcachedCache};
-    use larder::testing::memcached::MemcachedServer;
+    use larder_testing::memcached::MemcachedServer;
 
     fn make_on_memcached() -> Fixture {
         let server = MemcachedServer::start().unwrap();
@@ -247,7 +247,7 @@ mod on_memcached {
     }
 
     mod contract_on_memcached {
-        larder::contract_tests!(super::make_on_memcached);
+        larder_testing::contract_tests!(super::make_on_memcached);
     }
 
     #[test]
@@ -288,7 +288,7 @@ mod on_redis {
     use larder::codec::TextCodec;
     use larder::dogpile::{DistributedMutex, KeyedMutex, LockStore, Region};
     use larder::redis::{RedisCache, RedisConfig, RedisInvalidation, RedisLockStore};
-    use larder::testing::redis::RedisServer;
+    use larder_testing::redis::RedisServer;
     use std::time::Instant;
 
     fn config(server: &RedisServer, prefix: &str) -> RedisConfig {
@@ -310,7 +310,7 @@ mod on_redis {
     }
 
     mod contract_on_redis {
-        larder::contract_tests!(super::make_on_redis);
+        larder_testing::contract_tests!(super::make_on_redis);
     }
 
     fn instance(server: &RedisServer) -> Tiered<String> {

@@ -13,10 +13,10 @@ use larder::codec::TextCodec;
 use larder::invalidation::{InvalidationBus, Stale};
 use larder::memcache::{AsyncClient, AsyncMemcachedCache};
 use larder::memory::MemoryCache;
-use larder::testing::memcached::MemcachedServer;
-use larder::testing::Fixture;
 use larder::tiered::AsyncTiered;
 use larder::{AsyncCache, Cache, Expiry, MultiWrite, Result};
+use larder_testing::memcached::MemcachedServer;
+use larder_testing::Fixture;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
@@ -107,7 +107,7 @@ fn make_on_memory() -> Fixture {
 }
 
 mod contract_on_memory {
-    larder::contract_tests!(super::make_on_memory);
+    larder_testing::contract_tests!(super::make_on_memory);
 }
 
 fn make_on_memcached() -> Fixture {
@@ -129,7 +129,7 @@ fn make_on_memcached() -> Fixture {
 }
 
 mod contract_on_memcached {
-    larder::contract_tests!(super::make_on_memcached);
+    larder_testing::contract_tests!(super::make_on_memcached);
 }
 
 #[tokio::test]

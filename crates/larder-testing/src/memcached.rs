@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result};
+use larder::{Error, Result};
 
 /// The memcached binary used (override with the `MEMCACHED_BIN` environment variable).
 pub fn memcached_bin() -> String {

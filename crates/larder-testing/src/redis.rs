@@ -5,8 +5,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::memcached::free_port;
-use crate::{Error, Result};
+use crate::memcached::free_port;
+use larder::{Error, Result};
 
 /// A redis-server process owned by a test.
 #[derive(Debug)]

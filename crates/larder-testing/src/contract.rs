@@ -1,10 +1,11 @@
 //! The shared contract test suite: every [`Cache`] backend runs the same checks, so a new
 //! backend gets the suite for free. Backends call [`contract_tests!`](crate::contract_tests)
-//! in a test module with a function that builds a fresh [`Fixture`].
+//! in a test module with a function that builds a fresh [`Fixture`]; each check is also a
+//! public function here, for a test that wants to run one by hand.
 //!
 //! Values are `String`s (every backend can store text, and decimal text is what counters
 //! count on). Time moves through the fixture's `advance`, which a memory cache maps to a
-//! [`ManualClock`](crate::clock::ManualClock) and a server backend to a real sleep.
+//! [`ManualClock`](larder::clock::ManualClock) and a server backend to a real sleep.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Cache, Error, Expiry};
+use larder::{Cache, Error, Expiry};
 
 /// A fresh, empty cache under test plus the means to move its time forward.
 pub struct Fixture {
@@ -180,12 +181,12 @@ pub fn counter_bounds(f: &Fixture) {
     assert_eq!(c.decr("cb:zeros", u64::MAX).unwrap(), Some(0));
 }
 
-/// The one key rule (a backend's default [`KeyPolicy`](crate::KeyPolicy)): 1 to 250 bytes,
+/// The one key rule (a backend's default [`KeyPolicy`](larder::KeyPolicy)): 1 to 250 bytes,
 /// no space or control bytes. Every operation refuses a bad key with
 /// [`Error::KeyInvalid`] naming the key and the rule, and a batch holding one stores,
 /// deletes and reads nothing.
 pub fn key_rule(f: &Fixture) {
-    use crate::KeyRule;
+    use larder::KeyRule;
     let c = &*f.cache;
     let longest = "k".repeat(250);
     for key in [&*longest, "k", "ключ", "a:b|c{}~%\u{ff}"] {
@@ -355,11 +356,8 @@ macro_rules! contract_tests {
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]
         fn $check() {
-            let fixture: $crate::testing::Fixture = ($make)();
-            $crate::testing::$check(&fixture);
+            let fixture: $crate::contract::Fixture = ($make)();
+            $crate::contract::$check(&fixture);
         }
     )*};
 }
-
-pub mod memcached;
-pub mod redis;
