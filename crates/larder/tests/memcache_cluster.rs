@@ -3,6 +3,7 @@
 //! its keys move to the others (Rehash) or fail fast without network (FailFast), and it
 //! rejoins after `retry_interval` once it is back; a SIGSTOPped server times out, is marked
 //! dead, and rejoins after SIGCONT; a multi-get returns the live servers' hits.
+#![cfg(feature = "memcached")]
 
 use std::sync::Arc;
 use std::time::Duration;

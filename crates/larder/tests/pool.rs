@@ -687,11 +687,13 @@ mod async_checkout {
     }
 }
 
+#[cfg(feature = "tokio")]
 /// Objects made on the runtime, as async connections are.
 struct OnTheRuntime {
     made: AtomicU64,
 }
 
+#[cfg(feature = "tokio")]
 impl larder::pool::AsyncManager for OnTheRuntime {
     type Object = u64;
     type Error = std::io::Error;
@@ -706,6 +708,7 @@ impl larder::pool::AsyncManager for OnTheRuntime {
     }
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_managers_create_on_the_runtime_under_the_same_bounds() {
     let pool = Pool::new_async(
