@@ -27,7 +27,7 @@ impl RedisServer {
                 return Ok(server);
             }
         }
-        Err(Error::Config(
+        Err(Error::Unavailable(
             "could not start redis-server on a free port (is it installed? .ci/run installs it)"
                 .into(),
         ))
@@ -76,7 +76,7 @@ impl RedisServer {
         if self.spawn()? {
             Ok(())
         } else {
-            Err(Error::Config(format!(
+            Err(Error::Unavailable(format!(
                 "redis-server did not restart on port {}",
                 self.port
             )))
