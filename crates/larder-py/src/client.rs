@@ -8,71 +8,31 @@
 //! takes any arguments and `_configure` (called by `__init__`) sets the client up, so a
 //! subclass's `__init__` may take its own arguments, as with pylibmc.
 
-use std::borrow::Cow;
-use std::sync::{Arc, PoisonError, RwLock};
-
-use larder::memcache::ring::Ring;
 use larder::memcache::SetMode;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 
 use crate::args;
-use crate::config::Settings;
-use crate::errors::{self, Error, NotFound, SomeErrors};
-use crate::keys::{self, KeyPolicy, PyKey, Refusal};
-use crate::multi;
-use crate::values::{self, Codec, Compression, Hooks, Inflate};
+use crate::calls::{self, arith_io, cas_io, store_io};
+use crate::errors;
+use crate::keys;
+use crate::multi::{self, incr_multi_io};
+use crate::state::{Slot, State};
+use crate::values::{self, Codec, Compression, Hooks};
 
-/// What one configuration makes: the larder client and what its calls read.
-struct State {
-    settings: Settings,
-    client: larder::memcache::Client,
-    ring: Ring,
-    policy: KeyPolicy,
-}
-
-impl State {
-    fn new(settings: Settings) -> PyResult<Self> {
-        let config = settings.config()?;
-        let ring = config.ring().map_err(errors::to_py)?;
-        let client = larder::memcache::Client::new(config).map_err(errors::to_py)?;
-        Ok(State {
-            policy: settings.key_policy(),
-            settings,
-            client,
-            ring,
-        })
-    }
-}
+/// The blocking face's state.
+type St = State<larder::memcache::Client>;
 
 /// A memcached client with pylibmc's API (use `larder.Client`, which adds the rest).
 #[pyclass(subclass, frozen, module = "larder._larder", name = "Client")]
 pub struct Client {
-    /// Replaced whole when behaviors change; each call holds the one it started with.
-    state: RwLock<Option<Arc<State>>>,
+    slot: Slot<larder::memcache::Client>,
     hooks: Hooks,
 }
 
 impl Client {
-    fn state(&self) -> PyResult<Arc<State>> {
-        self.state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| Error::new_err("client is not configured (Client.__init__ was not run)"))
-    }
-
-    fn set_state(&self, state: Option<Arc<State>>) {
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
-    }
-
-    fn codec<'a, 'py>(slf: &'a Bound<'py, Self>, st: &State) -> Codec<'a, 'py> {
-        Codec {
-            this: slf.as_any(),
-            hooks: slf.get().hooks,
-            pickle_protocol: st.settings.behaviors.pickle_protocol(),
-        }
+    fn codec<'a, 'py>(slf: &'a Bound<'py, Self>, st: &St) -> Codec<'a, 'py> {
+        st.codec(slf.as_any(), slf.get().hooks)
     }
 
     /// One store of `val` under `key`; pylibmc's `False` for a key it would not send.
@@ -86,33 +46,35 @@ impl Client {
         min_compress_len: i64,
         compress_level: i32,
     ) -> PyResult<bool> {
-        let py = slf.py();
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        let compression = Compression::from_args(min_compress_len, compress_level)?;
-        let expiry = args::expiry(time)?;
-        let (payload, flags) = Self::codec(slf, &st).encode(val)?;
-        if st.policy.check(key.as_bytes())?.is_some() {
-            return Ok(false);
-        }
-        let (k, data) = (key.as_bytes(), payload.as_bytes());
+        let st = slf.get().slot.get()?;
+        let codec = Self::codec(slf, &st);
+        let req = calls::store(
+            &st,
+            &codec,
+            mode,
+            key,
+            val,
+            time,
+            min_compress_len,
+            compress_level,
+        )?;
+        let Some(req) = req else { return Ok(false) };
+        let (k, data) = (req.key.as_bytes(), req.payload.as_bytes());
         let c = &st.client;
-        py.detach(|| {
-            // Appended bytes join a value whose flags stay the first write's: compressing
-            // them alone would corrupt it.
-            let (data, flags) = match mode {
-                SetMode::Append | SetMode::Prepend => (Cow::Borrowed(data), flags),
-                _ => values::pack(data, flags, compression),
-            };
-            match mode {
-                SetMode::Add => c.add(k, &data, flags, expiry),
-                SetMode::Replace => c.replace(k, &data, flags, expiry),
-                SetMode::Append => c.append(k, &data),
-                SetMode::Prepend => c.prepend(k, &data),
-                _ => c.set(k, &data, flags, expiry).map(|()| true),
-            }
-        })
-        .map_err(errors::to_py)
+        slf.py()
+            .detach(|| {
+                store_io!(
+                    c,
+                    req.mode,
+                    k,
+                    data,
+                    req.flags,
+                    req.expiry,
+                    req.compression,
+                    []
+                )
+            })
+            .map_err(errors::to_py)
     }
 
     /// `set_multi`/`add_multi`: the keys not stored, as passed.
@@ -127,37 +89,25 @@ impl Client {
         compress_level: i32,
     ) -> PyResult<Bound<'py, PyList>> {
         let py = slf.py();
-        let st = slf.get().state()?;
+        let st = slf.get().slot.get()?;
         let expiry = args::expiry(time)?;
         let compression = Compression::from_args(min_compress_len, compress_level)?;
         let prefix = keys::prefix(key_prefix)?;
         let items =
             multi::write_items(&Self::codec(slf, &st), mapping, prefix.as_ref(), st.policy)?;
-        let sent: Vec<(&[u8], &[u8], u32)> = items
-            .iter()
-            .filter_map(|i| {
-                let (payload, flags) = i.value.as_ref()?;
-                Some((i.key.wire.as_ref(), payload.as_bytes(), *flags))
-            })
-            .collect();
+        let sent = multi::write_batch(&items);
         let stored = if sent.is_empty() {
             Vec::new()
         } else {
             py.detach(|| {
-                let packed: Vec<(Cow<'_, [u8]>, u32)> = sent
-                    .iter()
-                    .map(|&(_, data, flags)| values::pack(data, flags, compression))
-                    .collect();
-                let batch: Vec<(&[u8], &[u8], u32)> = sent
-                    .iter()
-                    .zip(&packed)
-                    .map(|(&(k, _, _), (data, flags))| (k, &data[..], *flags))
-                    .collect();
+                let packed = multi::pack_all(&sent, compression);
+                let batch = multi::packed_batch(&sent, &packed);
                 st.client.store_multi(mode, &batch, expiry)
             })
             .map_err(errors::to_py)?
         };
-        multi::failed_keys(py, &items, &stored)
+        let given = items.iter().map(|i| (&i.key.given, i.value.is_some()));
+        multi::failed_keys(py, given, &stored)
     }
 }
 
@@ -174,7 +124,7 @@ impl Client {
     ) -> PyResult<Self> {
         let base = cls.py().get_type::<Client>();
         Ok(Client {
-            state: RwLock::new(None),
+            slot: Slot::new(larder::memcache::Client::new),
             hooks: Hooks::of(cls, &base)?,
         })
     }
@@ -190,9 +140,8 @@ impl Client {
         username: Option<&Bound<'_, PyAny>>,
         password: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let settings = Settings::new(servers, behaviors, binary, username, password)?;
-        self.set_state(Some(Arc::new(State::new(settings)?)));
-        Ok(())
+        self.slot
+            .configure(servers, behaviors, binary, username, password)
     }
 
     /// The value of `key`, `default` on a miss.
@@ -203,56 +152,26 @@ impl Client {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        let default = || default.unwrap_or_else(|| py.None().into_bound(py));
-        match st.policy.check(key.as_bytes())? {
-            None => {}
-            Some(Refusal::Empty) => return Ok(default()),
-            Some(r) => return Err(r.error(key.as_bytes())),
-        }
+        let st = slf.get().slot.get()?;
+        let default = default.unwrap_or_else(|| py.None().into_bound(py));
+        let Some(key) = calls::get_key(&st, key)? else {
+            return Ok(default);
+        };
         let k = key.as_bytes();
         let got = py.detach(|| st.client.get(k).map(values::unpack));
-        match got.map_err(errors::to_py)?.map_err(Inflate::into_py)? {
-            None => Ok(default()),
-            Some((data, flags)) => Ok(Self::codec(slf, &st)
-                .decode(&data, flags)?
-                .unwrap_or_else(default)),
-        }
+        calls::get_result(&Self::codec(slf, &st), got, default)
     }
 
     /// `(value, cas)` of `key`, `(None, None)` on a miss (needs the `cas` behavior).
     fn gets<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        let miss = || PyTuple::new(py, [py.None(), py.None()]);
-        // pylibmc's order: an empty key is a miss, then the behavior, then the key's bytes.
-        let refusal = st.policy.check(key.as_bytes())?;
-        if refusal == Some(Refusal::Empty) {
-            return miss();
-        }
-        if !st.settings.behaviors.cas() {
-            return Err(PyValueError::new_err("gets without cas behavior"));
-        }
-        if let Some(r) = refusal {
-            return Err(r.error(key.as_bytes()));
-        }
-        let k = key.as_bytes();
-        let got = py.detach(|| {
-            st.client.gets(k).map(|item| {
-                let cas = item.as_ref().map_or(0, |i| i.cas);
-                (values::unpack(item.map(|i| (i.data, i.flags))), cas)
-            })
-        });
-        let (item, cas) = got.map_err(errors::to_py)?;
-        let Some((data, flags)) = item.map_err(Inflate::into_py)? else {
-            return miss();
+        let st = slf.get().slot.get()?;
+        let Some(key) = calls::gets_key(&st, key)? else {
+            return calls::gets_miss(py);
         };
-        match Self::codec(slf, &st).decode(&data, flags)? {
-            None => miss(),
-            Some(v) => PyTuple::new(py, [v, cas.into_pyobject(py)?.into_any()]),
-        }
+        let k = key.as_bytes();
+        let got = py.detach(|| st.client.gets(k).map(calls::gets_fetched));
+        calls::gets_result(&Self::codec(slf, &st), got)
     }
 
     /// Stores `val` under `key`; `True` when stored.
@@ -370,40 +289,22 @@ impl Client {
         cas: u64,
         time: i64,
     ) -> PyResult<bool> {
-        let py = slf.py();
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        if !st.settings.behaviors.cas() {
-            return Err(PyValueError::new_err("cas without cas behavior"));
-        }
-        let expiry = args::expiry(time)?;
-        let (payload, flags) = Self::codec(slf, &st).encode(val)?;
-        if let Some(r) = st.policy.check(key.as_bytes())? {
-            return Err(r.error(key.as_bytes()));
-        }
-        let (k, data) = (key.as_bytes(), payload.as_bytes());
-        // larder answers `false` for a changed and a vanished item alike; pylibmc raises
-        // for the second, so a refused CAS looks the key up.
-        let outcome = py.detach(|| match st.client.cas(k, data, flags, expiry, cas)? {
-            true => Ok(Some(true)),
-            false => Ok(st.client.get(k)?.map(|_| false)),
-        });
-        match outcome.map_err(errors::to_py)? {
-            Some(stored) => Ok(stored),
-            None => Err(NotFound::new_err(format!(
-                "cas of {:?}: key not found",
-                String::from_utf8_lossy(k)
-            ))),
-        }
+        let st = slf.get().slot.get()?;
+        let req = calls::cas(&st, &Self::codec(slf, &st), key, val, time)?;
+        let (k, data) = (req.key.as_bytes(), req.payload.as_bytes());
+        let c = &st.client;
+        let outcome = slf
+            .py()
+            .detach(|| cas_io!(c, k, data, req.flags, req.expiry, cas, []));
+        calls::cas_result(k, outcome)
     }
 
     /// Deletes `key`; `True` when it was present.
     fn delete(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        if st.policy.check(key.as_bytes())?.is_some() {
+        let st = slf.get().slot.get()?;
+        let Some(key) = calls::quiet_key(&st, key)? else {
             return Ok(false);
-        }
+        };
         let k = key.as_bytes();
         slf.py()
             .detach(|| st.client.delete(k))
@@ -424,12 +325,10 @@ impl Client {
 
     /// Gives `key` a new expiry `time`; `True` when it exists.
     fn touch(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>, time: i64) -> PyResult<bool> {
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        let expiry = args::expiry(time)?;
-        if st.policy.check(key.as_bytes())?.is_some() {
+        let st = slf.get().slot.get()?;
+        let Some((key, expiry)) = calls::touch_key(&st, key, time)? else {
             return Ok(false);
-        }
+        };
         let k = key.as_bytes();
         slf.py()
             .detach(|| st.client.touch(k, expiry))
@@ -445,7 +344,7 @@ impl Client {
         key_prefix: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
-        let st = slf.get().state()?;
+        let st = slf.get().slot.get()?;
         let prefix = keys::prefix(key_prefix)?;
         let items = multi::read_keys(keys, prefix.as_ref(), st.policy)?;
         if items.is_empty() {
@@ -507,7 +406,7 @@ impl Client {
         keys: &Bound<'_, PyAny>,
         key_prefix: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let st = slf.get().state()?;
+        let st = slf.get().slot.get()?;
         let prefix = keys::prefix(key_prefix)?;
         let items = multi::delete_keys(keys, prefix.as_ref(), st.policy)?;
         let wire = multi::sent(&items);
@@ -515,11 +414,8 @@ impl Client {
         if wire.is_empty() {
             return Ok(all_sent);
         }
-        let deleted = slf
-            .py()
-            .detach(|| st.client.delete_multi(&wire))
-            .map_err(errors::to_py)?;
-        Ok(all_sent && deleted.iter().all(|&d| d))
+        let deleted = slf.py().detach(|| st.client.delete_multi(&wire));
+        multi::all_deleted(all_sent, deleted)
     }
 
     /// Adds `delta` to every key's number; `None` (`NotFound` when some keys are missing,
@@ -532,52 +428,31 @@ impl Client {
         delta: i64,
     ) -> PyResult<()> {
         let py = slf.py();
-        let st = slf.get().state()?;
+        let st = slf.get().slot.get()?;
         let delta = args::delta(delta)?;
         let prefix = keys::prefix(key_prefix)?;
         let items = multi::incr_keys(keys, prefix.as_ref(), st.policy)?;
-        let mut failures: Vec<PyErr> = items
-            .iter()
-            .filter_map(|i| i.refused.as_ref().map(|r| r.error(i.wire.as_ref())))
-            .collect();
+        let refused = multi::incr_refusals(&items);
         let wire = multi::sent(&items);
-        let (notfound, errors) = py.detach(|| {
-            let mut notfound = 0;
-            let mut errors = Vec::new();
-            for k in wire {
-                match st.client.incr(k, delta) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => notfound += 1,
-                    Err(e) => errors.push(e),
-                }
-            }
-            (notfound, errors)
-        });
-        failures.extend(errors.into_iter().map(errors::to_py));
-        multi::incr_multi_result(py, notfound, failures)
+        let c = &st.client;
+        let tally = py.detach(|| incr_multi_io!(c, wire, delta, []));
+        multi::incr_multi_result(py, refused, tally)
     }
 
     /// Invalidates every item on every server; `True`. A delay (`time` > 0) is not
     /// supported by larder's client.
     #[pyo3(signature = (time=0))]
     fn flush_all(slf: &Bound<'_, Self>, time: i64) -> PyResult<bool> {
-        let st = slf.get().state()?;
-        if time > 0 {
-            return Err(errors::unsupported(
-                "flush_all with a delay (time > 0) is not supported by larder's client",
-            ));
-        }
-        slf.py()
-            .detach(|| st.client.flush_all())
-            .map_err(|e| SomeErrors::new_err(e.to_string()))?;
-        Ok(true)
+        let st = slf.get().slot.get()?;
+        calls::flush_delay(time)?;
+        calls::flush_result(slf.py().detach(|| st.client.flush_all()))
     }
 
     /// Every server's `stats [arg]`: `[(b"host:port (index)", {name: value bytes})]`.
     #[pyo3(signature = (arg=None))]
     fn get_stats<'py>(slf: &Bound<'py, Self>, arg: Option<String>) -> PyResult<Bound<'py, PyList>> {
         let py = slf.py();
-        let st = slf.get().state()?;
+        let st = slf.get().slot.get()?;
         multi::check_stats_arg(arg.as_deref())?;
         let stats = py.detach(|| st.client.stats_group(arg.as_deref()));
         multi::stats_list(py, &st.settings.servers, stats)
@@ -585,7 +460,7 @@ impl Client {
 
     /// Closes every idle connection (connections in use finish their call first).
     fn disconnect_all(&self) -> PyResult<()> {
-        self.state()?.client.close_idle();
+        self.slot.get()?.client.close_idle();
         Ok(())
     }
 
@@ -594,48 +469,31 @@ impl Client {
     fn clone<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let cls = slf.get_type();
         let twin = cls.call_method1("__new__", (&cls,))?;
-        let state = slf
+        twin.cast::<Client>()?
             .get()
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        twin.cast::<Client>()?.get().set_state(state);
+            .slot
+            .put(slf.get().slot.shared());
         Ok(twin)
     }
 
     /// The behaviors as pylibmc's dict (`hash` and `distribution` by name).
     fn get_behaviors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.state()?.settings.behaviors.to_dict(py)
+        self.slot.behaviors(py)
     }
 
     /// Applies the behaviors in `behaviors` (all or none of them).
     fn set_behaviors(&self, behaviors: &Bound<'_, PyAny>) -> PyResult<()> {
-        let settings = self.state()?.settings.with_behaviors(behaviors)?;
-        self.set_state(Some(Arc::new(State::new(settings)?)));
-        Ok(())
+        self.slot.set_behaviors(behaviors)
     }
 
     /// The index of the server that takes `key` (pylibmc's `hash`).
     fn hash(&self, key: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let st = self.state()?;
-        let key = PyKey::new(key)?;
-        st.ring
-            .server_for(key.as_bytes())
-            .ok_or_else(|| errors::to_py(larder::Error::NoServers("no server".into())))
+        self.slot.server_of(key)
     }
 
     /// pylibmc's serialization of `value`: `(bytes, flags)`.
     fn serialize<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyBytes>, u32)> {
-        let protocol = self
-            .state()
-            .map_or(-1, |st| st.settings.behaviors.pickle_protocol());
-        let (payload, flags) = values::serialize_native(value, protocol)?;
-        let bytes = match payload {
-            values::Payload::Py(b) => b,
-            values::Payload::Owned(v) => PyBytes::new(value.py(), &v),
-        };
-        Ok((bytes, flags))
+        self.slot.serialize(value)
     }
 
     /// pylibmc's deserialization of `value` stored with `flags`.
@@ -655,26 +513,11 @@ impl Client {
         delta: i64,
         decr: bool,
     ) -> PyResult<u64> {
-        let st = slf.get().state()?;
-        let key = PyKey::new(key)?;
-        let delta = args::delta(delta)?;
-        if let Some(r) = st.policy.check(key.as_bytes())? {
-            return Err(r.error(key.as_bytes()));
-        }
+        let st = slf.get().slot.get()?;
+        let (key, delta) = calls::arith_key(&st, key, delta)?;
         let k = key.as_bytes();
         let c = &st.client;
-        let got = slf
-            .py()
-            .detach(|| {
-                if decr {
-                    c.decr(k, delta)
-                } else {
-                    c.incr(k, delta)
-                }
-            })
-            .map_err(errors::to_py)?;
-        got.ok_or_else(|| {
-            NotFound::new_err(format!("key {:?} not found", String::from_utf8_lossy(k)))
-        })
+        let got = slf.py().detach(|| arith_io!(c, k, delta, decr, []));
+        calls::arith_result(k, got)
     }
 }

@@ -5,20 +5,23 @@
 //! Modules, by concern: `errors` (the exception hierarchy and the one mapping from
 //! `larder::Error`), `values` (pylibmc's value encoding), `keys` (key rules), `servers` and
 //! `behaviors` (pylibmc's settings) with `config` (what they make), `args` (shared argument
-//! rules), `multi` (multi-key calls' Python side) and `client` (the blocking client). Every
-//! client face builds on the shared modules, so they agree by construction.
+//! rules), `state` (what a configuration makes), `calls` and `multi` (each method's Python
+//! side), then the face: `client` (blocking). A face builds on the shared modules and does
+//! only its own I/O.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 mod args;
 mod behaviors;
+mod calls;
 mod client;
 mod config;
 mod errors;
 mod keys;
 mod multi;
 mod servers;
+mod state;
 mod values;
 
 #[pymodule(gil_used = false)]

@@ -4,6 +4,7 @@
 //! and of the type passed, `incr_multi`'s errors, `get_stats`' list). The I/O between is the
 //! face's own.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use larder::memcache::MultiGetHits;
@@ -14,7 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::errors::{self, Error, NotFound, SomeErrors};
 use crate::keys::{self, KeyPolicy, PyKey, Refusal, Wire, MAX_KEY_LEN};
 use crate::servers::Server;
-use crate::values::{Codec, Payload};
+use crate::values::{self, Codec, Compression, Payload};
 
 /// One key of a multi-key call: the object passed, its wire bytes, and why it is not sent.
 pub(crate) struct KeyItem<'py> {
@@ -22,6 +23,21 @@ pub(crate) struct KeyItem<'py> {
     pub(crate) is_str: bool,
     pub(crate) wire: Wire<'py>,
     pub(crate) refused: Option<Refusal>,
+}
+
+/// A key of a multi-key call: what is sent of it.
+pub(crate) trait SentKey {
+    fn wire(&self) -> &[u8];
+    fn is_sent(&self) -> bool;
+}
+
+impl SentKey for KeyItem<'_> {
+    fn wire(&self) -> &[u8] {
+        self.wire.as_ref()
+    }
+    fn is_sent(&self) -> bool {
+        self.refused.is_none()
+    }
 }
 
 /// What to do with a prefixed key over 250 bytes: pylibmc's `set_multi` and `delete_multi`
@@ -160,19 +176,59 @@ pub(crate) fn write_items<'py>(
     Ok(items)
 }
 
-/// The keys pylibmc's `set_multi`/`add_multi` return: those not stored, as passed.
-/// `stored` holds one entry per sent item, in order.
-pub(crate) fn failed_keys<'py>(
+/// The sent items of a `set_multi`/`add_multi`: `(wire key, payload, flags)`.
+pub(crate) fn write_batch<'a>(items: &'a [WriteItem<'_>]) -> Vec<(&'a [u8], &'a [u8], u32)> {
+    items
+        .iter()
+        .filter_map(|i| {
+            let (payload, flags) = i.value.as_ref()?;
+            Some((i.key.wire.as_ref(), payload.as_bytes(), *flags))
+        })
+        .collect()
+}
+
+/// The bytes each sent item sends (compressed when that pays), in order; run without the
+/// GIL.
+pub(crate) fn pack_all<K, D>(
+    sent: &[(K, D, u32)],
+    compression: Option<Compression>,
+) -> Vec<(Cow<'_, [u8]>, u32)>
+where
+    D: AsRef<[u8]>,
+{
+    sent.iter()
+        .map(|(_, data, flags)| values::pack(data.as_ref(), *flags, compression))
+        .collect()
+}
+
+/// The batch larder's `store_multi` takes: each sent key with its packed bytes.
+pub(crate) fn packed_batch<'a, K, D>(
+    sent: &'a [(K, D, u32)],
+    packed: &'a [(Cow<'_, [u8]>, u32)],
+) -> Vec<(&'a [u8], &'a [u8], u32)>
+where
+    K: AsRef<[u8]>,
+{
+    sent.iter()
+        .zip(packed)
+        .map(|((k, _, _), (data, flags))| (k.as_ref(), &data[..], *flags))
+        .collect()
+}
+
+/// The keys pylibmc's `set_multi`/`add_multi` return: those not stored, as passed. `items`
+/// are `(key as passed, whether it was sent)`; `stored` holds one entry per sent item, in
+/// order.
+pub(crate) fn failed_keys<'a, 'py: 'a>(
     py: Python<'py>,
-    items: &[WriteItem<'py>],
+    items: impl IntoIterator<Item = (&'a Bound<'py, PyAny>, bool)>,
     stored: &[bool],
 ) -> PyResult<Bound<'py, PyList>> {
     let failed = PyList::empty(py);
     let mut stored = stored.iter();
-    for item in items {
-        let ok = item.value.is_some() && stored.next().copied().unwrap_or(false);
+    for (given, sent) in items {
+        let ok = sent && stored.next().copied().unwrap_or(false);
         if !ok {
-            failed.append(&item.key.given)?;
+            failed.append(given)?;
         }
     }
     Ok(failed)
@@ -204,21 +260,56 @@ pub(crate) fn incr_keys<'py>(
 }
 
 /// The sent keys' wire bytes, for the I/O (which runs without the GIL).
-pub(crate) fn sent<'a>(items: &'a [KeyItem<'_>]) -> Vec<&'a [u8]> {
+pub(crate) fn sent<K: SentKey>(items: &[K]) -> Vec<&[u8]> {
     items
         .iter()
-        .filter(|i| i.refused.is_none())
-        .map(|i| i.wire.as_ref())
+        .filter(|i| i.is_sent())
+        .map(SentKey::wire)
         .collect()
 }
 
+/// A `delete_multi`'s value: `True` when every key was sent and present.
+pub(crate) fn all_deleted(all_sent: bool, deleted: larder::Result<Vec<bool>>) -> PyResult<bool> {
+    let deleted = deleted.map_err(errors::to_py)?;
+    Ok(all_sent && deleted.iter().all(|&d| d))
+}
+
+/// The `BadKeyProvided` of each key of an `incr_multi` that is not sent.
+pub(crate) fn incr_refusals(items: &[KeyItem<'_>]) -> Vec<PyErr> {
+    items
+        .iter()
+        .filter_map(|i| i.refused.as_ref().map(|r| r.error(i.wire.as_ref())))
+        .collect()
+}
+
+/// The I/O of an `incr_multi` on client `$c`: each key counted in turn (pylibmc counts them
+/// one by one too), returning `(missing keys, errors)`.
+macro_rules! incr_multi_io {
+    ($c:expr, $keys:expr, $delta:expr, [$($aw:tt)*]) => {{
+        let mut notfound = 0_usize;
+        let mut errors = Vec::new();
+        for k in $keys {
+            match $c.incr(k, $delta)$($aw)* {
+                Ok(Some(_)) => {}
+                Ok(None) => notfound += 1,
+                Err(e) => errors.push(e),
+            }
+        }
+        (notfound, errors)
+    }};
+}
+pub(crate) use incr_multi_io;
+
 /// How many keys of an `incr_multi` failed, raised as pylibmc raises it: `NotFound` when
 /// only missing keys failed, the one failure's own class when there was one, else `Error`.
+/// `failures` are the refused keys' errors, `tally` what [`incr_multi_io`] returned.
 pub(crate) fn incr_multi_result(
     py: Python<'_>,
-    notfound: usize,
-    failures: Vec<PyErr>,
+    mut failures: Vec<PyErr>,
+    tally: (usize, Vec<larder::Error>),
 ) -> PyResult<()> {
+    let (notfound, errors) = tally;
+    failures.extend(errors.into_iter().map(errors::to_py));
     let total = notfound + failures.len();
     match failures.len() {
         0 if notfound == 0 => Ok(()),
