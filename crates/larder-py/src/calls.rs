@@ -219,7 +219,7 @@ pub(crate) fn cas_result(key: &[u8], outcome: larder::Result<Option<bool>>) -> P
     }
 }
 
-/// The key of a `delete`: `None` for a key pylibmc would not send
+/// The key of a `delete` or `delete_cas`: `None` for a key pylibmc would not send
 /// (the call returns `False`).
 pub(crate) fn quiet_key<'py, C>(
     st: &State<C>,

@@ -311,6 +311,20 @@ impl Client {
             .map_err(errors::to_py)
     }
 
+    /// Deletes `key` only while its CAS is still `cas` (from `gets`): `True` when deleted,
+    /// `False` when it is missing or changed since. One atomic step on the server (larder's,
+    /// not in pylibmc).
+    fn delete_cas(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>, cas: u64) -> PyResult<bool> {
+        let st = slf.get().slot.get()?;
+        let Some(key) = calls::quiet_key(&st, key)? else {
+            return Ok(false);
+        };
+        let k = key.as_bytes();
+        slf.py()
+            .detach(|| st.client.delete_cas(k, cas))
+            .map_err(errors::to_py)
+    }
+
     /// Adds `delta` to `key`'s number; the new value (`NotFound` when the key is missing).
     #[pyo3(signature = (key, delta=1))]
     fn incr(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>, delta: i64) -> PyResult<u64> {

@@ -6,13 +6,15 @@
 //! `larder::Error`), `values` (pylibmc's value encoding), `keys` (key rules), `servers` and
 //! `behaviors` (pylibmc's settings) with `config` (what they make), `args` (shared argument
 //! rules), `state` (what a configuration makes), `calls` and `multi` (each method's Python
-//! side), then the face: `client` (blocking). A face builds on the shared modules and does
-//! only its own I/O.
+//! side), then the faces: `client` (blocking) and `async_client` (asyncio, on tokio). Every
+//! face builds on the shared modules and does only its own I/O, so they agree by
+//! construction.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 mod args;
+mod async_client;
 mod behaviors;
 mod calls;
 mod client;
@@ -30,6 +32,7 @@ fn _larder(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<client::Client>()?;
+    m.add_class::<async_client::AsyncClient>()?;
     let table = |pairs: &[(&str, i64)]| -> PyResult<Bound<'_, PyDict>> {
         let d = PyDict::new(py);
         for (name, value) in pairs {

@@ -2,7 +2,7 @@
 //! reading the keys (with `key_prefix`), encoding a `set_multi` mapping, and shaping the
 //! results as pylibmc returns them (hits keyed by the keys as passed, failed keys unprefixed
 //! and of the type passed, `incr_multi`'s errors, `get_stats`' list). The I/O between is the
-//! face's own.
+//! face's own; an async face carries the keys across it [`Detached`] (no GIL, no lifetime).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -25,7 +25,39 @@ pub(crate) struct KeyItem<'py> {
     pub(crate) refused: Option<Refusal>,
 }
 
-/// A key of a multi-key call: what is sent of it.
+impl KeyItem<'_> {
+    /// The key as an async call carries it across its I/O.
+    pub(crate) fn detach(self) -> Detached {
+        Detached {
+            given: self.given.unbind(),
+            is_str: self.is_str,
+            wire: self.wire.as_ref().to_vec(),
+            refused: self.refused,
+        }
+    }
+}
+
+/// A [`KeyItem`] held without the GIL: [`attach`](Detached::attach) makes it one again.
+pub(crate) struct Detached {
+    given: Py<PyAny>,
+    is_str: bool,
+    wire: Vec<u8>,
+    refused: Option<Refusal>,
+}
+
+impl Detached {
+    /// The key item again, under the GIL.
+    pub(crate) fn attach(self, py: Python<'_>) -> KeyItem<'_> {
+        KeyItem {
+            given: self.given.into_bound(py),
+            is_str: self.is_str,
+            wire: Wire::Owned(self.wire),
+            refused: self.refused,
+        }
+    }
+}
+
+/// A key of a multi-key call, held or detached: what is sent of it.
 pub(crate) trait SentKey {
     fn wire(&self) -> &[u8];
     fn is_sent(&self) -> bool;
@@ -34,6 +66,15 @@ pub(crate) trait SentKey {
 impl SentKey for KeyItem<'_> {
     fn wire(&self) -> &[u8] {
         self.wire.as_ref()
+    }
+    fn is_sent(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+impl SentKey for Detached {
+    fn wire(&self) -> &[u8] {
+        &self.wire
     }
     fn is_sent(&self) -> bool {
         self.refused.is_none()
