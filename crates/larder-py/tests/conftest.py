@@ -12,6 +12,11 @@ import pytest
 MEMCACHED = shutil.which("memcached")
 
 
+def pytest_configure(config):
+    # dogpile.cache's backend suites (test_dogpile.py) mark their slow tests with it.
+    config.addinivalue_line("markers", "time_intensive: a slow test of dogpile.cache's suites")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
