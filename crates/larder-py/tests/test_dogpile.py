@@ -129,6 +129,16 @@ def test_the_lock_is_a_memcached_entry_with_a_token(server):
     assert LarderBackend({"url": [server.spec]}).get_mutex("k") is None
 
 
+def test_a_key_the_client_refuses_raises_instead_of_waiting(server):
+    (mutex,) = mutexes(server.spec, "a b", 1)
+    # (Without the check, acquire() would wait forever and acquire(False) say "held".)
+    with pytest.raises(larder.BadKeyProvided, match="0x20"):
+        mutex.acquire(False)
+    (binary,) = mutexes(server.spec, "a b", 1, binary=True)
+    assert binary.acquire() and binary.locked()
+    binary.release()
+
+
 def test_a_lapsed_lock_is_freed_and_its_late_holder_cannot_free_the_next(server):
     a, b, c = mutexes(server.spec, "k", 3, lock_timeout=1)
     assert a.acquire(False)

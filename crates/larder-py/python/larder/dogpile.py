@@ -84,6 +84,10 @@ class LarderLock(CacheMutex):
         token = secrets.token_hex(16).encode()
         pause = _FIRST_PAUSE
         while not client.add(self.key, token, self._time):
+            if pause == _FIRST_PAUSE:
+                # `add` answers a key the client refuses to send as "not added" too: a
+                # `get` raises for it, so a bad key fails instead of waiting forever.
+                client.get(self.key)
             if not wait:
                 return False
             time.sleep(pause * (0.5 + random.random()))
