@@ -10,17 +10,28 @@ import pytest
 pylibmc = pytest.importorskip("pylibmc")
 
 
+# The largest value memcached 1.6 stores under the 3-byte key "big" with flags 0 at its
+# default -I 1m: the item header (48), the key and its NUL, "\r\n" and the CAS value (8)
+# count against the 1 MiB too.
+BIG_LIMIT = (1 << 20) - (48 + 3 + 1 + 2 + 8)
+
+
 def test_too_big_names_the_size_and_the_limit(mc):
-    with pytest.raises(larder.TooBig, match=r"2097152 bytes, limit 1048576"):
+    with pytest.raises(larder.TooBig, match=rf"2097152 bytes, limit {BIG_LIMIT}"):
         mc.set("big", b"x" * (2 << 20))
-    with pytest.raises(larder.TooBig, match=r"limit 1048576"):
+    with pytest.raises(larder.TooBig, match=rf"limit {BIG_LIMIT}"):
         mc.set_multi({"small": 1, "big": b"x" * (2 << 20)})
-    with pytest.raises(larder.TooBig, match=r"limit 1048576"):
+    with pytest.raises(larder.TooBig, match=rf"limit {BIG_LIMIT}"):
         mc.add_multi({"big": b"x" * (2 << 20)})
-    # At the limit the server itself refuses (its item header counts too).
-    with pytest.raises(larder.TooBig, match=r"1048576 bytes"):
+    # Exactly 1 MiB no longer fits once the item header counts: refused before sending.
+    with pytest.raises(larder.TooBig, match=rf"1048576 bytes, limit {BIG_LIMIT}"):
         mc.set("big", b"x" * (1 << 20))
     assert mc.get("small") is None and mc.get("big") is None
+    # The limit is the server's: one byte over is refused, the limit itself is stored.
+    with pytest.raises(larder.TooBig, match=rf"{BIG_LIMIT + 1} bytes, limit {BIG_LIMIT}"):
+        mc.set("big", b"x" * (BIG_LIMIT + 1))
+    assert mc.set("big", b"x" * BIG_LIMIT)
+    assert mc.get("big") == b"x" * BIG_LIMIT
     assert mc.set("after", 1) and mc.get("after") == 1
 
 
