@@ -172,8 +172,9 @@ pub trait Cache<V>: Send + Sync {
     fn clear(&self) -> Result<()>;
 }
 
-/// The async cache contract: the same operations and semantics as [`Cache`], for tokio.
-/// Object-safe for a fixed `V` (`Box<dyn AsyncCache<V>>`).
+/// The async cache contract: the same operations and semantics as [`Cache`], for tokio
+/// (feature `tokio`). Object-safe for a fixed `V` (`Box<dyn AsyncCache<V>>`).
+#[cfg(feature = "tokio")]
 #[async_trait::async_trait]
 pub trait AsyncCache<V: Send + 'static>: Send + Sync {
     /// See [`Cache::get`].
@@ -250,6 +251,7 @@ forward_cache!(Box<C>, Arc<C>, &C);
 
 /// Implements [`AsyncCache`] for a type whose [`Cache`] methods never block on I/O (the
 /// memory and null caches): each async method runs the blocking one inline.
+#[cfg(feature = "tokio")]
 #[macro_export]
 #[doc(hidden)]
 macro_rules! async_cache_via_blocking {

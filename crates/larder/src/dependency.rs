@@ -11,7 +11,8 @@
 //! `mk:order:100`, whose dependent 1 would be `mk:order:1001`'s master key.
 //!
 //! The cache's `V` must be able to hold both a counter and a key name (`String`, `Vec<u8>`,
-//! `serde_json::Value`); see [`crate::value`]. Other types give [`Error::Unsupported`].
+//! or with feature `json` `serde_json::Value`); see [`crate::value`]. Other types give
+//! [`Error::Unsupported`].
 
 use std::any::Any;
 

@@ -33,7 +33,9 @@ pub mod redis;
 pub mod tiered;
 pub mod value;
 
-pub use cache::{AsyncCache, Cache, Expiry, MultiWrite};
+#[cfg(feature = "tokio")]
+pub use cache::AsyncCache;
+pub use cache::{Cache, Expiry, MultiWrite};
 pub use codec::{Codec, Encoded};
 pub use dependency::Dependency;
 pub use error::{BoxError, Error, KeyRule, Result};
@@ -43,6 +45,7 @@ pub use namespaces::AsyncNamespaces;
 pub use namespaces::Namespaces;
 pub use null::NullCache;
 
+#[cfg(feature = "tokio")]
 #[doc(hidden)]
 pub mod __private {
     pub use async_trait::async_trait;

@@ -90,6 +90,7 @@ impl<V> Cache<V> for NullCache<V> {
     }
 }
 
+#[cfg(feature = "tokio")]
 crate::async_cache_via_blocking!(impl<V> for NullCache<V> where V: Send + 'static);
 crate::cache::inherent_cache_ops!(impl<V> for NullCache<V> where V: Send + 'static);
 

@@ -3,7 +3,8 @@
 //! `incr`/`decr` on an in-process cache and the [`Dependency`](crate::Dependency) helper need
 //! to read a value as an integer (or store a key name as a value) whatever `V` is. memcached
 //! counts on ASCII decimal bytes; we do the same: a value counts when it is an unsigned
-//! integer type, or a string / byte buffer holding ASCII decimal digits, or a JSON number.
+//! integer type, or a string / byte buffer holding ASCII decimal digits, or (feature `json`)
+//! a JSON number.
 //! Any other type gives `None`, and the caller reports [`Error::NotANumber`](crate::Error).
 
 use std::any::Any;
@@ -32,6 +33,7 @@ pub fn as_counter<V: Any>(value: &V) -> Option<u64> {
     if let Some(b) = any.downcast_ref::<Vec<u8>>() {
         return parse_decimal(b);
     }
+    #[cfg(feature = "json")]
     if let Some(j) = any.downcast_ref::<serde_json::Value>() {
         return j.as_u64();
     }
@@ -55,10 +57,8 @@ pub fn from_counter<V: Any>(n: u64) -> Option<V> {
         Box::new(n.to_string())
     } else if is::<V, Vec<u8>>() {
         Box::new(n.to_string().into_bytes())
-    } else if is::<V, serde_json::Value>() {
-        Box::new(serde_json::Value::from(n))
     } else {
-        return None;
+        json::counter::<V>(n)?
     };
     boxed.downcast::<V>().ok().map(|b| *b)
 }
@@ -72,6 +72,7 @@ pub fn as_text<V: Any>(value: &V) -> Option<String> {
     if let Some(b) = any.downcast_ref::<Vec<u8>>() {
         return String::from_utf8(b.clone()).ok();
     }
+    #[cfg(feature = "json")]
     if let Some(serde_json::Value::String(s)) = any.downcast_ref::<serde_json::Value>() {
         return Some(s.clone());
     }
@@ -84,12 +85,39 @@ pub fn from_text<V: Any>(text: &str) -> Option<V> {
         Box::new(text.to_owned())
     } else if is::<V, Vec<u8>>() {
         Box::new(text.as_bytes().to_vec())
-    } else if is::<V, serde_json::Value>() {
-        Box::new(serde_json::Value::from(text))
     } else {
-        return None;
+        json::text::<V>(text)?
     };
     boxed.downcast::<V>().ok().map(|b| *b)
+}
+
+/// `serde_json::Value` as a counter or text, boxed when `V` is that type.
+#[cfg(feature = "json")]
+mod json {
+    use super::{is, Any};
+
+    pub(super) fn counter<V: Any>(n: u64) -> Option<Box<dyn Any>> {
+        is::<V, serde_json::Value>().then(|| Box::new(serde_json::Value::from(n)) as Box<dyn Any>)
+    }
+
+    pub(super) fn text<V: Any>(text: &str) -> Option<Box<dyn Any>> {
+        is::<V, serde_json::Value>()
+            .then(|| Box::new(serde_json::Value::from(text)) as Box<dyn Any>)
+    }
+}
+
+/// Without feature `json`, no `V` is a JSON value.
+#[cfg(not(feature = "json"))]
+mod json {
+    use super::Any;
+
+    pub(super) fn counter<V: Any>(_: u64) -> Option<Box<dyn Any>> {
+        None
+    }
+
+    pub(super) fn text<V: Any>(_: &str) -> Option<Box<dyn Any>> {
+        None
+    }
 }
 
 fn is<A: Any, B: Any>() -> bool {
@@ -125,6 +153,18 @@ mod tests {
         assert_eq!(from_counter::<String>(9), Some("9".to_string()));
         assert_eq!(from_counter::<u32>(u64::from(u32::MAX) + 1), None);
         assert_eq!(from_counter::<f64>(1), None);
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_values_are_counters_and_text() {
+        assert_eq!(as_counter(&serde_json::json!(7)), Some(7));
+        assert_eq!(as_counter(&serde_json::json!(-7)), None);
+        assert_eq!(as_text(&serde_json::json!("k")), Some("k".into()));
+        assert_eq!(
+            from_text::<serde_json::Value>("k"),
+            Some(serde_json::json!("k"))
+        );
         assert_eq!(
             from_counter::<serde_json::Value>(3),
             Some(serde_json::json!(3))

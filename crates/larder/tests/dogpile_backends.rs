@@ -2,6 +2,7 @@
 //! boxed, shared and tiered caches, memcached and Redis (real servers on free loopback
 //! ports), on both faces. A byte backend holds the codec's flags and bytes; a region with
 //! another codec reads such an entry as missing and regenerates it.
+#![cfg(all(feature = "json", feature = "postcard"))]
 
 use std::sync::Arc;
 use std::time::Duration;

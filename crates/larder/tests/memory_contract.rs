@@ -228,6 +228,7 @@ fn counters_keep_remaining_ttl_wrap_and_type() {
     assert_eq!(typed.decr("t", 10).unwrap(), Some(u64::from(u32::MAX) - 10));
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn clones_share_entries_and_async_api_matches() {
     let c: MemoryCache<String> = MemoryCache::new(100);

@@ -2,7 +2,7 @@
 //! pylibmc, python-memcached and pymemcache write, larder reads with `PyCompat`; larder
 //! writes, the three Python clients read (`tests/py/values.py`). `.ci/run` installs the
 //! clients; `LARDER_SKIP_PYTHON=1` skips on a machine without them.
-#![cfg(feature = "memcached")]
+#![cfg(all(feature = "memcached", feature = "pycompat"))]
 
 use std::process::Command;
 

@@ -16,14 +16,21 @@
 //!
 //! Python-compatible flags (pickle, zlib) are a separate codec, [`pycompat::PyCompat`], for
 //! clusters shared with Python clients.
+//!
+//! The bytes, text and counter codecs are always there; the others come with the feature of
+//! the format they name: `json` ([`JsonCodec`]), `postcard` ([`PostcardCodec`]), `lz4`
+//! ([`Compressed`]) and `pycompat` ([`pycompat::PyCompat`]). The flag values are constants
+//! whatever the features, so a build without a codec still recognises its values.
 
+#[cfg(any(feature = "json", feature = "postcard"))]
 use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+#[cfg(any(feature = "json", feature = "postcard"))]
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{Error, Result};
 
+#[cfg(feature = "pycompat")]
 pub mod pycompat;
 
 /// Flags of raw bytes.
@@ -128,31 +135,37 @@ impl Codec<u64> for U64Codec {
     }
 }
 
-/// Any serde type as JSON.
+/// Any serde type as JSON (feature `json`).
+#[cfg(feature = "json")]
 pub struct JsonCodec<V>(PhantomData<fn() -> V>);
 
+#[cfg(feature = "json")]
 impl<V> JsonCodec<V> {
     /// A JSON codec for `V`.
     pub fn new() -> Self {
         Self(PhantomData)
     }
 }
+#[cfg(feature = "json")]
 impl<V> Default for JsonCodec<V> {
     fn default() -> Self {
         Self::new()
     }
 }
+#[cfg(feature = "json")]
 impl<V> Clone for JsonCodec<V> {
     fn clone(&self) -> Self {
         Self::new()
     }
 }
+#[cfg(feature = "json")]
 impl<V> std::fmt::Debug for JsonCodec<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("JsonCodec")
     }
 }
 
+#[cfg(feature = "json")]
 impl<V: Serialize + DeserializeOwned> Codec<V> for JsonCodec<V> {
     fn encode(&self, value: &V) -> Result<Encoded> {
         let data = serde_json::to_vec(value).map_err(|e| Error::Codec(format!("JSON: {e}")))?;
@@ -167,31 +180,37 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for JsonCodec<V> {
     }
 }
 
-/// Any serde type as postcard, a compact binary format.
+/// Any serde type as postcard, a compact binary format (feature `postcard`).
+#[cfg(feature = "postcard")]
 pub struct PostcardCodec<V>(PhantomData<fn() -> V>);
 
+#[cfg(feature = "postcard")]
 impl<V> PostcardCodec<V> {
     /// A postcard codec for `V`.
     pub fn new() -> Self {
         Self(PhantomData)
     }
 }
+#[cfg(feature = "postcard")]
 impl<V> Default for PostcardCodec<V> {
     fn default() -> Self {
         Self::new()
     }
 }
+#[cfg(feature = "postcard")]
 impl<V> Clone for PostcardCodec<V> {
     fn clone(&self) -> Self {
         Self::new()
     }
 }
+#[cfg(feature = "postcard")]
 impl<V> std::fmt::Debug for PostcardCodec<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PostcardCodec")
     }
 }
 
+#[cfg(feature = "postcard")]
 impl<V: Serialize + DeserializeOwned> Codec<V> for PostcardCodec<V> {
     fn encode(&self, value: &V) -> Result<Encoded> {
         let data =
@@ -209,7 +228,9 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for PostcardCodec<V> {
 
 /// Wraps a codec: encoded values of at least `threshold` bytes are lz4-compressed (and
 /// flagged with [`FLAG_LZ4`]) when that makes them smaller. Decompression refuses to
-/// allocate more than `max_decompressed` bytes, whatever a stored header claims.
+/// allocate more than `max_decompressed` bytes, whatever a stored header claims (feature
+/// `lz4`).
+#[cfg(feature = "lz4")]
 #[derive(Debug, Clone)]
 pub struct Compressed<C> {
     inner: C,
@@ -217,6 +238,7 @@ pub struct Compressed<C> {
     max_decompressed: usize,
 }
 
+#[cfg(feature = "lz4")]
 impl<C> Compressed<C> {
     /// Compresses values of `threshold` bytes or more; decompresses up to 64 MiB.
     pub fn new(inner: C, threshold: usize) -> Self {
@@ -234,6 +256,7 @@ impl<C> Compressed<C> {
     }
 }
 
+#[cfg(feature = "lz4")]
 impl<V, C: Codec<V>> Codec<V> for Compressed<C> {
     fn encode(&self, value: &V) -> Result<Encoded> {
         let enc = self.inner.encode(value)?;
@@ -283,14 +306,16 @@ impl<V, C: Codec<V>> Codec<V> for Compressed<C> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[cfg(all(feature = "json", feature = "postcard"))]
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct User {
         id: u32,
         name: String,
     }
 
+    #[cfg(all(feature = "json", feature = "postcard"))]
     #[test]
-    fn round_trips_and_flag_checks() {
+    fn serde_codecs_round_trip_and_check_flags() {
         let u = User {
             id: 7,
             name: "ada".into(),
@@ -307,7 +332,10 @@ mod tests {
             .decode(&enc.data, enc.flags)
             .unwrap_err();
         assert!(err.to_string().contains("flags"), "{err}");
+    }
 
+    #[test]
+    fn plain_codecs_round_trip_and_check_flags() {
         assert_eq!(U64Codec.decode(b"12  ", FLAG_U64).unwrap(), 12);
         assert!(U64Codec.decode(b"x", FLAG_U64).is_err());
         assert_eq!(TextCodec.encode(&"é".to_string()).unwrap().flags, FLAG_TEXT);
@@ -317,6 +345,7 @@ mod tests {
         assert_eq!(BytesCodec.decode(&enc.data, enc.flags).unwrap(), bytes);
     }
 
+    #[cfg(feature = "lz4")]
     #[test]
     fn compression_threshold_and_hostile_headers() {
         let codec = Compressed::new(TextCodec, 64).max_decompressed(1 << 20);

@@ -5,19 +5,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+#[cfg(feature = "json")]
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::codec::JsonCodec;
 use crate::dogpile::core::CachedValue;
 use crate::memory::{MemoryCache, MemoryCacheBuilder};
-use crate::{Cache, Codec, Error, Expiry, Result};
+use crate::{Cache, Codec, Expiry, Result};
 
 /// The kind of a backend that stores [`CachedValue`]s as they are (e.g. a memory cache).
 #[derive(Debug)]
 pub enum Entries {}
 
-/// The kind of a backend that stores bytes; the region encodes its entries.
+/// The kind of a backend that stores bytes; the region encodes its entries (feature `json`,
+/// the default codec of entries).
 #[derive(Debug)]
 pub enum Bytes {}
 
@@ -29,6 +29,7 @@ pub enum OwnedMemory {}
 pub(crate) type SharedCodec<V> = Arc<dyn Codec<CachedValue<V>>>;
 
 /// Encodes an entry for a byte cache: flags, then the codec's bytes.
+#[cfg(feature = "json")]
 fn encode<V>(codec: &dyn Codec<CachedValue<V>>, entry: &CachedValue<V>) -> Result<Vec<u8>> {
     let encoded = codec.encode(entry)?;
     let mut out = Vec::with_capacity(4 + encoded.data.len());
@@ -38,10 +39,11 @@ fn encode<V>(codec: &dyn Codec<CachedValue<V>>, entry: &CachedValue<V>) -> Resul
 }
 
 /// Decodes an entry read from a byte cache; `None` (logged) when it does not decode.
+#[cfg(feature = "json")]
 fn decode<V>(codec: &dyn Codec<CachedValue<V>>, key: &str, bytes: &[u8]) -> Option<CachedValue<V>> {
     let decoded = match bytes.split_first_chunk::<4>() {
         Some((flags, data)) => codec.decode(data, u32::from_be_bytes(*flags)),
-        None => Err(Error::Codec(format!(
+        None => Err(crate::Error::Codec(format!(
             "{} bytes, shorter than the 4-byte flags header",
             bytes.len()
         ))),
@@ -67,6 +69,7 @@ pub(crate) trait EntryStore<V>: Send + Sync {
 struct Direct<C>(C);
 
 /// A cache of bytes and the codec of the entries in it.
+#[cfg(feature = "json")]
 struct Encoded<C, V> {
     cache: C,
     codec: SharedCodec<V>,
@@ -87,6 +90,7 @@ impl<V, C: Cache<CachedValue<V>>> EntryStore<V> for Direct<C> {
     }
 }
 
+#[cfg(feature = "json")]
 impl<V, C: Cache<Vec<u8>>> EntryStore<V> for Encoded<C, V> {
     fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
         Ok(self
@@ -147,7 +151,9 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
 /// A backend waiting for the builder's codec (bytes) or needing none (entries).
 enum Pending<T, V> {
     Ready(T),
-    /// Makes the store with the builder's codec, or the default one.
+    /// Makes the store with the builder's codec, or the default one. Only a cache of bytes
+    /// needs one, and that takes feature `json`.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
     NeedsCodec(Box<dyn FnOnce(Option<SharedCodec<V>>) -> T + Send>),
 }
 
@@ -176,8 +182,9 @@ impl<V> BlockingStore<V> {
 }
 
 /// The default codec of entries in a byte cache.
+#[cfg(feature = "json")]
 fn json<V: Serialize + DeserializeOwned + 'static>() -> SharedCodec<V> {
-    Arc::new(JsonCodec::<CachedValue<V>>::new())
+    Arc::new(crate::codec::JsonCodec::<CachedValue<V>>::new())
 }
 
 /// What a blocking [`Region`](super::Region) can store into; `K`, the kind, is inferred
@@ -188,11 +195,17 @@ fn json<V: Serialize + DeserializeOwned + 'static>() -> SharedCodec<V> {
 ///   `"<name>:"` to build on every call) and hits involve no encoding.
 /// - [`Entries`]: any `Cache<CachedValue<V>>` (e.g. a memory cache shared with other
 ///   regions, or a remote cache with its own codec of `CachedValue<V>`), used as it is.
-/// - [`Bytes`]: any `Cache<Vec<u8>>` — `MemcachedCache` or `RedisCache` with `BytesCodec`, a
-///   `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The region encodes its
-///   own entries with a codec of `CachedValue<V>` (JSON unless
+/// - [`Bytes`] (feature `json`): any `Cache<Vec<u8>>` — `MemcachedCache` or `RedisCache` with
+///   `BytesCodec`, a `Tiered` or `MemoryCache` of bytes, boxed or behind an `Arc`. The
+///   region encodes its own entries with a codec of `CachedValue<V>` (JSON unless
 ///   [`RegionBuilder::codec`](super::RegionBuilder::codec) picks another), so `V` needs
 ///   serde and nothing about the envelope shows in the user's types.
+///
+/// Without feature `json` a cache of bytes is not a backend (a default codec that changed
+/// with the features would change what is stored whenever another crate in the build
+/// turned a codec on): the call does not compile, and the error says so. A cache of
+/// entries with its own codec (`MemcachedCache<CachedValue<V>, _>` over `PostcardCodec`, say)
+/// needs no feature.
 ///
 /// Why kinds: the envelope (creation time, creation duration, version) must travel with
 /// the value, and a cache's value type is fixed by whoever made it. A cache of bytes can
@@ -206,6 +219,11 @@ fn json<V: Serialize + DeserializeOwned + 'static>() -> SharedCodec<V> {
 /// not decode (another codec, or a `V` whose shape changed) is treated like one of another
 /// [version](super::CACHED_VALUE_VERSION): missing, so it is regenerated and overwritten;
 /// each such read is logged.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a backend of a `Region<{V}>`",
+    note = "a region stores into a `MemoryCacheBuilder<CachedValue<{V}>>`, a \
+            `Cache<CachedValue<{V}>>`, or (feature `json`) a `Cache<Vec<u8>>`"
+)]
 pub trait RegionBackend<V, K> {
     /// Erases the backend's type.
     #[doc(hidden)]
@@ -218,6 +236,7 @@ impl<V: 'static, C: Cache<CachedValue<V>> + 'static> RegionBackend<V, Entries> f
     }
 }
 
+#[cfg(feature = "json")]
 impl<V, C> RegionBackend<V, Bytes> for C
 where
     V: Serialize + DeserializeOwned + 'static,
@@ -279,6 +298,7 @@ mod asynchronous {
         }
     }
 
+    #[cfg(feature = "json")]
     #[async_trait::async_trait]
     impl<V, C> AsyncEntryStore<V> for Encoded<C, V>
     where
@@ -328,7 +348,12 @@ mod asynchronous {
 
     /// What an [`AsyncRegion`](crate::dogpile::AsyncRegion) can store into: the kinds of
     /// [`RegionBackend`], over [`AsyncCache`] (`AsyncCache<CachedValue<V>>` for
-    /// [`Entries`], `AsyncCache<Vec<u8>>` for [`Bytes`]).
+    /// [`Entries`], `AsyncCache<Vec<u8>>` for [`Bytes`], with feature `json`).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a backend of an `AsyncRegion<{V}>`",
+        note = "an async region stores into a `MemoryCacheBuilder<CachedValue<{V}>>`, an \
+                `AsyncCache<CachedValue<{V}>>`, or (feature `json`) an `AsyncCache<Vec<u8>>`"
+    )]
     pub trait AsyncRegionBackend<V: Send + 'static, K> {
         /// Erases the backend's type.
         #[doc(hidden)]
@@ -348,6 +373,7 @@ mod asynchronous {
         }
     }
 
+    #[cfg(feature = "json")]
     impl<V, C> AsyncRegionBackend<V, Bytes> for C
     where
         V: Serialize + DeserializeOwned + Send + 'static,
@@ -377,7 +403,7 @@ mod asynchronous {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json", feature = "postcard"))]
 mod tests {
     use super::*;
     use crate::codec::{PostcardCodec, FLAG_JSON};

@@ -245,7 +245,8 @@ pub(crate) struct Core<V> {
     /// How [`Core::with_mangled`] builds keys of the default mangler without allocating.
     fast_keys: FastKeys,
     /// Prepended to the backend key to name a shared lock, when backend keys do not carry
-    /// the region's name.
+    /// the region's name. (The blocking face keeps its own copy beside its mutexes.)
+    #[cfg(feature = "tokio")]
     lock_prefix: Option<String>,
     should_cache: Option<ShouldCache<V>>,
     early: Option<EarlyExpiration>,
@@ -283,6 +284,7 @@ impl<V> Core<V> {
             clock: parts.clock,
             keys: parts.keys,
             fast_keys: FastKeys::new(parts.plain_prefix.as_deref()),
+            #[cfg(feature = "tokio")]
             lock_prefix: parts.lock_prefix,
             should_cache: parts.should_cache,
             early: parts.early,
@@ -329,6 +331,7 @@ impl<V> Core<V> {
     }
 
     /// The name of the shared lock on backend key `mangled`.
+    #[cfg(feature = "tokio")]
     pub(crate) fn lock_key<'k>(&self, mangled: &'k str) -> Cow<'k, str> {
         lock_key(self.lock_prefix.as_deref(), mangled)
     }

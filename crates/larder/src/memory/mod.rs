@@ -683,6 +683,7 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> for MemoryCache<V> {
     }
 }
 
+#[cfg(feature = "tokio")]
 crate::async_cache_via_blocking!(impl<V> for MemoryCache<V> where V: Clone + Send + Sync + 'static);
 crate::cache::inherent_cache_ops!(impl<V> for MemoryCache<V> where V: Clone + Send + Sync + 'static);
 
