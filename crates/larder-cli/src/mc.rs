@@ -120,11 +120,11 @@ pub enum McCommand {
 
 fn client(args: &ServerArgs) -> larder::Result<Client> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut config = ClientConfig::from_specs(&args.servers)?
+    let config = ClientConfig::from_specs(&args.servers)?
         .distribution(args.distribution)
         .key_hash(args.hash)
-        .io_timeout(timeout);
-    config.connect_timeout = timeout;
+        .io_timeout(timeout)
+        .connect_timeout(timeout);
     Client::new(config)
 }
 

@@ -410,20 +410,24 @@ impl Behaviors {
                 mode: FailoverMode::FailFast,
             }
         };
-        let mut config = ClientConfig::new(servers.iter().map(|s| s.addr.clone()).collect())
-            .distribution(distribution)
-            .key_hash(key_hash)
-            .failover(failover);
-        if weighted {
-            config.weights = servers.iter().map(|s| s.weight).collect();
-        }
-        config.connect_timeout = connect;
-        config.read_timeout = read;
-        config.write_timeout = write;
-        // pylibmc bounds each wait, not a whole call: the call's bound is all three waits.
-        config.operation_timeout = connect + read + write;
-        config.nodelay = self.raw(B::tcp_nodelay) != 0;
-        Ok(config)
+        let weights = if weighted {
+            servers.iter().map(|s| s.weight).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(
+            ClientConfig::new(servers.iter().map(|s| s.addr.clone()).collect())
+                .distribution(distribution)
+                .key_hash(key_hash)
+                .failover(failover)
+                .weights(weights)
+                .connect_timeout(connect)
+                .read_timeout(read)
+                .write_timeout(write)
+                // pylibmc bounds each wait, not a whole call: the call's bound is all three.
+                .operation_timeout(connect + read + write)
+                .nodelay(self.raw(B::tcp_nodelay) != 0),
+        )
     }
 }
 

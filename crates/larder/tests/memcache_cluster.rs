@@ -37,9 +37,8 @@ fn cluster_client(addrs: &[String], mode: FailoverMode, clock: &Arc<ManualClock>
             retry_interval: Duration::from_secs(2),
             mode,
         })
-        .clock(clock.clone());
-    let mut config = config;
-    config.connect_timeout = Duration::from_millis(300);
+        .clock(clock.clone())
+        .connect_timeout(Duration::from_millis(300));
     Client::new(config).unwrap()
 }
 
@@ -359,11 +358,11 @@ async fn async_client_fails_over_and_rejoins() {
     let addrs = specs(&servers);
     let ring = ring(&addrs);
     let clock = Arc::new(ManualClock::new());
-    let mut config = ClientConfig::from_specs(&addrs.join(","))
+    let config = ClientConfig::from_specs(&addrs.join(","))
         .unwrap()
         .io_timeout(Duration::from_millis(300))
-        .clock(clock.clone());
-    config.connect_timeout = Duration::from_millis(300);
+        .clock(clock.clone())
+        .connect_timeout(Duration::from_millis(300));
     let c = AsyncClient::new(config).unwrap();
     let key = key_on(&ring, 1);
     let other = key_on(&ring, 0);

@@ -55,7 +55,12 @@ pub use proto::SetMode;
 pub use ring::{Distribution, KeyHash, ServerAddr};
 
 /// Configuration of a [`Client`] (and `AsyncClient`).
+///
+/// Made by [`new`](Self::new) or [`from_specs`](Self::from_specs) with defaults, then
+/// adjusted with one setter per field (the fields stay readable). Non-exhaustive, so a new
+/// option is not a breaking change.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The servers, in configuration order (the order the ring is built from).
     pub servers: Vec<ServerAddr>,
@@ -140,6 +145,12 @@ impl ClientConfig {
         Ok(config)
     }
 
+    /// Sets the per-server weights, parallel to the servers (empty: every weight is 1).
+    pub fn weights(mut self, weights: Vec<u32>) -> Self {
+        self.weights = weights;
+        self
+    }
+
     /// Sets the distribution.
     pub fn distribution(mut self, distribution: Distribution) -> Self {
         self.distribution = distribution;
@@ -185,6 +196,24 @@ impl ClientConfig {
         ring::Ring::new(servers, self.distribution, self.key_hash)
     }
 
+    /// Sets the bound on establishing a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the bound on each wait for reply bytes.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Sets the bound on each wait to write request bytes.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Sets both the read and the write timeout.
     pub fn io_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
@@ -195,6 +224,36 @@ impl ClientConfig {
     /// Sets the bound on one whole call.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// Sets whether TCP connections use `TCP_NODELAY`.
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Sets the most connections per server (at least 1).
+    pub fn max_connections_per_server(mut self, max: usize) -> Self {
+        self.max_connections_per_server = max;
+        self
+    }
+
+    /// Sets how long a caller waits for a free pooled connection.
+    pub fn pool_wait_timeout(mut self, wait: Duration) -> Self {
+        self.pool_wait_timeout = wait;
+        self
+    }
+
+    /// Sets how long an idle pooled connection is kept.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets how long a pooled connection may sit idle before it is probed on reuse.
+    pub fn idle_probe_after(mut self, idle: Duration) -> Self {
+        self.idle_probe_after = idle;
         self
     }
 
@@ -210,6 +269,12 @@ impl ClientConfig {
     pub fn item_size_limit(mut self, bytes: usize) -> Self {
         self.item_size_limit = bytes;
         self.max_value_size = self.max_value_size.max(bytes + 4096);
+        self
+    }
+
+    /// Sets the largest value the reply parser accepts.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
         self
     }
 
@@ -263,8 +328,50 @@ mod tests {
 
     #[test]
     fn rejects_mismatched_weights() {
-        let mut c = ClientConfig::from_specs("a:1,b:2").unwrap();
-        c.weights = vec![1];
+        let c = ClientConfig::from_specs("a:1,b:2")
+            .unwrap()
+            .weights(vec![1]);
         assert!(c.validate().is_err());
+        let c = ClientConfig::from_specs("a:1,b:2")
+            .unwrap()
+            .weights(vec![1, 5]);
+        assert_eq!(c.ring().unwrap().servers()[1].weight, 5);
+    }
+
+    #[test]
+    fn setters_set_their_own_field() {
+        let ms = Duration::from_millis;
+        let c = ClientConfig::from_specs("a:1")
+            .unwrap()
+            .connect_timeout(ms(1))
+            .read_timeout(ms(2))
+            .write_timeout(ms(3))
+            .operation_timeout(ms(4))
+            .nodelay(false)
+            .max_connections_per_server(5)
+            .pool_wait_timeout(ms(6))
+            .idle_timeout(ms(7))
+            .idle_probe_after(ms(8))
+            .max_value_size(9);
+        assert_eq!(
+            (c.connect_timeout, c.read_timeout, c.write_timeout),
+            (ms(1), ms(2), ms(3))
+        );
+        assert_eq!((c.operation_timeout, c.nodelay), (ms(4), false));
+        assert_eq!(
+            (
+                c.max_connections_per_server,
+                c.pool_wait_timeout,
+                c.idle_timeout
+            ),
+            (5, ms(6), ms(7))
+        );
+        assert_eq!((c.idle_probe_after, c.max_value_size), (ms(8), 9));
+        let c = c.item_size_limit(1 << 20);
+        assert_eq!(
+            (c.item_size_limit, c.max_value_size),
+            (1 << 20, (1 << 20) + 4096)
+        );
+        assert!(c.max_connections_per_server(0).validate().is_err());
     }
 }
