@@ -20,7 +20,8 @@
 //! type that implemented both traits would make `cache.get(k)` ambiguous (E0034) as soon as
 //! both traits are imported, so:
 //! - a backend that does I/O comes as one type per face: `MemcachedCache` and
-//!   `AsyncMemcachedCache`, `Tiered` and `AsyncTiered`, `Namespaces` and `AsyncNamespaces`
+//!   `AsyncMemcachedCache`, `RedisCache` and `AsyncRedisCache`, `Tiered` and `AsyncTiered`,
+//!   `Namespaces` and `AsyncNamespaces`
 //!   (the pattern of `memcache::Client`/`AsyncClient`, moka's `sync::Cache`/`future::Cache`,
 //!   and redis-rs, whose `Commands`/`AsyncCommands` are implemented by different
 //!   connection types);

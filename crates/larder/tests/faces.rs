@@ -1,7 +1,8 @@
 //! Both cache traits imported at once: the ordinary method call compiles on every backend
 //! and composite (no E0034, "multiple applicable items in scope") and each face does what it
-//! says, against a real memcached and the memory cache. Also `get_with_ttl` on both
-//! memcached faces.
+//! says, against a real memcached, a real Redis (feature `redis`) and the memory cache. Also
+//! `get_with_ttl` on both memcached and both Redis faces, and an async tiered cache over
+//! Redis whose L1 copy never outlives the Redis entry.
 #![cfg(all(feature = "tokio", feature = "memcached"))]
 
 use std::sync::Arc;
@@ -187,4 +188,107 @@ async fn async_memcached_reports_remaining_life() {
         .unwrap();
     assert_eq!(both.len(), 2);
     assert_life_within(both["short"].1, Duration::from_secs(30));
+}
+
+#[cfg(feature = "redis")]
+mod on_redis {
+    use super::*;
+    use larder::redis::{AsyncRedisCache, RedisCache, RedisConfig};
+    use larder::testing::redis::RedisServer;
+
+    fn blocking(server: &RedisServer, prefix: &str) -> RedisCache<String, TextCodec> {
+        RedisCache::new(RedisConfig::new(server.url()).prefix(prefix), TextCodec).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_traits_imported_calls_resolve_on_redis() {
+        let server = RedisServer::start().unwrap();
+        let cache = blocking(&server, "f:");
+        let async_cache = cache.to_async();
+
+        let stored = tokio::task::block_in_place(|| {
+            cache.set("k", "blocking".into(), Expiry::Never).unwrap();
+            cache.get("k").unwrap()
+        });
+        assert_eq!(stored.as_deref(), Some("blocking"));
+
+        // The async face reads the same entry (prefix, layout and codec) and writes over it.
+        assert_eq!(
+            async_cache.get("k").await.unwrap().as_deref(),
+            Some("blocking")
+        );
+        async_cache
+            .set("k", "async".into(), Expiry::Never)
+            .await
+            .unwrap();
+        assert_eq!(
+            read_async(&async_cache, "k").await.as_deref(),
+            Some("async")
+        );
+        let seen = tokio::task::block_in_place(|| read_blocking(&cache, "k"));
+        assert_eq!(seen.as_deref(), Some("async"));
+
+        // Built on its own, from the same configuration, it is the same cache.
+        let own: AsyncRedisCache<String, TextCodec> =
+            AsyncRedisCache::new(RedisConfig::new(server.url()).prefix("f:"), TextCodec).unwrap();
+        assert!(own.delete("k").await.unwrap());
+        assert_eq!(
+            tokio::task::block_in_place(|| cache.get("k").unwrap()),
+            None
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_redis_faces_report_remaining_life() {
+        let server = RedisServer::start().unwrap();
+        let cache = blocking(&server, "ttl:");
+        let async_cache = cache.to_async();
+        let ttl = Duration::from_secs(10);
+        async_cache
+            .set("short", "s".into(), ttl.into())
+            .await
+            .unwrap();
+        async_cache
+            .set("forever", "f".into(), Expiry::Never)
+            .await
+            .unwrap();
+        assert_eq!(async_cache.get_with_ttl("absent").await.unwrap(), None);
+        let (value, left) = async_cache.get_with_ttl("short").await.unwrap().unwrap();
+        assert_eq!(value, "s");
+        assert_life_within(left, ttl);
+        assert_eq!(
+            async_cache.get_with_ttl("forever").await.unwrap(),
+            Some(("f".into(), Expiry::Never))
+        );
+        let (value, left) =
+            tokio::task::block_in_place(|| cache.get_with_ttl("short").unwrap().unwrap());
+        assert_eq!(value, "s");
+        assert_life_within(left, ttl);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_tiered_copy_never_outlives_the_redis_entry() {
+        let server = RedisServer::start().unwrap();
+        let l2 = blocking(&server, "tier:").to_async();
+        l2.set("k", "v".into(), Expiry::After(Duration::from_millis(800)))
+            .await
+            .unwrap();
+        let tiered = AsyncTiered::new(
+            MemoryCache::new(10),
+            Arc::new(l2) as Arc<dyn AsyncCache<String>>,
+            Duration::from_secs(60),
+        );
+        assert_eq!(tiered.get("k").await.unwrap().as_deref(), Some("v"));
+        // The L1 copy got the Redis entry's remaining life, not the 60 s cap.
+        let Some((_, Expiry::After(left))) = tiered.l1().get_with_ttl("k").unwrap() else {
+            panic!("L1 holds a copy with a finite life");
+        };
+        assert!(left <= Duration::from_millis(800), "L1 copy lives {left:?}");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            tiered.get("k").await.unwrap(),
+            None,
+            "gone from both levels"
+        );
+    }
 }

@@ -75,10 +75,11 @@ fn counters_wrap_and_keep_ttl_like_memcached() {
     assert!(matches!(c.get("foreign"), Err(Error::Codec(_))));
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_contract() {
     let server = RedisServer::start().unwrap();
-    let c = cache(&server, "async:");
+    let c = cache(&server, "async:").to_async();
     let c: &dyn larder::AsyncCache<String> = &c;
     assert_eq!(c.get("k").await.unwrap(), None);
     c.set("k", "v".into(), Expiry::Never).await.unwrap();
@@ -148,10 +149,11 @@ fn server_down_gives_typed_errors_in_bound_then_recovers() {
     assert_eq!(c.get("k").unwrap().as_deref(), Some("again"));
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_server_down_then_recovers() {
     let mut server = RedisServer::start().unwrap();
-    let c = cache(&server, "adown:");
+    let c = cache(&server, "adown:").to_async();
     larder::AsyncCache::set(&c, "k", "v".into(), Expiry::Never)
         .await
         .unwrap();
@@ -183,6 +185,7 @@ async fn async_server_down_then_recovers() {
     );
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_key_policy_takes_any_string_on_both_faces() {
     use larder::{AsyncCache, KeyPolicy};
@@ -191,11 +194,12 @@ async fn native_key_policy_takes_any_string_on_both_faces() {
         .prefix("native:")
         .key_policy(KeyPolicy::Native);
     let c: RedisCache<String, TextCodec> = RedisCache::new(config, TextCodec).unwrap();
+    let a = c.to_async();
     let long = "k".repeat(251);
     for key in ["", &*long, "a b", "a\r\nb"] {
         Cache::set(&c, key, key.to_owned(), Expiry::Never).unwrap();
         assert_eq!(
-            AsyncCache::get(&c, key).await.unwrap().as_deref(),
+            AsyncCache::get(&a, key).await.unwrap().as_deref(),
             Some(key)
         );
     }
@@ -211,7 +215,7 @@ async fn native_key_policy_takes_any_string_on_both_faces() {
     assert_eq!(exists, 2, "the long and the empty key are stored as given");
 
     // The default refuses them on the async face as on the blocking one.
-    let portable = cache(&server, "portable:");
+    let portable = cache(&server, "portable:").to_async();
     for bad in ["", &*long, "a b"] {
         assert!(matches!(
             AsyncCache::set(&portable, bad, "v".into(), Expiry::Never).await,

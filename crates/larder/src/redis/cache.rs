@@ -1,35 +1,46 @@
-//! [`RedisCache`] itself and what both faces share: the stored layout (flags header +
-//! encoded bytes, or raw bytes), keys, and the commands and scripts each operation sends.
+//! What both Redis faces share, once: the [`Mapping`] of the caller's keys and values to
+//! what is stored (the prefix and key policy; the flags header + encoded bytes, or raw
+//! bytes), the commands and scripts each operation sends, and how replies read back. The
+//! faces (`blocking`: [`RedisCache`](super::RedisCache), `async_face`:
+//! `AsyncRedisCache`) only send these and wait.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use redis::{Cmd, Pipeline, Script};
 
 use super::config::{RedisConfig, ValueFormat};
-use super::connections::Connections;
 use super::scripts::{COUNTER_SCRIPT, TOUCH_SCRIPT};
-use super::{glob_escape, map_err, ttl_ms};
+use super::{glob_escape, ttl_ms};
 use crate::codec::{Codec, Encoded};
 use crate::{Error, Expiry, MultiWrite, Result};
 
-/// The cache contract on Redis. See the [module docs](super).
-pub struct RedisCache<V, C> {
-    /// The blocking connections; `None` when built from the caller's `ConnectionManager`.
-    pub(super) cons: Option<Connections>,
-    /// What the async face's `ConnectionManager` is made from, when it is made here.
-    pub(super) client: Option<redis::Client>,
+/// The configuration and codec of one cache, and every rule that turns an operation into
+/// commands and replies into results.
+pub(super) struct Mapping<V, C> {
     pub(super) config: RedisConfig,
-    /// The server as errors name it.
+    /// The server as errors and `Debug` name it.
     pub(super) server: String,
-    codec: C,
-    pub(super) manager: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    pub(super) codec: C,
     _value: PhantomData<fn(V) -> V>,
 }
 
-impl<V, C> std::fmt::Debug for RedisCache<V, C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCache")
+impl<V, C: Clone> Clone for Mapping<V, C> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            server: self.server.clone(),
+            codec: self.codec.clone(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V, C> Mapping<V, C> {
+    /// `Debug` of a face named `name`: the server and layout, never a password.
+    pub(super) fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
             .field("server", &self.server)
             .field("prefix", &self.config.prefix)
             .field("value_format", &self.config.value_format)
@@ -45,40 +56,20 @@ pub(super) enum SetIf {
     Present,
 }
 
-impl<V, C: Codec<V>> RedisCache<V, C> {
-    /// A cache on the server of `config` (a URL, or the caller's client or connection
-    /// manager), encoding values with `codec`. No connection is made until the first
-    /// operation (except by a `ConnectionManager` the caller made).
-    ///
-    /// Built from a `ConnectionManager`, the cache has only its async face: the blocking
-    /// [`Cache`](crate::Cache) calls answer [`Error::Unsupported`].
-    pub fn new(config: RedisConfig, codec: C) -> Result<Self> {
-        let given = config.given_manager();
-        let (cons, client) = match &given {
-            Some(_) => (None, None),
-            None => (
-                Some(Connections::new(config.clone(), "RedisCache")?),
-                config.client()?,
-            ),
-        };
-        Ok(Self {
-            cons,
-            client,
+impl<V, C: Codec<V>> Mapping<V, C> {
+    pub(super) fn new(config: RedisConfig, codec: C) -> Self {
+        Self {
             server: config.server(),
             config,
             codec,
-            manager: tokio::sync::OnceCell::new_with(given),
             _value: PhantomData,
-        })
+        }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &RedisConfig {
-        &self.config
-    }
-
+    /// The client's error, as the async face reports it (the blocking pool maps its own).
+    #[cfg(feature = "tokio")]
     pub(super) fn err(&self, context: &str, e: redis::RedisError) -> Error {
-        map_err(context, self.config.response_timeout, e)
+        super::map_err(context, self.config.response_timeout, e)
     }
 
     /// The stored key of the caller's `key`, once the key policy accepts it: every command
@@ -121,6 +112,33 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         }
     }
 
+    /// `GET` and `PTTL` of one key, in one pipeline.
+    pub(super) fn get_with_ttl_pipeline(&self, key: &str) -> Result<Pipeline> {
+        let k = self.key(key)?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&k).cmd("PTTL").arg(&k);
+        Ok(pipe)
+    }
+
+    /// The value and remaining life read by [`get_with_ttl_pipeline`](Self::get_with_ttl_pipeline).
+    pub(super) fn with_life(
+        &self,
+        key: &str,
+        (stored, pttl): (Option<Vec<u8>>, i64),
+    ) -> Result<Option<(V, Expiry)>> {
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let left = match u64::try_from(pttl) {
+            Ok(ms) => Expiry::After(Duration::from_millis(ms)),
+            // -1: no expiry. (-2, gone between GET and PTTL, cannot happen in one pipeline
+            // on one connection without MULTI, but if it does the value is about to vanish.)
+            Err(_) if pttl == -1 => Expiry::Never,
+            Err(_) => Expiry::After(Duration::ZERO),
+        };
+        Ok(Some((self.decode(key, &stored)?, left)))
+    }
+
     /// The bytes before a counter's digits: the flags header, or none for raw values.
     fn header_len(&self) -> usize {
         match self.config.value_format {
@@ -158,14 +176,6 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
             pipe.add_command(self.set_cmd(key, value, expiry, cond)?);
         }
         Ok(pipe)
-    }
-
-    pub(super) fn outcomes(items: &[(&str, V)], replies: Vec<Option<String>>) -> MultiWrite {
-        let mut out = MultiWrite::default();
-        for ((key, _), reply) in items.iter().zip(replies) {
-            out.record(*key, reply.is_some());
-        }
-        out
     }
 
     pub(super) fn hits(
@@ -213,23 +223,6 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         Ok(inv)
     }
 
-    pub(super) fn parse_counter(key: &str, reply: Option<String>) -> Result<Option<u64>> {
-        reply
-            .map(|s| {
-                s.parse::<u64>().map_err(|_| {
-                    Error::Protocol(format!("counter script for {key:?} returned {s:?}"))
-                })
-            })
-            .transpose()
-    }
-
-    pub(super) fn no_prefix_error() -> Error {
-        Error::Config(
-            "RedisCache::clear needs a non-empty key prefix (it never flushes the whole database)"
-                .into(),
-        )
-    }
-
     pub(super) fn mget_cmd(&self, keys: &[&str]) -> Result<Cmd> {
         let mut cmd = redis::cmd("MGET");
         for key in keys {
@@ -253,30 +246,82 @@ impl<V, C: Codec<V>> RedisCache<V, C> {
         Ok(cmd)
     }
 
-    /// Which keys a `DEL` pipeline found.
-    pub(super) fn deleted(keys: &[&str], counts: Vec<u64>) -> MultiWrite {
-        let mut out = MultiWrite::default();
-        for (key, n) in keys.iter().zip(counts) {
-            out.record(*key, n > 0);
-        }
-        out
-    }
-
     /// The `SCAN MATCH` pattern of this cache's keys; an empty prefix is refused.
     pub(super) fn clear_pattern(&self) -> Result<String> {
         if self.config.prefix.is_empty() {
-            return Err(Self::no_prefix_error());
+            return Err(Error::Config(
+                "clear on a Redis cache needs a non-empty key prefix (it never flushes the \
+                 whole database)"
+                    .into(),
+            ));
         }
         Ok(glob_escape(&self.config.prefix))
     }
+}
 
-    pub(super) fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000);
-        cmd
+/// Which items a `SET` pipeline stored.
+pub(super) fn outcomes<V>(items: &[(&str, V)], replies: Vec<Option<String>>) -> MultiWrite {
+    let mut out = MultiWrite::default();
+    for ((key, _), reply) in items.iter().zip(replies) {
+        out.record(*key, reply.is_some());
+    }
+    out
+}
+
+/// The new value a counter script returned (`None`: the key is missing).
+pub(super) fn parse_counter(key: &str, reply: Option<String>) -> Result<Option<u64>> {
+    reply
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| Error::Protocol(format!("counter script for {key:?} returned {s:?}")))
+        })
+        .transpose()
+}
+
+/// Which keys a `DEL` pipeline found.
+pub(super) fn deleted(keys: &[&str], counts: Vec<u64>) -> MultiWrite {
+    let mut out = MultiWrite::default();
+    for (key, n) in keys.iter().zip(counts) {
+        out.record(*key, n > 0);
+    }
+    out
+}
+
+/// One `SCAN` step over `pattern`.
+pub(super) fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000);
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::TextCodec;
+
+    #[test]
+    fn remaining_life_reads_pttl() {
+        let map = Mapping::new(RedisConfig::new("redis://127.0.0.1:1"), TextCodec);
+        let stored = || Some(b"\0\0\0\x10v".to_vec());
+        let life = |pttl| {
+            map.with_life("k", (stored(), pttl))
+                .unwrap()
+                .map(|(_, e)| e)
+        };
+        assert_eq!(life(1500), Some(Expiry::After(Duration::from_millis(1500))));
+        assert_eq!(life(-1), Some(Expiry::Never));
+        assert_eq!(life(-2), Some(Expiry::After(Duration::ZERO)));
+        assert_eq!(map.with_life("k", (None, -2)).unwrap(), None);
+        assert_eq!(
+            map.with_life("k", (stored(), 5))
+                .unwrap()
+                .map(|(v, _)| v)
+                .as_deref(),
+            Some("v")
+        );
     }
 }

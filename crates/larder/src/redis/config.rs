@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::{Error, KeyPolicy, Result};
 
-/// How a [`RedisCache`](super::RedisCache) lays out a value under its key.
+/// How a [`RedisCache`](super::RedisCache) (and its async face) lays out a value under its
+/// key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ValueFormat {
@@ -34,15 +35,17 @@ impl ValueFormat {
 pub(super) enum Target {
     Url(String),
     Client(redis::Client),
+    #[cfg(feature = "tokio")]
     Manager(redis::aio::ConnectionManager),
 }
 
-/// How a [`RedisCache`](super::RedisCache) reaches its server and stores its entries.
+/// How a Redis cache ([`RedisCache`](super::RedisCache), `AsyncRedisCache`) reaches its
+/// server and stores its entries.
 ///
 /// Built from a URL ([`new`](Self::new)), the caller's `redis::Client`
-/// ([`from_client`](Self::from_client): both faces use it) or the caller's
-/// `ConnectionManager` ([`from_connection_manager`](Self::from_connection_manager): the async
-/// face only), then adjusted with the setters. `Debug` and errors name the server by address,
+/// ([`from_client`](Self::from_client): both faces use it) or, with feature `tokio`, the
+/// caller's `ConnectionManager` (`from_connection_manager`: `AsyncRedisCache` only), then
+/// adjusted with the setters. `Debug` and errors name the server by address,
 /// never with a password.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -96,10 +99,12 @@ impl RedisConfig {
         Self::with_target(Target::Client(client))
     }
 
-    /// The caller's `ConnectionManager`, used as it is by the async face (its own timeouts
-    /// and retries apply). There are then no blocking connections: the blocking face, the
-    /// lock store and the invalidation bus answer [`Error::Unsupported`] /
-    /// [`Error::Config`]. Other defaults as in [`new`](Self::new).
+    /// The caller's `ConnectionManager`, used as it is by
+    /// [`AsyncRedisCache`](super::AsyncRedisCache) (its own timeouts and retries apply).
+    /// There are then no blocking connections: [`RedisCache`](super::RedisCache), the lock
+    /// store and the invalidation bus refuse it with [`Error::Config`]. Other defaults as in
+    /// [`new`](Self::new).
+    #[cfg(feature = "tokio")]
     pub fn from_connection_manager(manager: redis::aio::ConnectionManager) -> Self {
         Self::with_target(Target::Manager(manager))
     }
@@ -165,6 +170,7 @@ impl RedisConfig {
                 Err(_) => redact_url(url),
             },
             Target::Client(client) => address(client),
+            #[cfg(feature = "tokio")]
             Target::Manager(_) => "the caller's ConnectionManager".into(),
         }
     }
@@ -177,11 +183,13 @@ impl RedisConfig {
                 .map(Some)
                 .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", redact_url(url)))),
             Target::Client(client) => Ok(Some(client.clone())),
+            #[cfg(feature = "tokio")]
             Target::Manager(_) => Ok(None),
         }
     }
 
     /// The caller's `ConnectionManager`, when the configuration was built from one.
+    #[cfg(feature = "tokio")]
     pub(super) fn given_manager(&self) -> Option<redis::aio::ConnectionManager> {
         match &self.target {
             Target::Manager(manager) => Some(manager.clone()),

@@ -78,6 +78,12 @@ impl Connections {
         &self.pool.manager().config
     }
 
+    /// The client the connections are made from (an async face makes its own from it).
+    #[cfg(feature = "tokio")]
+    pub(super) fn client(&self) -> &redis::Client {
+        &self.pool.manager().client
+    }
+
     /// The server as errors and `Debug` name it.
     pub(super) fn server(&self) -> &str {
         &self.pool.manager().server

@@ -1,5 +1,7 @@
-//! [`RedisCache`]: the cache contract on Redis (feature `redis`), blocking and async, through
-//! the well-kept `redis` crate.
+//! The cache contract on Redis (feature `redis`), through the well-kept `redis` crate: one
+//! type per face, [`RedisCache`] (blocking) and `AsyncRedisCache` (with feature `tokio`), as
+//! for memcached (see [`crate::cache`] on why), over one shared mapping, so both read and
+//! write the same entries.
 //!
 //! Semantics map onto Redis faithfully: `add` = `SET NX`, `replace` = `SET XX`, TTLs as
 //! `PX` milliseconds, `get_multi` = `MGET`, multi-key writes go out as one pipeline,
@@ -20,13 +22,19 @@
 //! as the crate recommends. Both set connect and response timeouts, so a down server gives
 //! typed errors within the bound, and a server that comes back is used again without a
 //! restart. A cache can also be built from the caller's own `redis::Client` (both faces) or
-//! `ConnectionManager` (the async face): see [`RedisConfig`].
+//! `ConnectionManager` (the async face): see [`RedisConfig`]. Both faces report remaining
+//! life (`get_with_ttl`: `GET` + `PTTL` in one pipeline), so a tiered cache over either
+//! never keeps an L1 copy longer than the Redis entry lives.
+//!
+//! Only the blocking face and its scripts come with feature `redis` (the `redis` crate's
+//! `script` feature); feature `tokio` adds its tokio support and `ConnectionManager`.
 //!
 //! Files: `config` (what to connect to and how), `connections` (the blocking pool),
-//! `scripts` (the Lua scripts), `cache` (the type, its stored layout and commands, shared by
-//! both faces), `blocking` and `async_face` (the two faces of [`RedisCache`]), `lock` and
-//! `invalidation` (the dogpile lock store and the tiered invalidation bus).
+//! `scripts` (the Lua scripts), `cache` (the mapping both faces share: stored layout, keys,
+//! commands, replies), `blocking` ([`RedisCache`]) and `async_face` (`AsyncRedisCache`),
+//! `lock` and `invalidation` (the dogpile lock store and the tiered invalidation bus).
 
+#[cfg(feature = "tokio")]
 mod async_face;
 mod blocking;
 mod cache;
@@ -40,7 +48,9 @@ use std::time::Duration;
 
 use crate::{Error, Expiry};
 
-pub use self::cache::RedisCache;
+#[cfg(feature = "tokio")]
+pub use self::async_face::AsyncRedisCache;
+pub use self::blocking::RedisCache;
 pub use self::config::{RedisConfig, ValueFormat};
 pub use self::invalidation::RedisInvalidation;
 pub use self::lock::RedisLockStore;
