@@ -86,7 +86,8 @@ impl ItemRef<'_> {
     }
 }
 
-/// One reply of a text retrieval, as [`ReplyParser::parse_retrieval`] sees it.
+/// One reply of a text retrieval, as
+/// [`ReplyParser::parse_retrieval`](super::ReplyParser::parse_retrieval) sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retrieval<'a> {
     /// A `VALUE` line and its data.
