@@ -196,6 +196,18 @@ mod on_redis {
     use larder::redis::{AsyncRedisCache, RedisCache, RedisConfig};
     use larder::testing::redis::RedisServer;
 
+    /// `PTTL` is milliseconds: read at once, the life left may be all of it, never more.
+    fn assert_redis_life_within(left: Expiry, ttl: Duration) {
+        let Expiry::After(left) = left else {
+            panic!("expected a finite life, got {left:?}");
+        };
+        assert!(left <= ttl, "{left:?} is over the {ttl:?} it was set with");
+        assert!(
+            left >= ttl - Duration::from_secs(2),
+            "{left:?} is far under {ttl:?}"
+        );
+    }
+
     fn blocking(server: &RedisServer, prefix: &str) -> RedisCache<String, TextCodec> {
         RedisCache::new(RedisConfig::new(server.url()).prefix(prefix), TextCodec).unwrap()
     }
@@ -255,7 +267,7 @@ mod on_redis {
         assert_eq!(async_cache.get_with_ttl("absent").await.unwrap(), None);
         let (value, left) = async_cache.get_with_ttl("short").await.unwrap().unwrap();
         assert_eq!(value, "s");
-        assert_life_within(left, ttl);
+        assert_redis_life_within(left, ttl);
         assert_eq!(
             async_cache.get_with_ttl("forever").await.unwrap(),
             Some(("f".into(), Expiry::Never))
@@ -263,7 +275,7 @@ mod on_redis {
         let (value, left) =
             tokio::task::block_in_place(|| cache.get_with_ttl("short").unwrap().unwrap());
         assert_eq!(value, "s");
-        assert_life_within(left, ttl);
+        assert_redis_life_within(left, ttl);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
