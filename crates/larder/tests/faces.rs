@@ -194,7 +194,7 @@ async fn async_memcached_reports_remaining_life() {
 mod on_redis {
     use super::*;
     use larder::redis::{AsyncRedisCache, RedisCache, RedisConfig};
-    use larder::testing::redis::RedisServer;
+    use larder_testing::redis::RedisServer;
 
     /// `PTTL` is milliseconds: read at once, the life left may be all of it, never more.
     fn assert_redis_life_within(left: Expiry, ttl: Duration) {
