@@ -349,22 +349,20 @@ fn grouped<T: Copy>(
             }
         })
         .collect();
-    let mut groups: Vec<(usize, Vec<T>)> = counts
+    let mut groups: Vec<Vec<T>> = counts
         .iter()
-        .enumerate()
-        .filter(|&(_, &count)| count > 0)
-        .map(|(i, &count)| (i, Vec::with_capacity(count)))
+        .map(|&count| Vec::with_capacity(count))
         .collect();
-    // Server index to its position in `groups`.
-    let mut slot = vec![usize::MAX; n];
-    for (at, (i, _)) in groups.iter().enumerate() {
-        slot[*i] = at;
-    }
     for (item, &i) in items.iter().zip(&homes) {
-        if let Some(group) = slot.get(i).and_then(|&at| groups.get_mut(at)) {
-            group.1.push(*item);
+        if let Some(group) = groups.get_mut(i) {
+            group.push(*item);
         }
     }
+    let groups = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, group)| !group.is_empty())
+        .collect();
     (groups, refused)
 }
 
