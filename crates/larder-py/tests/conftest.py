@@ -48,8 +48,11 @@ class Memcached:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"memcached exited: {self.proc.stderr.read().decode()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                # Connecting is not enough: another process may hold the port while ours
+                # exits on its failed bind; the server must report our pid.
+                if self.command(b"stats").find(b"STAT pid %d\r\n" % self.proc.pid) >= 0:
+                    return
+                raise OSError("the port is held by another process")
             except OSError:
                 if time.monotonic() > deadline:
                     raise

@@ -23,6 +23,26 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// The `pid` memcached at `addr` reports in `stats`.
+fn stats_pid(addr: &str) -> std::io::Result<Option<u32>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"stats\r\n")?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT pid "))
+        .and_then(|p| p.trim().parse().ok()))
+}
+
 /// A memcached process started for a test; killed when dropped.
 #[derive(Debug)]
 pub struct MemcachedServer {
@@ -75,7 +95,13 @@ impl MemcachedServer {
             socket: None,
         };
         let target = server.addr.clone();
-        server.wait_ready(|| TcpStream::connect(&target).map(drop))?;
+        let pid = server.child.id();
+        // Another test's server may hold the port (it was free when picked); connecting then
+        // succeeds while ours exits on its failed bind, so the server must say it is ours.
+        server.wait_ready(|| match stats_pid(&target)? {
+            Some(p) if p == pid => Ok(()),
+            _ => Err(std::io::Error::other("the port is held by another process")),
+        })?;
         Ok(server)
     }
 

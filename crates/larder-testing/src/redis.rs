@@ -1,12 +1,35 @@
 //! [`RedisServer`]: a real `redis-server` on a free loopback port, without persistence,
 //! killed on drop; it can be stopped and restarted on the same port to test recovery.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::memcached::free_port;
 use larder::{Error, Result};
+
+/// The `process_id` the redis server on 127.0.0.1:`port` reports in `INFO server`.
+fn server_pid(port: u16) -> std::io::Result<Option<u32>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"INFO server\r\n")?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(rest) = text.split("process_id:").nth(1) {
+            if let Some((pid, _)) = rest.split_once("\r\n") {
+                return Ok(pid.trim().parse().ok());
+            }
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+}
 
 /// A redis-server process owned by a test.
 #[derive(Debug)]
@@ -41,10 +64,13 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Connecting is not enough: another test's server may hold the port while ours
+            // exits on its failed bind.
+            if server_pid(self.port).is_ok_and(|p| p == Some(pid)) {
                 return Ok(true);
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {

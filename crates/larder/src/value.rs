@@ -108,6 +108,7 @@ mod json {
 
 /// Without feature `json`, no `V` is a JSON value.
 #[cfg(not(feature = "json"))]
+#[allow(clippy::extra_unused_type_parameters)] // the same signatures as with `json`
 mod json {
     use super::Any;
 
