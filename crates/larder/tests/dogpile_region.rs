@@ -463,8 +463,8 @@ on_both_faces!(
     lapsed_distributed_lock_is_taken_over_after_its_ttl,
     distributed_mutex_gives_one_creator_among_threads,
     multi_creates_all_missing_keys_in_one_call,
-    per_call_expiration_should_cache_and_key_mangling,
     cached_function_call_get_invalidate_refresh_set,
     background_regeneration_returns_stale_at_once_and_holds_the_lock,
-    early_expiration_refreshes_before_expiry_but_not_long_before,
+    early_expiration_refreshes_before_expiry_but_not_long_before;
+    shared backend only: per_call_expiration_should_cache_and_key_mangling,
 );

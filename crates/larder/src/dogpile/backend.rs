@@ -8,7 +8,7 @@ use std::sync::Arc;
 #[cfg(feature = "json")]
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::dogpile::core::CachedValue;
+use crate::dogpile::core::{CachedValue, Core, Verdict};
 use crate::memory::{MemoryCache, MemoryCacheBuilder};
 use crate::{Cache, Codec, Expiry, Result};
 
@@ -121,14 +121,32 @@ pub(crate) enum Store<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> Store<V> {
-    /// `key` is a region's backend key: checked by the portable rule on the way (the fast
-    /// paths check it, the key encoder checks what it makes), so the owned memory cache
-    /// need not check it again.
+    /// The verdict on the entry under backend key `key`. An owned memory cache's entry is
+    /// judged in place, so a fresh hit clones the value and nothing else. `key` passed the
+    /// portable rule on the way (the fast paths check it, the key encoder checks what it
+    /// makes), so the owned cache need not check it again.
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> Result<Option<CachedValue<V>>> {
+    pub(crate) fn judge(
+        &self,
+        core: &Core<V>,
+        key: &str,
+        expiration_ms: Option<u64>,
+    ) -> Result<Verdict<V>> {
         match self {
-            Store::Owned(cache) => Ok(cache.get_prechecked(key)),
-            Store::Any(store) => store.get(key),
+            Store::Owned(cache) => Ok(cache
+                .read_prechecked(key, |entry| core.judge_in_place(entry, expiration_ms))
+                .unwrap_or(Verdict::Missing)),
+            Store::Any(store) => Ok(core.judge(store.get(key)?, expiration_ms)),
+        }
+    }
+
+    /// The fresh value under backend key `key`, if any (see [`judge`](Self::judge)).
+    pub(crate) fn peek(&self, core: &Core<V>, key: &str) -> Result<Option<V>> {
+        match self {
+            Store::Owned(cache) => Ok(cache
+                .read_prechecked(key, |entry| core.peek_in_place(entry))
+                .flatten()),
+            Store::Any(store) => Ok(core.peek(store.get(key)?)),
         }
     }
     pub(crate) fn get_multi(&self, keys: &[&str]) -> Result<HashMap<String, CachedValue<V>>> {

@@ -79,6 +79,25 @@ pub(crate) enum Verdict<V> {
     Missing,
 }
 
+/// A [`Verdict`] before its value is taken, so an entry can be judged where it lies.
+#[derive(Debug, Clone, Copy)]
+enum Standing {
+    Fresh,
+    Stale,
+    Missing,
+}
+
+impl Standing {
+    #[inline]
+    fn with<V>(self, value: impl FnOnce() -> V) -> Verdict<V> {
+        match self {
+            Standing::Fresh => Verdict::Fresh(value()),
+            Standing::Stale => Verdict::Stale(value()),
+            Standing::Missing => Verdict::Missing,
+        }
+    }
+}
+
 /// What a caller does before holding the key's lock.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Step<V> {
@@ -374,31 +393,71 @@ impl<V> Core<V> {
         expiration_ms: Option<u64>,
         early_refresh: bool,
     ) -> Verdict<V> {
-        let Some(entry) = entry else {
-            return Verdict::Missing;
-        };
+        match entry {
+            Some(entry) => self
+                .standing(&entry, expiration_ms, early_refresh)
+                .with(|| entry.value),
+            None => Verdict::Missing,
+        }
+    }
+
+    /// [`judge`](Self::judge) of an entry read in place (a memory cache's, under its
+    /// lock), cloning the value only when there is one to serve.
+    #[inline]
+    pub(crate) fn judge_in_place(
+        &self,
+        entry: &CachedValue<V>,
+        expiration_ms: Option<u64>,
+    ) -> Verdict<V>
+    where
+        V: Clone,
+    {
+        self.standing(entry, expiration_ms, true)
+            .with(|| entry.value.clone())
+    }
+
+    /// [`peek`](Self::peek) of an entry read in place.
+    #[inline]
+    pub(crate) fn peek_in_place(&self, entry: &CachedValue<V>) -> Option<V>
+    where
+        V: Clone,
+    {
+        match self.standing(entry, self.expiration_ms, false) {
+            Standing::Fresh => Some(entry.value.clone()),
+            Standing::Stale | Standing::Missing => None,
+        }
+    }
+
+    /// The rules of [`verdict`](Self::verdict), on an entry that is present.
+    #[inline]
+    fn standing(
+        &self,
+        entry: &CachedValue<V>,
+        expiration_ms: Option<u64>,
+        early_refresh: bool,
+    ) -> Standing {
         if entry.version != CACHED_VALUE_VERSION
             || entry.created_at_ms <= self.hard_invalidated_ms.load(Ordering::Acquire)
         {
-            return Verdict::Missing;
+            return Standing::Missing;
         }
         if entry.created_at_ms <= self.soft_invalidated_ms.load(Ordering::Acquire) {
-            return Verdict::Stale(entry.value);
+            return Standing::Stale;
         }
         let Some(exp) = expiration_ms else {
-            return Verdict::Fresh(entry.value);
+            return Standing::Fresh;
         };
         let now = self.now_ms();
         if past(now, entry.created_at_ms, exp) {
-            return Verdict::Stale(entry.value);
+            return Standing::Stale;
         }
         if let (Some(early), true) = (&self.early, early_refresh) {
             let expires_at = entry.created_at_ms.saturating_add(exp);
             if early.should_refresh(now, expires_at, entry.creation_ms) {
-                return Verdict::Stale(entry.value);
+                return Standing::Stale;
             }
         }
-        Verdict::Fresh(entry.value)
+        Standing::Fresh
     }
 
     fn now_ms(&self) -> u64 {

@@ -185,9 +185,9 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     /// The value under `key` if present, not invalidated and not expired; `None` otherwise.
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let inner = &*self.inner;
-        inner.core.with_mangled(key, |mangled| {
-            Ok(inner.core.peek(inner.store.get(mangled)?))
-        })
+        inner
+            .core
+            .with_mangled(key, |mangled| inner.store.peek(&inner.core, mangled))
     }
 
     /// The value under `key`, created by `creator` when missing or expired, with dogpile
@@ -223,7 +223,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
     {
         let inner = &*self.inner;
         inner.core.with_mangled(key, |mangled| {
-            match inner.core.judge(inner.store.get(mangled)?, expiration_ms) {
+            match inner.store.judge(&inner.core, mangled, expiration_ms)? {
                 Verdict::Fresh(value) => Ok(value),
                 first => self.contend(mangled, expiration_ms, first, creator),
             }
@@ -249,7 +249,7 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
             mangled,
             inner.core.lock_wait,
             first,
-            || Ok(inner.core.judge(inner.store.get(mangled)?, expiration_ms)),
+            || inner.store.judge(&inner.core, mangled, expiration_ms),
             inner.core.spawn(),
             creator,
             |creator| self.create(mangled, creator),

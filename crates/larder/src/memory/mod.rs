@@ -543,13 +543,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<V: Clone + Send + Sync + 'static> MemoryCache<V> {
-    /// `get` of a key its caller has already checked by the portable rule, which every key
-    /// policy accepts: a dogpile region's fresh hit on the cache it owns (its key encoder
-    /// checks every key it makes), which would otherwise check each key twice.
+    /// `f` of the live value under `key`, read in place (under the shard's lock) and
+    /// counted as a read, for a key its caller has already checked by the portable rule,
+    /// which every key policy accepts: a dogpile region's read of the cache it owns (its
+    /// key encoder checks every key it makes), which judges its entry without cloning it.
     #[inline]
-    pub(crate) fn get_prechecked(&self, key: &str) -> Option<V> {
+    pub(crate) fn read_prechecked<R>(&self, key: &str, f: impl FnOnce(&V) -> R) -> Option<R> {
         let hash = self.hash(key);
-        self.with_shard(hash, |shard, now| shard.get(hash, key, now))
+        self.with_shard(hash, |shard, now| shard.read(hash, key, now, f))
     }
 }
 

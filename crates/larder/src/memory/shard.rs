@@ -283,6 +283,30 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
     where
         V: Clone,
     {
+        self.read_entry(hash, key, now, |entry| {
+            (entry.value.clone(), entry.deadline)
+        })
+    }
+
+    /// `f` of the live value under `key`, counted as [`get`](Self::get) counts.
+    pub(super) fn read<R>(
+        &mut self,
+        hash: u64,
+        key: &str,
+        now: &mut Now<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
+        self.read_entry(hash, key, now, |entry| f(&entry.value))
+    }
+
+    #[inline]
+    fn read_entry<R>(
+        &mut self,
+        hash: u64,
+        key: &str,
+        now: &mut Now<'_>,
+        f: impl FnOnce(&Entry<V>) -> R,
+    ) -> Option<R> {
         let found = self.find_live(hash, key, now);
         let Some(entry) = found.and_then(|slot| self.entry_mut(slot)) else {
             // Not counted in the sketch here but when the key is stored: a miss costs a
@@ -291,12 +315,12 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
             return None;
         };
         let counted = Policy::record_hit(entry);
-        let value = (entry.value.clone(), entry.deadline);
+        let out = f(entry);
         self.counters.hits += 1;
         if counted {
             self.policy.record_access(hash);
         }
-        Some(value)
+        Some(out)
     }
 
     /// The live value under `key` without recording a read (no counters, no frequency).

@@ -118,6 +118,62 @@ impl Face for Region<String> {
     }
 }
 
+/// The blocking face on a memory cache the region builds from a builder and owns: its
+/// fresh-hit path judges entries in place, apart from the shared-cache path. The scenario's
+/// backend is ignored (nothing else can see an owned cache).
+#[derive(Clone)]
+pub struct OwnedMemory(Region<String>);
+
+impl Face for OwnedMemory {
+    type Store = BlockingStore<String>;
+    fn builder(name: &str, _backend: Memory) -> RegionBuilder<String> {
+        Region::builder(name, MemoryCache::builder().max_entries(10_000))
+    }
+    fn build(builder: RegionBuilder<String>) -> Self {
+        OwnedMemory(builder.build())
+    }
+    fn get_or_create_expiring(
+        &self,
+        key: &str,
+        expiration: Option<Option<Duration>>,
+        creator: Creator,
+    ) -> Result<String> {
+        match expiration {
+            Some(exp) => self.0.get_or_create_expiring(key, exp, creator),
+            None => self.0.get_or_create(key, creator),
+        }
+    }
+    fn get_or_create_multi(
+        &self,
+        keys: &[&str],
+        creator: &mut dyn FnMut(&[&str]) -> Result<Vec<String>>,
+    ) -> Result<Vec<String>> {
+        self.0.get_or_create_multi(keys, creator)
+    }
+    fn get(&self, key: &str) -> Result<Option<String>> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &str, value: String) -> Result<()> {
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.0.delete(key)
+    }
+    fn invalidate(&self, how: Invalidation) {
+        self.0.invalidate(how)
+    }
+    fn mangle(&self, key: &str) -> Result<String> {
+        self.0.mangle(key)
+    }
+    fn cached_fn(
+        &self,
+        namespace: &str,
+        f: Arc<dyn Fn(u64) -> Result<String> + Send + Sync>,
+    ) -> Box<dyn CachedOps> {
+        Box::new(self.0.cached_fn(namespace, move |n: &u64| f(*n)))
+    }
+}
+
 impl CachedOps for CachedFn<u64, String> {
     fn key(&self, n: u64) -> String {
         CachedFn::key(self, &n)
@@ -255,16 +311,23 @@ mod async_face {
     }
 }
 
-/// Runs each named scenario (a function generic over [`Face`]) once per face.
+/// Runs each named scenario (a function generic over [`Face`]) once per face, and on a
+/// blocking region that owns its memory cache; scenarios after `shared backend only:` read
+/// the backend themselves, so they skip the owned one.
 #[macro_export]
 macro_rules! on_both_faces {
-    ($($scenario:ident),* $(,)?) => {
+    ($($scenario:ident),* ; shared backend only: $($shared:ident),* $(,)?) => {
         mod blocking {
             $(#[test] fn $scenario() { super::$scenario::<larder::dogpile::Region<String>>() })*
+            $(#[test] fn $shared() { super::$shared::<larder::dogpile::Region<String>>() })*
+        }
+        mod blocking_owned_memory {
+            $(#[test] fn $scenario() { super::$scenario::<super::region_faces::OwnedMemory>() })*
         }
         #[cfg(feature = "tokio")]
         mod asynchronous {
             $(#[test] fn $scenario() { super::$scenario::<larder::dogpile::AsyncRegion<String>>() })*
+            $(#[test] fn $shared() { super::$shared::<larder::dogpile::AsyncRegion<String>>() })*
         }
     };
 }
