@@ -396,19 +396,17 @@ impl Behaviors {
         let failover = if self.raw(B::auto_eject) != 0 {
             // remove_failed: after `failure_limit` failures the server leaves the ring
             // until `dead_timeout` (or `retry_timeout`) passes.
-            FailoverConfig {
-                failure_limit: u32::try_from(self.raw(B::failure_limit)).unwrap_or(u32::MAX),
-                retry_interval: if dead.is_zero() { retry } else { dead },
-                mode: FailoverMode::Rehash,
-            }
+            FailoverConfig::default()
+                .failure_limit(u32::try_from(self.raw(B::failure_limit)).unwrap_or(u32::MAX))
+                .retry_interval(if dead.is_zero() { retry } else { dead })
+                .mode(FailoverMode::Rehash)
         } else {
             // libmemcached without auto-eject: one failure disables the server (calls fail
             // at once, `ServerDown`) until `retry_timeout` passes; its keys never move.
-            FailoverConfig {
-                failure_limit: 1,
-                retry_interval: retry,
-                mode: FailoverMode::FailFast,
-            }
+            FailoverConfig::default()
+                .failure_limit(1)
+                .retry_interval(retry)
+                .mode(FailoverMode::FailFast)
         };
         let weights = if weighted {
             servers.iter().map(|s| s.weight).collect()

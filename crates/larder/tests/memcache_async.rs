@@ -83,13 +83,7 @@ async fn operations() {
     expected.sort();
     assert_eq!((hits, visited), (500, expected));
     let won = c
-        .meta_get(
-            "sw",
-            MetaGetOptions {
-                vivify_ttl: Some(30),
-                ..Default::default()
-            },
-        )
+        .meta_get("sw", MetaGetOptions::default().vivify(30))
         .await
         .unwrap();
     assert!(won.won);

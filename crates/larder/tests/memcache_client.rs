@@ -197,10 +197,7 @@ fn sixteen_threads_share_one_client() {
 fn stampede_primitives() {
     let server = MemcachedServer::start().unwrap();
     let c = client(&server);
-    let vivify = MetaGetOptions {
-        vivify_ttl: Some(30),
-        ..MetaGetOptions::default()
-    };
+    let vivify = MetaGetOptions::default().vivify(30);
     // A miss with vivify: the first caller wins, the next sees a winner elsewhere.
     let first = c.meta_get("sw", vivify).unwrap();
     assert!(first.won && !first.winner_elsewhere, "{first:?}");
@@ -236,10 +233,7 @@ fn stampede_primitives() {
 
     // Early recache: below the threshold, exactly one caller wins.
     c.set("rc", b"v", 0, Expiry::secs(20)).unwrap();
-    let opts = MetaGetOptions {
-        recache_threshold: Some(30),
-        ..MetaGetOptions::default()
-    };
+    let opts = MetaGetOptions::default().recache_below(30);
     let a = c.meta_get("rc", opts).unwrap();
     let b = c.meta_get("rc", opts).unwrap();
     assert!(a.won && !a.winner_elsewhere, "{a:?}");

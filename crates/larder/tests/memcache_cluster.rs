@@ -32,11 +32,12 @@ fn cluster_client(addrs: &[String], mode: FailoverMode, clock: &Arc<ManualClock>
     let config = ClientConfig::from_specs(&addrs.join(","))
         .unwrap()
         .io_timeout(Duration::from_millis(300))
-        .failover(FailoverConfig {
-            failure_limit: 2,
-            retry_interval: Duration::from_secs(2),
-            mode,
-        })
+        .failover(
+            FailoverConfig::default()
+                .failure_limit(2)
+                .retry_interval(Duration::from_secs(2))
+                .mode(mode),
+        )
         .clock(clock.clone())
         .connect_timeout(Duration::from_millis(300));
     Client::new(config).unwrap()
@@ -235,10 +236,7 @@ fn multi_get_returns_live_hits_when_one_server_fails() {
     let clock = Arc::new(ManualClock::new());
     let config = ClientConfig::from_specs(&addrs.join(","))
         .unwrap()
-        .failover(FailoverConfig {
-            failure_limit: 5,
-            ..FailoverConfig::default()
-        })
+        .failover(FailoverConfig::default().failure_limit(5))
         .clock(clock.clone());
     let c = Client::new(config).unwrap();
     let keys: Vec<String> = (0..60).map(|i| format!("mg:{i}")).collect();

@@ -11,8 +11,9 @@ use super::ClientConfig;
 use crate::clock::SharedClock;
 use crate::{Error, Result};
 
-/// What happens to the keys of a dead server.
+/// What happens to the keys of a dead server (non-exhaustive: more modes may come).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailoverMode {
     /// libmemcached's `remove_failed`: the ring is rebuilt without dead servers, so their
     /// keys move to live ones (and come back when the server rejoins; values written to the
@@ -24,8 +25,11 @@ pub enum FailoverMode {
     FailFast,
 }
 
-/// When a server is marked dead and when it is tried again.
+/// When a server is marked dead and when it is tried again: [`default`](Self::default),
+/// adjusted with one setter per field (the fields stay readable). Non-exhaustive, so a new
+/// option is not a breaking change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FailoverConfig {
     /// Consecutive transport failures (refused connect, reset, timeout) that mark a server
     /// dead; a success resets the count. Default 2 (pylibmc's `failure_limit`).
@@ -38,6 +42,26 @@ pub struct FailoverConfig {
     pub mode: FailoverMode,
 }
 
+impl FailoverConfig {
+    /// Sets the consecutive failures that mark a server dead.
+    pub fn failure_limit(mut self, failures: u32) -> Self {
+        self.failure_limit = failures;
+        self
+    }
+
+    /// Sets how long a dead server is left alone before it is probed.
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// Sets what happens to the keys of a dead server.
+    pub fn mode(mut self, mode: FailoverMode) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
 impl Default for FailoverConfig {
     fn default() -> Self {
         Self {
@@ -48,8 +72,9 @@ impl Default for FailoverConfig {
     }
 }
 
-/// A snapshot of one server's health.
+/// A snapshot of one server's health (non-exhaustive: it may report more).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerHealth {
     /// The server.
     pub addr: ServerAddr,
@@ -377,11 +402,12 @@ mod tests {
         let clock = Arc::new(ManualClock::new());
         let config = ClientConfig::from_specs("10.0.0.1:11211,10.0.0.2:11211,10.0.0.3:11211")
             .unwrap()
-            .failover(FailoverConfig {
-                failure_limit: 2,
-                retry_interval: Duration::from_secs(2),
-                mode,
-            })
+            .failover(
+                FailoverConfig::default()
+                    .failure_limit(2)
+                    .retry_interval(Duration::from_secs(2))
+                    .mode(mode),
+            )
             .clock(clock.clone());
         (Cluster::new(&config).unwrap(), clock)
     }

@@ -146,11 +146,9 @@ impl<V, C: Codec<V>> MetaRegion<V, C> {
     /// The value under `key`, created by `creator` by the one caller memcached picks.
     pub fn get_or_create(&self, key: &str, creator: impl FnOnce() -> Result<V>) -> Result<V> {
         let mangled = self.keys.encode(key)?;
-        let opts = MetaGetOptions {
-            vivify_ttl: Some(flag_seconds(self.placeholder_ttl)),
-            recache_threshold: Some(flag_seconds(self.recache_before)),
-            touch_exptime: None,
-        };
+        let opts = MetaGetOptions::default()
+            .vivify(flag_seconds(self.placeholder_ttl))
+            .recache_below(flag_seconds(self.recache_before));
         let deadline = Instant::now() + self.lock_wait;
         let mut step = Duration::from_millis(1);
         loop {

@@ -33,8 +33,11 @@ impl GetsItem {
     }
 }
 
-/// Options of [`Client::meta_get`](super::Client::meta_get), the stale-while-revalidate read.
+/// Options of [`Client::meta_get`](super::Client::meta_get), the stale-while-revalidate read:
+/// [`default`](Self::default) (none), with one setter per option. Non-exhaustive, so a new
+/// meta flag is not a breaking change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MetaGetOptions {
     /// On a miss, create a placeholder living this many seconds and hand this caller the
     /// win token (`N`); later callers see `winner_elsewhere`.
@@ -45,8 +48,29 @@ pub struct MetaGetOptions {
     pub touch_exptime: Option<u32>,
 }
 
-/// The answer of a meta get.
+impl MetaGetOptions {
+    /// On a miss, create a placeholder living `ttl` seconds and win (`N`).
+    pub fn vivify(mut self, ttl: u32) -> Self {
+        self.vivify_ttl = Some(ttl);
+        self
+    }
+
+    /// Win once when the remaining TTL drops below `seconds` (`R`).
+    pub fn recache_below(mut self, seconds: u32) -> Self {
+        self.recache_threshold = Some(seconds);
+        self
+    }
+
+    /// Also reset the item's exptime to `exptime` (`T`).
+    pub fn touch(mut self, exptime: u32) -> Self {
+        self.touch_exptime = Some(exptime);
+        self
+    }
+}
+
+/// The answer of a meta get (non-exhaustive: it may report more of the reply).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MetaGetResult {
     /// The value, `None` on a miss (a vivified placeholder has an empty value).
     pub value: Option<Vec<u8>>,

@@ -22,8 +22,9 @@ use md5::Digest as _;
 
 use crate::{Error, Result};
 
-/// How keys are spread over servers.
+/// How keys are spread over servers (non-exhaustive: more may come).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Distribution {
     /// libmemcached ketama: 100 points per server, hashed with the configured key hash.
     /// A server weight above 1 silently switches to the weighted continuum (md5 points)
@@ -59,8 +60,10 @@ impl std::str::FromStr for Distribution {
     }
 }
 
-/// libmemcached's key hash functions (used by `Ketama` and `Modula`).
+/// libmemcached's key hash functions (used by `Ketama` and `Modula`; non-exhaustive: more
+/// may come).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum KeyHash {
     /// Bob Jenkins' one-at-a-time over signed bytes (libmemcached's default).
     #[default]

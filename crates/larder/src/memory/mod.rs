@@ -73,8 +73,9 @@ pub enum EvictionCause {
     Removed,
 }
 
-/// A snapshot of a [`MemoryCache`]'s counters.
+/// A snapshot of a [`MemoryCache`]'s counters (non-exhaustive: more may be counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryStats {
     /// Reads (`get`, and each key of `get_multi`) that found a live entry.
     pub hits: u64,
