@@ -451,11 +451,12 @@ impl AsyncClient {
         spawn(py, async move {
             let hits = {
                 let wire = multi::sent(&items);
-                st.client.get_multi(&wire).await.map_err(errors::to_py)?
+                let hits = st.client.get_multi(&wire).await.map_err(errors::to_py)?;
+                multi::FetchedHits::new(hits)
             };
             Ok(Reply::new(move |py| {
                 let items: Vec<KeyItem<'_>> = items.into_iter().map(|i| i.attach(py)).collect();
-                multi::hits_dict(&dec.codec(py, &st), &items, &hits).map(Bound::into_any)
+                multi::hits_dict(&dec.codec(py, &st), &items, hits).map(Bound::into_any)
             }))
         })
     }

@@ -366,9 +366,9 @@ impl Client {
         }
         let wire = multi::sent(&items);
         let hits = py
-            .detach(|| st.client.get_multi(&wire))
+            .detach(|| st.client.get_multi(&wire).map(multi::FetchedHits::new))
             .map_err(errors::to_py)?;
-        multi::hits_dict(&Self::codec(slf, &st), &items, &hits)
+        multi::hits_dict(&Self::codec(slf, &st), &items, hits)
     }
 
     /// Stores every item of the dict `keys`; the keys that were not stored (`[]`).

@@ -148,14 +148,38 @@ pub(crate) fn read_keys<'py>(
     Ok(items)
 }
 
+/// A multi-get's hits with their zlib-compressed values inflated, which the clients do with
+/// the GIL released (inflating is plain Rust work, and can be most of a call's).
+pub(crate) struct FetchedHits {
+    hits: MultiGetHits,
+    /// The inflated value (or why it could not be) of each hit flagged as compressed.
+    inflated: HashMap<Vec<u8>, Result<Vec<u8>, values::Inflate>>,
+}
+
+impl FetchedHits {
+    /// Inflates the compressed hits of `hits` (none, most often: then nothing is allocated).
+    pub(crate) fn new(hits: MultiGetHits) -> Self {
+        let inflated = hits
+            .iter()
+            .filter(|hit| values::is_compressed(hit.flags))
+            .map(|hit| {
+                let plain = values::inflate_if_flagged(Cow::Borrowed(hit.value), hit.flags);
+                (hit.key.to_vec(), plain.map(Cow::into_owned))
+            })
+            .collect();
+        Self { hits, inflated }
+    }
+}
+
 /// The hits of a multi-get as pylibmc's dict: keyed by the keys as passed (a str over
 /// equal bytes, as pylibmc prefers), misses and values whose `deserialize` raised
 /// `CacheMiss` left out.
 pub(crate) fn hits_dict<'py>(
     codec: &Codec<'_, 'py>,
     items: &[KeyItem<'py>],
-    hits: &MultiGetHits,
+    fetched: FetchedHits,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let FetchedHits { hits, mut inflated } = fetched;
     let dict = PyDict::new(codec.this.py());
     let mixed = items.iter().any(|i| i.is_str) && items.iter().any(|i| !i.is_str);
     let str_keys: HashSet<&[u8]> = if mixed {
@@ -173,7 +197,12 @@ pub(crate) fn hits_dict<'py>(
             continue;
         }
         let Some(hit) = hits.get(wire) else { continue };
-        if let Some(value) = codec.decode_stored(hit.value, hit.flags)? {
+        let value = match inflated.remove(wire) {
+            Some(plain) => codec.decode(&plain.map_err(values::Inflate::into_py)?, hit.flags)?,
+            // Not compressed, or a key passed twice whose inflated value is already used.
+            None => codec.decode_stored(hit.value, hit.flags)?,
+        };
+        if let Some(value) = value {
             dict.set_item(&item.given, value)?;
         }
     }

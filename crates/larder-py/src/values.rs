@@ -284,12 +284,17 @@ impl Inflate {
     }
 }
 
+/// Whether `flags` says the value is zlib-compressed.
+pub(crate) fn is_compressed(flags: u32) -> bool {
+    flags & FLAG_ZLIB != 0
+}
+
 /// The value to deserialize: `data` itself, or inflated when `flags` has zlib's bit.
 pub(crate) fn inflate_if_flagged(
     data: Cow<'_, [u8]>,
     flags: u32,
 ) -> Result<Cow<'_, [u8]>, Inflate> {
-    if flags & FLAG_ZLIB == 0 {
+    if !is_compressed(flags) {
         return Ok(data);
     }
     let mut out = Vec::with_capacity(data.len().saturating_mul(3));

@@ -179,3 +179,19 @@ def test_binary_keys_reach_the_same_items(server):
     assert lmc.get_multi(keys) == {k: f"larder {i}" for i, k in enumerate(keys)}
     assert lmc.delete_multi(keys)
     assert bmc.get_multi(keys) == {}
+
+
+def test_get_multi_of_compressed_values_reads_as_pylibmc(server, mc, pmc):
+    # Compressed hits are inflated off the GIL, apart from the rest: mixed with plain ones,
+    # under a prefix, with a key passed twice (str and bytes), and one that does not inflate.
+    big = {"rows": list(range(2000))}
+    assert pmc.set_multi({"z1": big, "z2": "x" * 5000, "p": b"plain"}, key_prefix="pre:",
+                         min_compress_len=100) == []
+    raw_set(server, b"pre:bad", 8, b"not zlib")
+    keys = ["z1", "z2", "p", b"z1", "missing"]
+    assert mc.get_multi(keys, key_prefix="pre:") == pmc.get_multi(keys, key_prefix="pre:")
+    assert mc.get_multi(keys, key_prefix="pre:")["z1"] == big
+    both = keys + ["bad"]
+    assert outcome(lambda: mc.get_multi(both, key_prefix="pre:")) == outcome(
+        lambda: pmc.get_multi(both, key_prefix="pre:")
+    )
