@@ -417,6 +417,72 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock<F: Face>() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// Warnings logged so far that mention `needle`, kept for the tests to read.
+fn warnings_about(needle: &str) -> Vec<String> {
+    struct Recorder(Mutex<Vec<String>>);
+    impl log::Log for Recorder {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if record.level() <= log::Level::Warn {
+                self.0.lock().unwrap().push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&RECORDER).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    let all = RECORDER.0.lock().unwrap();
+    all.iter().filter(|w| w.contains(needle)).cloned().collect()
+}
+
+fn a_background_creator_that_panics_is_reported_and_frees_its_lock<F: Face>() {
+    // Each face logs under its own key, as the faces' tests share one logger.
+    let key = format!("panics-{}", std::any::type_name::<F>().replace(':', "_"));
+    warnings_about(&key);
+    let clock = ManualClock::new();
+    let region = F::build(
+        F::builder("bgp", memory())
+            .expiration(Some(Duration::from_secs(10)))
+            .clock(Arc::new(clock.clone()))
+            .background_regeneration(1),
+    );
+    region.set(&key, "old".into()).unwrap();
+    clock.advance(Duration::from_secs(11));
+    let got = region
+        .get_or_create(&key, || panic!("creator blew up"))
+        .unwrap();
+    assert_eq!(got, "old");
+    // The panic is logged with its message, and frees the lock and the one worker: a later
+    // caller regenerates (waiting for the background worker, not for the clock).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warnings_about(&key).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let logged = warnings_about(&key);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0].contains("panicked") && logged[0].contains("creator blew up"),
+        "{logged:?}"
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    while region.get(&key).unwrap().as_deref() != Some("new") && Instant::now() < deadline {
+        let counted = calls.clone();
+        let _ = region.get_or_create(&key, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok("new".to_owned())
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(region.get(&key).unwrap().as_deref(), Some("new"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
 fn early_expiration_refreshes_before_expiry_but_not_long_before<F: Face>() {
     let clock = ManualClock::new();
     let region = F::build(
@@ -465,6 +531,37 @@ on_both_faces!(
     multi_creates_all_missing_keys_in_one_call,
     cached_function_call_get_invalidate_refresh_set,
     background_regeneration_returns_stale_at_once_and_holds_the_lock,
+    a_background_creator_that_panics_is_reported_and_frees_its_lock,
     early_expiration_refreshes_before_expiry_but_not_long_before;
     shared backend only: per_call_expiration_should_cache_and_key_mangling,
 );
+
+/// The async face's own check of a panicking background creator: the scenario above runs
+/// creators on the blocking pool, which turns a panic into an error before the region sees it.
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_background_creator_that_panics_is_reported() {
+    use larder::dogpile::AsyncRegion;
+    let key = "async-creator-panics";
+    warnings_about(key);
+    let clock = ManualClock::new();
+    let region: AsyncRegion<String> = AsyncRegion::builder("bgp", memory())
+        .expiration(Some(Duration::from_secs(10)))
+        .clock(Arc::new(clock.clone()))
+        .background_regeneration(1)
+        .build();
+    region.set(key, "old".into()).await.unwrap();
+    clock.advance(Duration::from_secs(11));
+    let got = region
+        .get_or_create(key, || async { panic!("async creator blew up") })
+        .await
+        .unwrap();
+    assert_eq!(got, "old");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warnings_about(key).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let logged = warnings_about(key);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("async creator blew up"), "{logged:?}");
+}

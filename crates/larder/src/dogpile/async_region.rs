@@ -348,7 +348,14 @@ impl<V: Clone + Send + Sync + 'static> AsyncRegion<V> {
                 Ok(runtime) => {
                     let region = self.clone();
                     runtime.spawn(async move {
-                        if let Err(err) = region.create(&mangled, creator).await {
+                        // Nobody awaits this task: a panicking creator is reported here (its
+                        // own task catches the panic) or nowhere.
+                        let key = mangled.clone();
+                        let task = tokio::spawn(async move { region.create(&key, creator).await });
+                        let created = task
+                            .await
+                            .unwrap_or_else(|err| Err(Error::from_join("the creator", err)));
+                        if let Err(err) = created {
                             log::warn!("background regeneration of {mangled:?} failed: {err}");
                         }
                         held.release().await;

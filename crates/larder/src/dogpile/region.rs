@@ -15,7 +15,7 @@ use crate::dogpile::lock;
 use crate::dogpile::multi::{MultiLock, MultiPlan};
 use crate::dogpile::mutex::{KeyedMutex, LocalMutex, LockGuard};
 use crate::dogpile::settings::RegionBuilder;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The blocking face's lock on a key: the in-process mutex, then the shared one (on the
 /// key as `lock_prefix` + key).
@@ -270,7 +270,12 @@ impl<V: Clone + Send + Sync + 'static> Region<V> {
         let spawned = std::thread::Builder::new()
             .name("larder-regenerate".into())
             .spawn(move || {
-                if let Err(err) = region.create(&mangled, creator) {
+                // Nobody awaits this thread: a panicking creator is reported here or nowhere.
+                let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    region.create(&mangled, creator)
+                }))
+                .unwrap_or_else(|panic| Err(Error::panicked("the creator", &*panic)));
+                if let Err(err) = created {
                     log::warn!("background regeneration of {mangled:?} failed: {err}");
                 }
                 drop(guard);
