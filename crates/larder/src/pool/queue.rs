@@ -368,6 +368,24 @@ impl<M: Manager> Inner<M> {
         &self,
         q: &QueueState<M::Object>,
     ) -> Result<ObjectState<M::Object>> {
+        // Most checkouts find an idle object or a free slot: they need no waiter's
+        // registration and no clock.
+        let step = self.step(&mut q.lock())?;
+        match step {
+            Step::Reuse(idle) => {
+                if let Some(state) = self.revive(q, idle)? {
+                    return Ok(state);
+                }
+            }
+            Step::Create => return self.create_in_slot_async(q).await,
+            Step::Wait => {}
+        }
+        self.wait_queue_async(q).await
+    }
+
+    /// The checkout of a pool found full (or whose idle object was discarded): waits for a
+    /// returned object or a freed slot, up to the wait timeout.
+    async fn wait_queue_async(&self, q: &QueueState<M::Object>) -> Result<ObjectState<M::Object>> {
         let start = tokio::time::Instant::now();
         let deadline = start.checked_add(self.wait_timeout());
         let mut waited = false;
