@@ -326,23 +326,30 @@ pub(crate) fn opaques(n: u32) -> u32 {
     })
 }
 
-/// Checks that a meta reply answers the request whose key token is `key_token` (as sent,
+/// Checks that a meta reply answers the request whose key token `key_token` gives (as sent,
 /// base64 when `base64`) and whose opaque is `opaque`.
-pub(crate) fn check_meta(m: &MetaReply, opaque: u32, key_token: &[u8]) -> Result<()> {
+pub(crate) fn check_meta<'k>(
+    m: &MetaReply,
+    opaque: u32,
+    key_token: impl FnOnce() -> &'k [u8],
+) -> Result<()> {
     if m.opaque != Some(opaque) {
         return Err(Error::Protocol(match m.opaque {
             Some(got) => format!("meta reply for request O{got}, expected O{opaque}"),
             None => format!("meta reply without the opaque token O{opaque} of the request"),
         }));
     }
-    match &m.key {
-        Some(k) if k.as_slice() != key_token => Err(Error::Protocol(format!(
+    // The request's key token is looked up only when the reply echoes a key.
+    let Some(k) = &m.key else { return Ok(()) };
+    let key_token = key_token();
+    if k.as_slice() != key_token {
+        return Err(Error::Protocol(format!(
             "meta reply names key {:?}, the request asked for {:?}",
             String::from_utf8_lossy(k),
             String::from_utf8_lossy(key_token)
-        ))),
-        _ => Ok(()),
+        )));
     }
+    Ok(())
 }
 
 /// The key token of a meta request (`mg <token> …`), as it was sent.

@@ -130,7 +130,7 @@ impl<T> Op<T> {
     #[inline]
     pub(crate) fn feed(&mut self, reply: Reply) -> Result<Option<Result<T>>> {
         if let (Some(opaque), Reply::Meta(m)) = (self.opaque, &reply) {
-            exchange::check_meta(m, opaque, exchange::request_key_token(&self.request))?;
+            exchange::check_meta(m, opaque, || exchange::request_key_token(&self.request))?;
         }
         let result = match &mut self.handler {
             Handler::Replies(handle) => handle(reply),

@@ -132,6 +132,72 @@ impl ReplyParser {
     /// `Ok(None)` when more bytes are needed, `Err(Error::Protocol)` when the bytes cannot be
     /// a valid reply (the connection must then be dropped).
     pub fn parse(&self, buf: &[u8]) -> Result<Option<(Reply, usize)>> {
+        if let Some(found) = self.plain_meta_reply(buf) {
+            return Ok(Some(found));
+        }
+        self.parse_general(buf)
+    }
+
+    /// The fast path of [`parse`](Self::parse) for the replies of single meta requests: a
+    /// complete `VA <len>[ <flag>…]\r\n<data>\r\n`, or `HD`, `EN`, `NS`, `EX` or `NF` with
+    /// flags, whose flags are all `f`, `c`, `O` or `t` with a plain number (larder's requests
+    /// always carry an `O`), read in one forward pass. `None` for anything else (another
+    /// reply, an incomplete one, any other flag or irregularity), which the general path
+    /// then parses or rejects: both accept exactly the same such replies, alike.
+    #[inline]
+    pub(super) fn plain_meta_reply(&self, buf: &[u8]) -> Option<(Reply, usize)> {
+        let status = match buf.get(..2)? {
+            b"VA" => MetaStatus::Va,
+            b"HD" => MetaStatus::Hd,
+            b"EN" => MetaStatus::En,
+            b"NS" => MetaStatus::Ns,
+            b"EX" => MetaStatus::Ex,
+            b"NF" => MetaStatus::Nf,
+            _ => return None,
+        };
+        let mut at = 2;
+        let len = if status == MetaStatus::Va {
+            let (len, digits) = leading_digits(buf.get(3..).filter(|_| buf[2] == b' ')?)?;
+            at += 1 + digits;
+            Some(usize::try_from(len).ok().filter(|&n| n <= self.max_value)?)
+        } else {
+            None
+        };
+        let mut m = MetaReply {
+            status: Some(status),
+            ..MetaReply::default()
+        };
+        while *buf.get(at)? == b' ' {
+            let flag = *buf.get(at + 1)?;
+            let (n, digits) = leading_digits(buf.get(at + 2..)?)?;
+            match flag {
+                b'f' => m.client_flags = Some(u32::try_from(n).ok()?),
+                b'O' => m.opaque = Some(u32::try_from(n).ok()?),
+                b'c' => m.cas = Some(n),
+                b't' => m.ttl = Some(i64::try_from(n).ok()?),
+                _ => return None,
+            }
+            at += 2 + digits;
+        }
+        // `at` is at the first byte after the flags: the line must end there. A reply
+        // without any flag takes the general path (it has its own rules for a bare status).
+        let header_len = at + 2;
+        if at == 2 || buf.get(at..header_len)? != b"\r\n" || header_len > self.max_line {
+            return None;
+        }
+        let Some(len) = len else {
+            return Some((Reply::Meta(m), header_len));
+        };
+        let data = buf.get(header_len..header_len + len)?;
+        if buf.get(header_len + len..header_len + len + 2)? != b"\r\n" {
+            return None;
+        }
+        m.value = Some(data.to_vec());
+        Some((Reply::Meta(m), header_len + len + 2))
+    }
+
+    /// [`parse`](Self::parse) of any reply.
+    pub(super) fn parse_general(&self, buf: &[u8]) -> Result<Option<(Reply, usize)>> {
         let window = &buf[..buf.len().min(self.max_line)];
         let nl = match memchr::memchr(b'\n', window) {
             Some(i) => i,

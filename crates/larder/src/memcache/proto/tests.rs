@@ -353,3 +353,75 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parser.expected_item(&bytes, expected.as_bytes()), scanned);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+    /// The single-op fast path agrees with the general parser on meta replies that almost
+    /// parse: same reply and length when it answers, and when it declines, the general
+    /// path's outcome (a reply, more bytes needed, or an error) is what `parse` gives.
+    #[test]
+    fn plain_meta_reply_agrees_with_the_general_parser(
+        head in proptest::sample::select(vec!["VA ", "VA", "HD", "EN", "NS", "EX", "NF", "MN", "VALUE "]),
+        len in 0usize..8,
+        len_text in proptest::option::weighted(0.2, proptest::sample::select(vec![
+            "12345678901234567890", "1x", "", "007",
+        ])),
+        flags in proptest::collection::vec(proptest::sample::select(vec![
+            "f0", "f4294967295", "f4294967296", "O12", "O", "c18446744073709551615", "c7",
+            "t-1", "t30", "k", "kkey", "W", "", "f1x", "O1O2", "t9223372036854775808",
+        ]), 0..4),
+        line_end in proptest::sample::select(vec!["\r\n", " \r\n", "\r\r\n", "\n", "\r"]),
+        data_skew in -1isize..2,
+        data_end in proptest::sample::select(vec!["\r\n", "\r", "", "xx", "\n"]),
+        max_value in 0usize..10,
+        max_line in 0usize..80,
+    ) {
+        let mut bytes = head.as_bytes().to_vec();
+        if head.starts_with("VA") {
+            bytes.extend_from_slice(len_text.unwrap_or(&len.to_string()).as_bytes());
+        }
+        for flag in &flags {
+            bytes.push(b' ');
+            bytes.extend_from_slice(flag.as_bytes());
+        }
+        bytes.extend_from_slice(line_end.as_bytes());
+        bytes.extend(std::iter::repeat_n(b'd', len.saturating_add_signed(data_skew)));
+        bytes.extend_from_slice(data_end.as_bytes());
+        let parser = ReplyParser::new(max_value).with_max_line(max_line);
+        let general = parser.parse_general(&bytes);
+        if let Some(fast) = parser.plain_meta_reply(&bytes) {
+            proptest::prop_assert_eq!(general.as_ref().ok(), Some(&Some(fast)));
+        }
+        match (parser.parse(&bytes), general) {
+            (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            (a, b) => proptest::prop_assert!(false, "parse {a:?}, general {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn plain_meta_reply_takes_the_single_op_replies() {
+    let parser = ReplyParser::default();
+    let (parsed, used) = parser.plain_meta_reply(b"HD O7 c3\r\nEN\r\n").unwrap();
+    assert_eq!(used, 10);
+    let Reply::Meta(m) = parsed else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(
+        (m.status, m.opaque, m.cas),
+        (Some(MetaStatus::Hd), Some(7), Some(3))
+    );
+    let reply = b"VA 5 f16 O210341445 c99\r\nhello\r\nEN\r\n";
+    let (parsed, used) = parser.plain_meta_reply(reply).unwrap();
+    assert_eq!(used, reply.len() - 4);
+    let Reply::Meta(m) = parsed else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(m.value.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        (m.client_flags, m.opaque, m.cas),
+        (Some(16), Some(210_341_445), Some(99))
+    );
+}
