@@ -132,45 +132,43 @@ impl Face for OwnedMemory {
     fn build(builder: RegionBuilder<String>) -> Self {
         OwnedMemory(builder.build())
     }
+    // Everything else is the blocking face's, on the region inside.
     fn get_or_create_expiring(
         &self,
         key: &str,
         expiration: Option<Option<Duration>>,
         creator: Creator,
     ) -> Result<String> {
-        match expiration {
-            Some(exp) => self.0.get_or_create_expiring(key, exp, creator),
-            None => self.0.get_or_create(key, creator),
-        }
+        Face::get_or_create_expiring(&self.0, key, expiration, creator)
     }
     fn get_or_create_multi(
         &self,
         keys: &[&str],
         creator: &mut dyn FnMut(&[&str]) -> Result<Vec<String>>,
     ) -> Result<Vec<String>> {
-        self.0.get_or_create_multi(keys, creator)
+        Face::get_or_create_multi(&self.0, keys, creator)
     }
     fn get(&self, key: &str) -> Result<Option<String>> {
-        self.0.get(key)
+        Face::get(&self.0, key)
     }
     fn set(&self, key: &str, value: String) -> Result<()> {
-        self.0.set(key, value)
+        Face::set(&self.0, key, value)
     }
     fn delete(&self, key: &str) -> Result<bool> {
-        self.0.delete(key)
+        Face::delete(&self.0, key)
     }
     fn invalidate(&self, how: Invalidation) {
-        self.0.invalidate(how)
+        Face::invalidate(&self.0, how)
     }
     fn mangle(&self, key: &str) -> Result<String> {
-        self.0.mangle(key)
+        Face::mangle(&self.0, key)
     }
     fn cached_fn(
         &self,
         namespace: &str,
         f: Arc<dyn Fn(u64) -> Result<String> + Send + Sync>,
     ) -> Box<dyn CachedOps> {
-        Box::new(self.0.cached_fn(namespace, move |n: &u64| f(*n)))
+        Face::cached_fn(&self.0, namespace, f)
     }
 }
 
