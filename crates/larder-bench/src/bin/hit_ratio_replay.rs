@@ -3,17 +3,22 @@
 //!
 //! `hit_ratio_replay JOBS` where each line of the file `JOBS` is
 //! `<trace.oracleGeneral> <capacity> <entries|bytes>`. `LARDER_SHARDS=N` replaces the
-//! default shard count (to see what sharding costs).
+//! default shard count (to see what sharding costs); `LARDER_SEED=N` replaces the fixed
+//! hash seed (to see how much a figure owes to where the keys happened to fall).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use larder_bench::replay::{cache_for, read_trace, replay, Bound};
+use larder_bench::replay::{cache_for, read_trace, replay, Bound, DEFAULT_SEED};
 
 fn run(jobs: &str) -> Result<(), String> {
     let shards = match std::env::var("LARDER_SHARDS") {
         Ok(n) => Some(n.parse().map_err(|e| format!("LARDER_SHARDS={n:?}: {e}"))?),
         Err(_) => None,
+    };
+    let seed = match std::env::var("LARDER_SEED") {
+        Ok(n) => n.parse().map_err(|e| format!("LARDER_SEED={n:?}: {e}"))?,
+        Err(_) => DEFAULT_SEED,
     };
     let text = std::fs::read_to_string(jobs).map_err(|e| format!("{jobs}: {e}"))?;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -30,7 +35,7 @@ fn run(jobs: &str) -> Result<(), String> {
             other => return Err(format!("unknown unit {other:?} in {line:?}")),
         };
         let requests = read_trace(Path::new(path)).map_err(|e| e.to_string())?;
-        let cache = cache_for(bound, shards);
+        let cache = cache_for(bound, shards, seed);
         let start = std::time::Instant::now();
         let out = replay(&cache, &requests);
         println!(

@@ -16,7 +16,8 @@
 //!   one loader per key at a time (dogpile's [`LocalMutex`]).
 //! - **Eviction listener:** [`MemoryCacheBuilder::on_evict`] sees every entry that leaves,
 //!   with its [`EvictionCause`], after the shard's lock is released.
-//! - **Hashing:** `foldhash`'s fast hasher with a per-cache random seed. It is not
+//! - **Hashing:** `foldhash`'s fast hasher with a per-cache random seed (or a fixed one,
+//!   [`MemoryCacheBuilder::hash_seed`], for runs that must repeat exactly). It is not
 //!   cryptographic: keys crafted to collide could slow their shard down, but every lookup
 //!   compares the key itself, so a collision never returns a wrong value.
 //! - Keys up to 22 bytes are stored inside their entry (no allocation); longer ones once,
@@ -30,7 +31,8 @@ mod policy;
 mod shard;
 mod sketch;
 
-use foldhash::fast::RandomState;
+use foldhash::fast::SeedableRandomState;
+use foldhash::SharedSeed;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -102,6 +104,7 @@ pub struct MemoryCacheBuilder<V> {
     shards: Option<usize>,
     key_policy: KeyPolicy,
     listener: Option<Listener<V>>,
+    hash_seed: Option<u64>,
 }
 
 impl<V> std::fmt::Debug for MemoryCacheBuilder<V> {
@@ -114,6 +117,7 @@ impl<V> std::fmt::Debug for MemoryCacheBuilder<V> {
             .field("shards", &self.shards)
             .field("key_policy", &self.key_policy)
             .field("on_evict", &self.listener.as_ref().map(|_| "<fn>"))
+            .field("hash_seed", &self.hash_seed.map(|_| "<fixed>"))
             .finish()
     }
 }
@@ -128,6 +132,7 @@ impl<V> MemoryCacheBuilder<V> {
             shards: None,
             key_policy: KeyPolicy::default(),
             listener: None,
+            hash_seed: None,
         }
     }
 
@@ -198,6 +203,15 @@ impl<V> MemoryCacheBuilder<V> {
         self
     }
 
+    /// Hashes keys with this seed instead of a random one, so that which shard a key lands
+    /// in and every eviction decision repeat exactly from run to run: for benchmarks (the
+    /// hit-ratio suite's replayer uses it) and tests. Leave it unset for caches fed keys
+    /// from outside: whoever knows the seed can craft keys that collide.
+    pub fn hash_seed(mut self, seed: u64) -> Self {
+        self.hash_seed = Some(seed);
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> MemoryCache<V> {
         let max_entries = match (self.max_entries, self.max_weight) {
@@ -225,7 +239,10 @@ impl<V> MemoryCacheBuilder<V> {
         while shard_count > 1 && shard_count as u64 > capacity {
             shard_count /= 2;
         }
-        let hasher = RandomState::default();
+        let hasher = match self.hash_seed {
+            Some(seed) => SeedableRandomState::with_seed(seed, SharedSeed::global_fixed()),
+            None => SeedableRandomState::random(),
+        };
         let shards: Vec<_> = (0..shard_count as u64)
             .map(|i| {
                 let n = shard_count as u64;
@@ -273,7 +290,7 @@ struct Inner<V> {
     shard_mask: usize,
     /// Each shard's weight budget (the heaviest entry it accepts), readable without a lock.
     shard_max_weight: Box<[u64]>,
-    hasher: RandomState,
+    hasher: SeedableRandomState,
     weigher: Option<Weigher<V>>,
     listener: Option<Listener<V>>,
     /// One loader per key in [`MemoryCache::get_with`].

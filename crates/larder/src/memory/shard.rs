@@ -17,7 +17,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
-use foldhash::fast::RandomState;
+use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
 
 use super::policy::{Policy, Segment};
@@ -153,7 +153,7 @@ pub(super) type Removed<V> = (String, V, EvictionCause);
 
 /// One shard: a bounded cache with per-entry deadlines. Not thread-safe by itself; the cache
 /// keeps each shard behind a mutex.
-pub(super) struct Shard<V, S = RandomState> {
+pub(super) struct Shard<V, S = SeedableRandomState> {
     index: HashTable<u32>,
     pub(super) slots: Vec<Option<Entry<V>>>,
     pub(super) free: Vec<u32>,

@@ -54,7 +54,7 @@ fn deleting_without_evicting_does_not_grow_the_queues() {
     let clock = clock();
     let base = clock.now();
     let mut now = Now::new(&clock, base);
-    let mut shard: Shard<u64> = Shard::new(1_000, UNBOUNDED, RandomState::default(), false);
+    let mut shard: Shard<u64> = Shard::new(1_000, UNBOUNDED, SeedableRandomState::random(), false);
     for i in 0..100_000u64 {
         let key = format!("k{i}");
         let hash = shard.hash_key(key.as_bytes());
@@ -181,4 +181,42 @@ fn a_hot_set_that_moves_is_picked_up_within_a_few_rounds() {
             .window_share()
             > 0.5
     );
+}
+
+/// The keys still cached after a skewed look-aside stream through eight shards.
+fn survivors(cache: &MemoryCache<u64>) -> Vec<u64> {
+    let mut x = 1u64;
+    let stream = (0..20_000).map(move |_| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        // Squaring a uniform draw skews it towards the small keys.
+        let u = (x >> 33) % 4_000;
+        u * u / 4_000
+    });
+    look_aside(cache, stream);
+    (0..4_000)
+        .filter(|k| {
+            let key = format!("k{k}");
+            let hash = cache.hash(&key);
+            cache
+                .with_shard(hash, |shard, now| shard.peek(hash, &key, now))
+                .is_some()
+        })
+        .collect()
+}
+
+#[test]
+fn a_fixed_hash_seed_repeats_every_decision() {
+    let build = |seed| {
+        MemoryCache::builder()
+            .max_entries(500)
+            .shards(8)
+            .hash_seed(seed)
+            .build()
+    };
+    let first = survivors(&build(1));
+    assert_eq!(first.len(), 500);
+    assert_eq!(first, survivors(&build(1)), "same seed, same cache");
+    assert_ne!(first, survivors(&build(2)), "the seed decides the shards");
 }
