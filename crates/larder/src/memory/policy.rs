@@ -12,11 +12,19 @@
 //!   Sieve keep nothing; scans never get in either.
 //! - **Adapting to a shift:** the policy watches the hit ratio over periods of about a
 //!   shard's worth of requests. A period whose hit ratio falls 10 points below the usual
-//!   one while a quarter of its inserts are keys requested before (a scan's keys are new,
-//!   a moved hot set's come back) means the popular keys changed: the sketch forgets its
-//!   history, which no longer says anything, and the window grows to nearly the whole
-//!   shard, so the cache runs as a CLOCK (near LRU) while the new keys build up counts.
-//!   Each quiet period then shrinks the window by 3 %, back towards pure TinyLFU.
+//!   one means the popular keys changed if the missed keys are being requested again (a
+//!   scan's keys never are): a quarter of its inserts are keys requested before (they were
+//!   turned away and came back), or a tenth of the entries the window's hand reached had
+//!   been read again in the window (a wide window holds the new keys until they hit, so
+//!   none come back as misses; that is what a shift looks like once the window is open).
+//!   Then the sketch forgets its history, which no longer says anything, and the window
+//!   grows to nearly the whole shard, so the cache runs as a CLOCK (near LRU) while the new
+//!   keys build up counts. Each quiet period then shrinks the window by 3 %, back towards
+//!   pure TinyLFU.
+//! - While the window holds at least half the shard the policy believes the popular keys
+//!   move, and a candidate needs only a higher count than the victim: the victim's count
+//!   was earned under the traffic that moved away, and demanding the loop margin (below)
+//!   of the new keys left main full of the old ones.
 //!
 //! Why not Caffeine's hill climber (window size moved by steps in the direction that
 //! raised the sampled hit ratio): tried on this crate's suite (`bench/hit_ratio`; figures
@@ -58,8 +66,12 @@ const SHIFTED_WINDOW: f64 = 0.99;
 const QUIET_SHRINK: f64 = 0.97;
 /// A period's hit ratio this far below the usual one may be a shift.
 const SHIFT_DROP: f64 = 0.10;
-/// ... if at least this share of its misses are keys requested before.
+/// ... if at least this share of its misses are keys requested before,
 const SHIFT_RETURNING: f64 = 0.25;
+/// ... or at least this share of the window entries its hand reached had been read again.
+const SHIFT_REREAD: f64 = 0.10;
+/// From this window share on, admission drops the margin of one request.
+const MOVING_SHARE: f64 = 0.5;
 /// Requests per detection period at least (small shards' periods would be noise).
 const MIN_PERIOD: u64 = 64;
 /// Sketch frequency from which a losing candidate is still admitted 1 time in 128.
@@ -81,6 +93,10 @@ pub(super) struct Policy {
     period_start: (u64, u64),
     /// Inserts this period of keys requested before.
     returning: u64,
+    /// Window entries the window's hand reached this period: read again since they came
+    /// in (sent round again) and not (sent on to main's door).
+    window_reread: u64,
+    window_unread: u64,
     /// The hit ratio of past periods (a moving average); `None` before the first.
     usual_ratio: Option<f64>,
     rng: u64,
@@ -98,6 +114,8 @@ impl Policy {
             share: INITIAL_WINDOW,
             period_start: (0, 0),
             returning: 0,
+            window_reread: 0,
+            window_unread: 0,
             usual_ratio: None,
             rng: 0x2545_F491_4F6C_DD1D,
         }
@@ -146,11 +164,15 @@ impl Policy {
         let ratio = hits as f64 / requests.max(1) as f64;
         // Per miss: a look-aside cache inserts what it missed.
         let returning = std::mem::take(&mut self.returning) as f64 / misses.max(1) as f64;
+        let reread = std::mem::take(&mut self.window_reread);
+        let reached = reread + std::mem::take(&mut self.window_unread);
+        let reread = reread as f64 / reached.max(1) as f64;
         let Some(usual) = self.usual_ratio else {
             self.usual_ratio = Some(ratio);
             return;
         };
-        if ratio < usual - SHIFT_DROP && returning >= SHIFT_RETURNING {
+        let missed_keys_return = returning >= SHIFT_RETURNING || reread >= SHIFT_REREAD;
+        if ratio < usual - SHIFT_DROP && missed_keys_return {
             self.sketch.forget();
             self.share = self.share.max(SHIFTED_WINDOW);
         } else {
@@ -291,6 +313,13 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
                 self.free.push(slot);
                 continue;
             };
+            if window {
+                if entry.freq > 0 {
+                    p.window_reread += 1;
+                } else {
+                    p.window_unread += 1;
+                }
+            }
             if entry.freq > 0 {
                 entry.freq = if window { 0 } else { entry.freq - 1 };
                 queue.push_back(slot);
@@ -339,6 +368,9 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
         if c > v.saturating_add(1) {
             return true;
         }
+        if c > v && self.policy.share >= MOVING_SHARE {
+            return true;
+        }
         c >= ADMIT_ANYWAY_FREQ && self.policy.next_random() & 127 == 0
     }
 
@@ -384,6 +416,19 @@ mod tests {
         p.returning = 40;
         p.end_period(30, 100);
         assert_eq!(p.window_share(), SHIFTED_WINDOW);
+        // A drop while the window is wide: no missed key came back, but the window's hand
+        // found a fifth of its entries read again.
+        p.share = 0.6;
+        p.usual_ratio = Some(0.8);
+        (p.window_reread, p.window_unread) = (20, 80);
+        p.end_period(50, 100);
+        assert_eq!(p.window_share(), SHIFTED_WINDOW);
+        // The same drop with nothing read again in the window: a scan.
+        p.share = 0.6;
+        p.usual_ratio = Some(0.8);
+        (p.window_reread, p.window_unread) = (2, 98);
+        p.end_period(50, 100);
+        assert!(p.window_share() < 0.6);
         for _ in 0..20 {
             p.end_period(80, 100);
         }

@@ -220,3 +220,41 @@ fn a_fixed_hash_seed_repeats_every_decision() {
     assert_eq!(first, survivors(&build(1)), "same seed, same cache");
     assert_ne!(first, survivors(&build(2)), "the seed decides the shards");
 }
+
+/// `count` look-aside keys from a hot set of `keys` keys starting at `base`, skewed towards
+/// its first keys (the square of a uniform draw), from a fixed-seed generator.
+fn hot_set(base: u64, keys: u64, count: usize, seed: u64) -> impl Iterator<Item = u64> {
+    let mut x = seed;
+    (0..count).map(move |_| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let u = (x >> 33) % keys;
+        base + u * u / keys
+    })
+}
+
+#[test]
+fn a_hot_set_that_moves_again_while_the_window_is_wide_is_picked_up() {
+    let cache: MemoryCache<u64> = MemoryCache::builder()
+        .max_entries(1_000)
+        .shards(1)
+        .hash_seed(7)
+        .build();
+    let share = |cache: &MemoryCache<u64>| lock(&cache.inner.shards[0].0).policy.window_share();
+    look_aside(&cache, hot_set(0, 2_000, 30_000, 1));
+    look_aside(&cache, hot_set(100_000, 2_000, 20_000, 2));
+    let wide = share(&cache);
+    assert!(wide >= 0.5, "the first move opened the window: {wide}");
+    // The next move finds the window wide: the new keys hit in the window before they
+    // could be turned away, so only the reads in the window tell a shift from a scan.
+    look_aside(&cache, hot_set(200_000, 2_000, 3_000, 3));
+    assert!(
+        share(&cache) > wide,
+        "the window opened again: {}",
+        share(&cache)
+    );
+    // The policy before the reread signal hit 66 %: its main stayed full of the old keys.
+    let (hits, requests) = look_aside(&cache, hot_set(200_000, 2_000, 10_000, 4));
+    assert!(hits * 100 >= 72 * requests, "{hits} hits of {requests}");
+}
