@@ -65,10 +65,10 @@ pub(crate) fn write_batches(
 ) -> Result<Vec<ServerWrites>> {
     cluster
         .group_indices(keys)?
-        .into_iter()
+        .iter()
         .map(|(server, indices)| {
             let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
-            Ok((server, indices, Batches::new(ops)))
+            Ok((server, indices.to_vec(), Batches::new(ops)))
         })
         .collect()
 }

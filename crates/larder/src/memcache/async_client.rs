@@ -459,12 +459,12 @@ impl AsyncClient {
         let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
         let mut flights = Vec::with_capacity(groups.len());
-        for (server, group) in &groups {
+        for (server, group) in groups.iter() {
             let flight = match ServerGet::new(group) {
-                Ok(x) => self.take_off(*server, x, visit, &deadline).await,
+                Ok(x) => self.take_off(server, x, visit, &deadline).await,
                 Err(e) => Err(e),
             };
-            flights.push((*server, flight));
+            flights.push((server, flight));
         }
         for (server, flight) in flights {
             outcome.add(self.land(server, flight, visit, &deadline).await);

@@ -472,10 +472,10 @@ impl Client {
         let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);
         let mut flights = Vec::with_capacity(groups.len());
-        for (server, group) in &groups {
+        for (server, group) in groups.iter() {
             let flight =
-                ServerGet::new(group).and_then(|x| self.take_off(*server, x, visit, &deadline));
-            flights.push((*server, flight));
+                ServerGet::new(group).and_then(|x| self.take_off(server, x, visit, &deadline));
+            flights.push((server, flight));
         }
         for (server, flight) in flights {
             outcome.add(self.land(server, flight, visit, &deadline));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::ring::{Ring, ServerAddr};
+use super::ring::{Ring, ServerAddr, NO_SERVER};
 use super::ClientConfig;
 use crate::clock::SharedClock;
 use crate::{Error, Result};
@@ -104,7 +104,34 @@ struct State {
 }
 
 /// Keys grouped by server index, in key order within each group.
-pub(crate) type ServerGroups<'k> = Vec<(usize, Vec<&'k [u8]>)>;
+pub(crate) type ServerGroups<'k> = Grouped<&'k [u8]>;
+
+/// Items grouped by server: every group's items in one buffer, the non-empty groups in
+/// server order, each in item order.
+#[derive(Debug)]
+pub(crate) struct Grouped<T> {
+    items: Vec<T>,
+    /// Each non-empty group's server and the end of its items in `items` (a group starts
+    /// where the one before it ends).
+    ends: Vec<(usize, usize)>,
+}
+
+impl<T> Grouped<T> {
+    /// How many servers have items.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each non-empty group: its server and its items.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &[T])> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(server, end)| {
+            let group = self.items.get(start..end).unwrap_or_default();
+            start = end;
+            (server, group)
+        })
+    }
+}
 
 /// Routing plus health of a client's servers.
 #[derive(Debug)]
@@ -262,39 +289,51 @@ impl Cluster {
 
     /// Groups `keys` by the server that takes each now; keys whose server failed fast
     /// (FailFast mode, or no live server) are returned apart with the error.
-    pub(crate) fn group<'k>(&self, keys: &[&'k [u8]]) -> (ServerGroups<'k>, Option<Error>) {
-        let all_live = self.dead.load(Ordering::Acquire) == 0;
-        if all_live && self.ring.servers().len() == 1 && !keys.is_empty() {
-            // One live server takes every key.
-            return (vec![(0, keys.to_vec())], None);
-        }
-        let n = self.ring.servers().len();
-        if all_live {
-            return grouped(n, keys, |key| self.home(key));
-        }
-        let now = self.clock.now();
-        let mut state = self.lock();
-        grouped(n, keys, |key| self.route_locked(key, now, &mut state))
+    pub(crate) fn group<'k, K: AsRef<[u8]>>(
+        &self,
+        keys: &'k [K],
+    ) -> (ServerGroups<'k>, Option<Error>) {
+        let (homes, refused) = self.homes(keys);
+        (homes.sort(keys.iter().map(AsRef::as_ref)), refused)
     }
 
     /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
     /// refusal (FailFast mode, or no live server) is returned instead.
-    pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Vec<(usize, Vec<usize>)>> {
-        let n = self.ring.servers().len();
-        let indices: Vec<usize> = (0..keys.len()).collect();
-        let (groups, refused) = if self.dead.load(Ordering::Acquire) == 0 {
-            grouped(n, &indices, |&i| self.home(keys[i]))
-        } else {
-            let now = self.clock.now();
-            let mut state = self.lock();
-            grouped(n, &indices, |&i| {
-                self.route_locked(keys[i], now, &mut state)
-            })
-        };
-        match refused {
-            Some(e) => Err(e),
-            None => Ok(groups),
+    pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Grouped<usize>> {
+        match self.homes(keys) {
+            (_, Some(e)) => Err(e),
+            (homes, None) => Ok(homes.sort(0..keys.len())),
         }
+    }
+
+    /// The server that takes each of `keys` now, and the first refusal.
+    fn homes<K: AsRef<[u8]>>(&self, keys: &[K]) -> (Homes, Option<Error>) {
+        let n = self.ring.servers().len();
+        let mut homes = Homes::new(n, keys.len());
+        if self.dead.load(Ordering::Acquire) == 0 {
+            if n == 1 {
+                // One live server takes every key: nothing to hash.
+                homes.homes.resize(keys.len(), 0);
+            } else {
+                self.ring.servers_for(keys, &mut homes.homes);
+            }
+            let refused = homes.count();
+            return (homes, refused);
+        }
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let mut refused = None;
+        for key in keys {
+            match self.route_locked(key.as_ref(), now, &mut state) {
+                Ok(i) => homes.put(i),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                    homes.put(NO_SERVER);
+                }
+            }
+        }
+        let beyond = homes.count();
+        (homes, refused.or(beyond))
     }
 
     /// A health snapshot of every server, in configuration order.
@@ -346,49 +385,79 @@ impl ServerHealth {
     }
 }
 
-/// The non-empty groups, with their server indices.
-/// `items` sorted into the non-empty groups of `n` servers by `home`, each group allocated
-/// once at its final size (a multi-get's keys would otherwise regrow every group several
-/// times); items `home` refuses are left out and the first refusal is returned.
-fn grouped<T: Copy>(
-    n: usize,
-    items: &[T],
-    mut home: impl FnMut(&T) -> Result<usize>,
-) -> (Vec<(usize, Vec<T>)>, Option<Error>) {
-    let mut refused = None;
-    let mut counts = vec![0usize; n];
-    let homes: Vec<usize> = items
-        .iter()
-        .map(|item| match home(item) {
-            Ok(i) if i < n => {
-                counts[i] += 1;
-                i
-            }
-            Ok(i) => {
-                refused.get_or_insert(Error::NoServers(format!("no server #{i}")));
-                usize::MAX
-            }
-            Err(e) => {
-                refused.get_or_insert(e);
-                usize::MAX
-            }
-        })
-        .collect();
-    let mut groups: Vec<Vec<T>> = counts
-        .iter()
-        .map(|&count| Vec::with_capacity(count))
-        .collect();
-    for (item, &i) in items.iter().zip(&homes) {
-        if let Some(group) = groups.get_mut(i) {
-            group.push(*item);
+/// The server of each item of a batch ([`NO_SERVER`] for none), and how many items each
+/// server takes: the first pass of a counting sort into [`Grouped`].
+struct Homes {
+    homes: Vec<usize>,
+    counts: Vec<usize>,
+}
+
+impl Homes {
+    fn new(servers: usize, items: usize) -> Self {
+        Self {
+            homes: Vec::with_capacity(items),
+            counts: vec![0; servers],
         }
     }
-    let groups = groups
-        .into_iter()
-        .enumerate()
-        .filter(|(_, group)| !group.is_empty())
-        .collect();
-    (groups, refused)
+
+    /// The next item goes to `server` (or to [`NO_SERVER`]: it was refused).
+    fn put(&mut self, server: usize) {
+        self.homes.push(server);
+    }
+
+    /// Counts the items of each server; returns the refusal of the items that no server
+    /// takes, if some do not.
+    fn count(&mut self) -> Option<Error> {
+        let mut refused = None;
+        for &home in &self.homes {
+            match self.counts.get_mut(home) {
+                Some(count) => *count += 1,
+                None if refused.is_some() => {}
+                None if home == NO_SERVER => {
+                    refused = Some(Error::NoServers("no memcached servers configured".into()))
+                }
+                None => refused = Some(Error::NoServers(format!("no server #{home}"))),
+            }
+        }
+        refused
+    }
+
+    /// `items` (one per home, in the same order) sorted into their servers' groups; the
+    /// items that have no server are left out.
+    fn sort<T: Copy + Default>(self, items: impl Iterator<Item = T>) -> Grouped<T> {
+        let Homes {
+            homes, mut counts, ..
+        } = self;
+        // Each server's count becomes the start of its group, then (as the group fills)
+        // its end.
+        let mut total = 0;
+        for count in &mut counts {
+            let n = *count;
+            *count = total;
+            total += n;
+        }
+        let mut sorted = vec![T::default(); total];
+        for (item, &home) in items.zip(&homes) {
+            if let Some(at) = counts.get_mut(home) {
+                if let Some(slot) = sorted.get_mut(*at) {
+                    *slot = item;
+                }
+                *at += 1;
+            }
+        }
+        let mut start = 0;
+        let mut ends = Vec::with_capacity(counts.len());
+        for (server, &end) in counts.iter().enumerate() {
+            if end > start {
+                ends.push((server, end));
+            }
+            start = end;
+        }
+        Grouped {
+            items: sorted,
+            ends,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -478,9 +547,73 @@ mod tests {
                 other => panic!("{mode:?}: {other:?}"),
             }
             assert!(matches!(c.admit(0), Err(Error::ServerDead(_))));
-            let (groups, refused) = c.group(&[b"foo".as_slice(), b"bar".as_slice()]);
-            assert!(groups.is_empty() && refused.is_some());
+            let keys = [b"foo".as_slice(), b"bar".as_slice()];
+            let (groups, refused) = c.group(&keys);
+            assert!(groups.len() == 0 && refused.is_some());
             assert!(c.group_indices(&[b"foo".as_slice()]).is_err());
         }
+    }
+
+    /// Groups as plain vectors: (server, keys) in server order.
+    type Plain<'k> = Vec<(usize, Vec<&'k [u8]>)>;
+
+    /// What grouping must give: each key routed on its own, in key order.
+    fn grouped_one_by_one<'k>(c: &Cluster, keys: &[&'k [u8]]) -> (Plain<'k>, bool) {
+        let mut groups: Plain<'k> = Vec::new();
+        let mut refused = false;
+        for &key in keys {
+            match c.route(key) {
+                Ok(server) => match groups.iter_mut().find(|(s, _)| *s == server) {
+                    Some((_, group)) => group.push(key),
+                    None => groups.push((server, vec![key])),
+                },
+                Err(_) => refused = true,
+            }
+        }
+        groups.sort_by_key(|(server, _)| *server);
+        (groups, refused)
+    }
+
+    #[test]
+    fn grouping_routes_every_key_as_routing_it_alone_does() {
+        let owned: Vec<Vec<u8>> = (0..300)
+            .map(|i| format!("key:{i}").into_bytes())
+            .chain([b"foo".to_vec(), b"foo".to_vec(), b"bin\x00ary".to_vec()])
+            .collect();
+        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        for mode in [FailoverMode::Rehash, FailoverMode::FailFast] {
+            // No server dead, then 1 of 3, 2 of 3 and all 3 (no clock advance: no probes).
+            let (c, _clock) = cluster(mode);
+            for dead in 0..=3 {
+                if dead > 0 {
+                    c.record(dead - 1, &io_err());
+                    c.record(dead - 1, &io_err());
+                }
+                let (want, want_refused) = grouped_one_by_one(&c, &keys);
+                let (groups, refused) = c.group(&keys);
+                let got: Plain<'_> = groups.iter().map(|(s, g)| (s, g.to_vec())).collect();
+                assert_eq!(got, want, "{mode:?} with {dead} dead");
+                assert_eq!(refused.is_some(), want_refused, "{mode:?} with {dead} dead");
+                match c.group_indices(&keys) {
+                    Ok(indices) => {
+                        assert!(!want_refused);
+                        let got: Plain<'_> = indices
+                            .iter()
+                            .map(|(s, g)| (s, g.iter().map(|&i| keys[i]).collect()))
+                            .collect();
+                        assert_eq!(got, want, "{mode:?} with {dead} dead, indices");
+                    }
+                    Err(_) => assert!(want_refused),
+                }
+            }
+        }
+        // One server: every key to it, none hashed.
+        let one = Cluster::new(&ClientConfig::from_specs("10.0.0.1:11211").unwrap()).unwrap();
+        let (groups, refused) = one.group(&keys);
+        assert!(refused.is_none());
+        let got: Plain<'_> = groups.iter().map(|(s, g)| (s, g.to_vec())).collect();
+        assert_eq!(got, [(0, keys.clone())]);
+        let (groups, refused) = one.group::<&[u8]>(&[]);
+        assert!(groups.len() == 0 && refused.is_none());
     }
 }

@@ -503,8 +503,7 @@ pub(crate) fn route<'k, K: AsRef<[u8]>>(
     cluster: &Cluster,
     keys: &'k [K],
 ) -> (ServerGroups<'k>, Outcome) {
-    let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-    let (groups, refused) = cluster.group(&keys);
+    let (groups, refused) = cluster.group(keys);
     (groups, Outcome::new(refused))
 }
 

@@ -102,6 +102,7 @@ impl KeyHash {
 }
 
 /// libmemcached's one-at-a-time: each byte is sign-extended as a C `signed char`.
+#[inline]
 pub fn one_at_a_time(key: &[u8]) -> u32 {
     let mut h: u32 = 0;
     for &b in key {
@@ -441,6 +442,55 @@ impl Ring {
     }
 }
 
+/// What [`Ring::servers_for`] gives a key that no server takes.
+pub(crate) const NO_SERVER: usize = usize::MAX;
+
+impl Ring {
+    /// Appends to `out` the server of each of `keys`, in order: exactly
+    /// [`server_for`](Self::server_for) of each key, [`NO_SERVER`] for `None`. A multi-get
+    /// routes all its keys at once, so the placement and the key hash are matched once for
+    /// the batch and the hash is inlined into the loop instead of dispatched per key.
+    pub(crate) fn servers_for<K: AsRef<[u8]>>(&self, keys: &[K], out: &mut Vec<usize>) {
+        match &self.placement {
+            Placement::Empty => out.extend(keys.iter().map(|_| NO_SERVER)),
+            Placement::Single(i) => out.extend(keys.iter().map(|_| *i)),
+            Placement::Modula(live) => {
+                hashed(keys, self.key_hash, out, |h| live[h as usize % live.len()])
+            }
+            Placement::Continuum(points) => {
+                let hash = if self.distribution == Distribution::KetamaWeighted {
+                    KeyHash::Md5
+                } else {
+                    self.key_hash
+                };
+                hashed(keys, hash, out, |h| {
+                    points.server_for(h).unwrap_or(NO_SERVER)
+                })
+            }
+            // Hashes dominate these placements' cost; per key is no slower.
+            Placement::Buckets(_) | Placement::Rendezvous(_) => out.extend(
+                keys.iter()
+                    .map(|k| self.server_for(k.as_ref()).unwrap_or(NO_SERVER)),
+            ),
+        }
+    }
+}
+
+/// Appends `place(hash(key))` for each of `keys`, the hash function chosen once.
+#[inline(always)]
+fn hashed<K: AsRef<[u8]>>(
+    keys: &[K],
+    hash: KeyHash,
+    out: &mut Vec<usize>,
+    place: impl Fn(u32) -> usize,
+) {
+    match hash {
+        KeyHash::OneAtATime => out.extend(keys.iter().map(|k| place(one_at_a_time(k.as_ref())))),
+        KeyHash::Md5 => out.extend(keys.iter().map(|k| place(md5_u32(k.as_ref(), 0)))),
+        KeyHash::Crc => out.extend(keys.iter().map(|k| place(crc_hash(k.as_ref())))),
+    }
+}
+
 /// The bytes pymemcache's pure-Python murmur3 actually hashes for `f"{node}-{key}"`: it
 /// walks the *str* one code point at a time and keeps the low byte of each (`ord(c) & 0xFF`),
 /// so a non-ASCII key hashes differently from its UTF-8 bytes. A key that is not UTF-8
@@ -497,11 +547,20 @@ impl Continuum {
         }
     }
 
+    #[inline(always)]
     fn server_for(&self, hash: u32) -> Option<usize> {
         let bucket = (hash >> self.shift) as usize;
         let lo = *self.start.get(bucket)? as usize;
         let hi = *self.start.get(bucket + 1)? as usize;
-        let at = lo + self.points.get(lo..hi)?.partition_point(|&(p, _)| p < hash);
+        let candidates = self.points.get(lo..hi)?;
+        // A bucket holds about one point: a scan beats a binary search's set-up there,
+        // while a crowded bucket keeps the logarithmic search.
+        let at = lo
+            + if candidates.len() <= 4 {
+                candidates.iter().take_while(|&&(p, _)| p < hash).count()
+            } else {
+                candidates.partition_point(|&(p, _)| p < hash)
+            };
         self.points
             .get(at)
             .or(self.points.first())
@@ -688,6 +747,49 @@ mod tests {
             assert_ne!(after, 1);
             if before != 1 {
                 assert_eq!(before, after, "{key} moved although its server lives");
+            }
+        }
+    }
+
+    #[test]
+    fn batched_routing_places_every_key_as_server_for_does() {
+        use Distribution::*;
+        let owned: Vec<Vec<u8>> = (0..500)
+            .map(|i| format!("k{i}:{}", "x".repeat(i % 40)).into_bytes())
+            .chain([
+                Vec::new(),
+                b"foo".to_vec(),
+                "caf\u{e9}:\u{1f600}".as_bytes().to_vec(),
+                vec![0xff, 0x00, 0x80, b' '],
+                vec![b'z'; 250],
+            ])
+            .collect();
+        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let server_sets: [&[&str]; 4] = [
+            &["10.0.0.1:11211"],
+            &SERVERS,
+            &["a:1:3", "b:2", "c:3:2", "/tmp/mc.sock:5"],
+            &["h1:1", "h2:2", "h3:3", "h4:4", "h5:5", "h6:6", "h7:7"],
+        ];
+        for dist in [Ketama, KetamaWeighted, Modula, PythonMemcached, Rendezvous] {
+            for hash in [KeyHash::OneAtATime, KeyHash::Md5, KeyHash::Crc] {
+                for servers in server_sets {
+                    let ring = Ring::from_specs(servers, dist, hash).unwrap();
+                    let n = servers.len();
+                    // Every server live, each one dead alone, all but the first dead, all dead.
+                    let masks = std::iter::once(vec![true; n])
+                        .chain((0..n).map(|d| (0..n).map(|i| i != d).collect()))
+                        .chain([(0..n).map(|i| i == 0).collect(), vec![false; n]]);
+                    for live in masks {
+                        let ring = ring.without(&live);
+                        let mut got = vec![7];
+                        ring.servers_for(&keys, &mut got);
+                        let want: Vec<usize> = std::iter::once(7)
+                            .chain(keys.iter().map(|k| ring.server_for(k).unwrap_or(NO_SERVER)))
+                            .collect();
+                        assert_eq!(got, want, "{dist:?} {hash:?} {servers:?} live {live:?}");
+                    }
+                }
             }
         }
     }
