@@ -83,6 +83,34 @@ pub(super) fn leading_digits(s: &[u8]) -> Option<(u64, usize)> {
     (!s.is_empty() && s.len() <= 19).then_some((acc, s.len()))
 }
 
+/// `bytes.starts_with(key)`, for a key of up to 16 bytes in two overlapping word compares
+/// inline: the slice comparison calls `bcmp`, whose call and dispatch cost more than the
+/// compare itself for a key this short, and the multi-get reader compares every reply's key.
+#[inline(always)]
+pub(crate) fn starts_with_key(bytes: &[u8], key: &[u8]) -> bool {
+    let n = key.len();
+    let Some(head) = bytes.get(..n) else {
+        return false;
+    };
+    let word = |s: &[u8], at: usize| -> u64 {
+        let mut w = [0; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        let mut w = [0; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
+    if (8..=16).contains(&n) {
+        (word(head, 0) ^ word(key, 0)) | (word(head, n - 8) ^ word(key, n - 8)) == 0
+    } else if (4..8).contains(&n) {
+        (half(head, 0) ^ half(key, 0)) | (half(head, n - 4) ^ half(key, n - 4)) == 0
+    } else {
+        head == key
+    }
+}
+
 #[cold]
 pub(super) fn not_a_number(tok: &[u8], what: &str) -> Error {
     protocol(format!(
@@ -353,7 +381,7 @@ impl ReplyParser {
         key: &[u8],
     ) -> Option<(ItemRef<'a>, usize)> {
         let rest = buf.strip_prefix(b"VALUE ")?;
-        if !rest.starts_with(key) {
+        if !starts_with_key(rest, key) {
             return None;
         }
         self.plain_item_after_key(buf, key.len())
@@ -538,4 +566,26 @@ pub(super) fn parse_meta_flags<'a>(
         }
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_with_key_is_starts_with() {
+        let key: Vec<u8> = (0..40u8).map(|b| b'A' + b).collect();
+        for len in 0..=key.len() {
+            let key = &key[..len];
+            let mut bytes = key.to_vec();
+            bytes.extend_from_slice(b" 0 1\r\n");
+            assert!(starts_with_key(&bytes, key), "{len}");
+            assert!(!starts_with_key(&bytes[..len.saturating_sub(1)], key) || len == 0);
+            for at in 0..len {
+                let mut other = bytes.clone();
+                other[at] ^= 0x20;
+                assert!(!starts_with_key(&other, key), "{len}, differing at {at}");
+            }
+        }
+    }
 }
