@@ -550,9 +550,11 @@ impl Continuum {
     #[inline(always)]
     fn server_for(&self, hash: u32) -> Option<usize> {
         let bucket = (hash >> self.shift) as usize;
-        let lo = *self.start.get(bucket)? as usize;
-        let hi = *self.start.get(bucket + 1)? as usize;
-        let candidates = self.points.get(lo..hi)?;
+        let &[lo, hi] = self.start.get(bucket..bucket + 2)? else {
+            return None;
+        };
+        let lo = lo as usize;
+        let candidates = self.points.get(lo..hi as usize)?;
         // A bucket holds about one point: a scan beats a binary search's set-up there,
         // while a crowded bucket keeps the logarithmic search.
         let at = lo
