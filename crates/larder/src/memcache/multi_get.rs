@@ -7,7 +7,7 @@
 //! The transports only send a chunk's request and read more bytes while a chunk says it needs
 //! them; [`Outcome`] folds the servers' results into the call's result.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use bytes::Bytes;
 
@@ -126,7 +126,7 @@ impl MultiGetHits {
     /// Where `key`'s hit lies, if it hit.
     fn slot(&self, key: &[u8]) -> Option<&Slot> {
         self.slots
-            .find(self.hasher.hash_one(key), |s| s.key(&self.buf) == key)
+            .find(key_hash(&self.hasher, key), |s| s.key(&self.buf) == key)
     }
 
     /// The hit for `key`, borrowed from this result.
@@ -221,6 +221,15 @@ impl std::fmt::Debug for MultiGetHits {
     }
 }
 
+/// The index's hash of `key`: the key's bytes alone, written straight to the hasher (inlined
+/// where it is used; `hash_one` also mixes in the length, and was a call per hit).
+#[inline(always)]
+fn key_hash(hasher: &foldhash::fast::RandomState, key: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(key);
+    h.finish()
+}
+
 /// Collects visited hits into one buffer and its index, the makings of a [`MultiGetHits`].
 pub(crate) struct Collector {
     buf: Vec<u8>,
@@ -262,9 +271,9 @@ impl Collector {
         };
         let (buf, hasher) = (&self.buf, &self.hasher);
         match self.slots.entry(
-            hasher.hash_one(hit.key),
+            key_hash(hasher, hit.key),
             |s| s.key(buf) == hit.key,
-            |s| hasher.hash_one(s.key(buf)),
+            |s| key_hash(hasher, s.key(buf)),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut seen) => *seen.get_mut() = slot,
             hashbrown::hash_table::Entry::Vacant(new) => {
