@@ -254,12 +254,14 @@ impl Collector {
     pub(crate) fn visit(&mut self, hit: HitRef<'_>) {
         if self.buf.is_empty() {
             // Room for every key to hit with an item like the first one: values in one
-            // multi-get tend to be alike, and growing by doubling copies it all again.
+            // multi-get tend to be alike, and growing by doubling copies it all again
+            // (plus the scratch `extend_short` writes past a key).
             let guess = (hit.key.len() + hit.value.len()).saturating_mul(self.slots.capacity());
-            self.buf.reserve(guess.min(Self::MAX_GUESS));
+            self.buf
+                .reserve(guess.min(Self::MAX_GUESS).saturating_add(SHORT));
         }
         let key_at = self.buf.len();
-        self.buf.extend_from_slice(hit.key);
+        extend_short(&mut self.buf, hit.key);
         let value_at = self.buf.len();
         self.buf.extend_from_slice(hit.value);
         let slot = Slot {
@@ -484,7 +486,8 @@ fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
 /// The chunk of `keys`, whose lengths plus one sum to `bytes`: built as a text `get` in one
 /// pass that checks each key on the way, or as quiet `mg`s when some key is not a text key.
 fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
-    let mut request = Vec::with_capacity(bytes + b"get\r\n".len());
+    // `extend_short` may write up to SHORT bytes past a key before it cuts back.
+    let mut request = Vec::with_capacity(bytes + b"get\r\n".len() + SHORT);
     request.extend_from_slice(b"get");
     for k in keys {
         if crate::keys::check_key(k).is_err() {
@@ -496,7 +499,7 @@ fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
             });
         }
         request.push(b' ');
-        request.extend_from_slice(k);
+        extend_short(&mut request, k);
     }
     request.extend_from_slice(b"\r\n");
     Ok(Chunk {
@@ -504,6 +507,39 @@ fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
         reader: Reader::Text { keys, cursor: 0 },
         hits: 0,
     })
+}
+
+/// The longest slice [`extend_short`] copies without a `memcpy` call.
+const SHORT: usize = 16;
+
+/// `out.extend_from_slice(bytes)`, for 4 to [`SHORT`] bytes (keys, mostly) in two
+/// overlapping fixed-size word copies instead of a `memcpy` call, whose call and size
+/// dispatch cost more than copying a key this short: the words go to a scratch array that
+/// is appended whole, then `out` is cut back to the bytes' end. Amortised like any
+/// `extend_from_slice` when `out` lacks room for the whole array.
+#[inline(always)]
+fn extend_short(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let end = out.len() + n;
+    let mut scratch = [0u8; SHORT];
+    if (8..=SHORT).contains(&n) {
+        let (mut head, mut tail) = ([0; 8], [0; 8]);
+        head.copy_from_slice(&bytes[..8]);
+        tail.copy_from_slice(&bytes[n - 8..n]);
+        scratch[..8].copy_from_slice(&head);
+        scratch[n - 8..n].copy_from_slice(&tail);
+    } else if (4..8).contains(&n) {
+        let (mut head, mut tail) = ([0; 4], [0; 4]);
+        head.copy_from_slice(&bytes[..4]);
+        tail.copy_from_slice(&bytes[n - 4..n]);
+        scratch[..4].copy_from_slice(&head);
+        scratch[n - 4..n].copy_from_slice(&tail);
+    } else {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.extend_from_slice(&scratch);
+    out.truncate(end);
 }
 
 /// The keys of a multi-get grouped by the server that takes each now, with the call's
@@ -558,6 +594,28 @@ impl Outcome {
         match self.first_err.or(self.refused) {
             Some(e) => Err(e),
             None => Ok(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extend_short_appends_as_extend_from_slice_does() {
+        let source: Vec<u8> = (0..40u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(1))
+            .collect();
+        for len in 0..=source.len() {
+            for (prefix, room) in [(0, 0), (3, 0), (5, 16), (7, 100)] {
+                let mut want = vec![9u8; prefix];
+                want.reserve_exact(room);
+                let mut got = want.clone();
+                want.extend_from_slice(&source[..len]);
+                extend_short(&mut got, &source[..len]);
+                assert_eq!(got, want, "{len} bytes after {prefix}, room {room}");
+            }
         }
     }
 }
