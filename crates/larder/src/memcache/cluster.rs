@@ -111,25 +111,28 @@ pub(crate) type ServerGroups<'k> = Grouped<&'k [u8]>;
 #[derive(Debug)]
 pub(crate) struct Grouped<T> {
     items: Vec<T>,
-    /// Each non-empty group's server and the end of its items in `items` (a group starts
-    /// where the one before it ends).
-    ends: Vec<(usize, usize)>,
+    /// The end of each server's items in `items` (a group starts where the one before it
+    /// ends; most servers of a small call may have none).
+    ends: Vec<usize>,
 }
 
 impl<T> Grouped<T> {
     /// How many servers have items.
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.iter().count()
     }
 
     /// Each non-empty group: its server and its items.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &[T])> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&(server, end)| {
-            let group = self.items.get(start..end).unwrap_or_default();
-            start = end;
-            (server, group)
-        })
+        self.ends
+            .iter()
+            .enumerate()
+            .filter_map(move |(server, &end)| {
+                let group = self.items.get(start..end).unwrap_or_default();
+                start = end;
+                (!group.is_empty()).then_some((server, group))
+            })
     }
 }
 
@@ -385,6 +388,16 @@ impl ServerHealth {
     }
 }
 
+/// The refusal of an item sent to `home`, which is no server (built out of the counting loop).
+#[cold]
+fn refusal(home: usize) -> Error {
+    if home == NO_SERVER {
+        Error::NoServers("no memcached servers configured".into())
+    } else {
+        Error::NoServers(format!("no server #{home}"))
+    }
+}
+
 /// The server of each item of a batch ([`NO_SERVER`] for none), and how many items each
 /// server takes: the first pass of a counting sort into [`Grouped`].
 struct Homes {
@@ -408,18 +421,16 @@ impl Homes {
     /// Counts the items of each server; returns the refusal of the items that no server
     /// takes, if some do not.
     fn count(&mut self) -> Option<Error> {
-        let mut refused = None;
+        let mut stray = None;
         for &home in &self.homes {
             match self.counts.get_mut(home) {
                 Some(count) => *count += 1,
-                None if refused.is_some() => {}
-                None if home == NO_SERVER => {
-                    refused = Some(Error::NoServers("no memcached servers configured".into()))
+                None => {
+                    stray.get_or_insert(home);
                 }
-                None => refused = Some(Error::NoServers(format!("no server #{home}"))),
             }
         }
-        refused
+        stray.map(refusal)
     }
 
     /// `items` (one per home, in the same order) sorted into their servers' groups; the
@@ -445,17 +456,9 @@ impl Homes {
                 *at += 1;
             }
         }
-        let mut start = 0;
-        let mut ends = Vec::with_capacity(counts.len());
-        for (server, &end) in counts.iter().enumerate() {
-            if end > start {
-                ends.push((server, end));
-            }
-            start = end;
-        }
         Grouped {
             items: sorted,
-            ends,
+            ends: counts,
         }
     }
 }
