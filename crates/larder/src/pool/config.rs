@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{CoarseClock, SharedClock};
+use crate::clock::{SharedClock, SystemClock};
 use crate::{Error, Result};
 
 /// How a pool hands out objects. Switching strategy changes no caller code.
@@ -126,24 +126,21 @@ pub struct PoolConfig {
     /// pool: when it comes back (`leaks` in [`PoolStats`](super::PoolStats)) or, if it is
     /// still out, at a later `stats` call or checkout (`held_too_long`).
     pub max_hold: Option<Duration>,
-    /// The clock used for idle expiry and `max_hold` (a [`ManualClock`] in tests); by
-    /// default [`CoarseClock`], as a checkout and a return each read it and a millisecond is
-    /// fine enough for either. Wait timeouts always use real time, since a waiting thread
-    /// sleeps on it.
+    /// The clock used for idle expiry and `max_hold` (a [`ManualClock`] in tests). Wait
+    /// timeouts always use real time, since a waiting thread sleeps on it.
     ///
     /// [`ManualClock`]: crate::clock::ManualClock
-    /// [`CoarseClock`]: crate::clock::CoarseClock
     pub clock: SharedClock,
 }
 
 impl PoolConfig {
-    /// A configuration named `name` with `strategy`, no leak detection, the coarse clock.
+    /// A configuration named `name` with `strategy`, no leak detection, the system clock.
     pub fn new(name: impl Into<String>, strategy: Strategy) -> Self {
         Self {
             name: name.into(),
             strategy,
             max_hold: None,
-            clock: Arc::new(CoarseClock),
+            clock: Arc::new(SystemClock),
         }
     }
 
