@@ -36,10 +36,6 @@
 //! saturated) and the sketch increment, under the shard lock the read already holds, so
 //! the adaptive part adds no lock to the read path. Shift detection runs on writes.
 //!
-//! The sketch counts every request: a hit, a write, and a read that missed, since a cache
-//! filled by writes rather than look-aside learns what is wanted only from its misses (the
-//! write that follows a miss of the same key is that request, not counted again).
-//!
 //! A candidate whose frequency is high but not above the victim's is still admitted one
 //! time in 128, so keys crafted to collide in the sketch cannot pin a victim forever.
 
@@ -104,9 +100,6 @@ pub(super) struct Policy {
     /// The hit ratio of past periods (a moving average); `None` before the first.
     usual_ratio: Option<f64>,
     rng: u64,
-    /// The hash of the last read that missed (counted then), so that the look-aside write
-    /// that follows it is not counted a second time.
-    last_miss: Option<u64>,
 }
 
 impl Policy {
@@ -125,17 +118,10 @@ impl Policy {
             window_unread: 0,
             usual_ratio: None,
             rng: 0x2545_F491_4F6C_DD1D,
-            last_miss: None,
         }
     }
 
     /// Records a read of the stored key hashing to `hash`.
-    /// A read of `hash` that found nothing: counted, as the key was asked for.
-    pub(super) fn record_miss(&mut self, hash: u64) {
-        self.sketch.increment(hash);
-        self.last_miss = Some(hash);
-    }
-
     pub(super) fn record_access(&mut self, hash: u64) {
         self.sketch.increment(hash);
     }
@@ -201,14 +187,8 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
     /// counts as a request of the key.
     pub(super) fn policy_insert(&mut self, slot: u32, hash: u64, weight: u64) {
         let p = &mut self.policy;
-        // 2 or more with this request counted: the key was requested before. The write
-        // after a miss of the same key is the same request, already counted.
-        let count = if p.last_miss.take() == Some(hash) {
-            p.sketch.frequency(hash)
-        } else {
-            p.sketch.increment(hash)
-        };
-        if count >= 2 {
+        // 2 or more with this request counted: the key was requested before.
+        if p.sketch.increment(hash) >= 2 {
             p.returning += 1;
         }
         p.window.push_back(slot);

@@ -309,8 +309,9 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
     ) -> Option<R> {
         let found = self.find_live(hash, key, now);
         let Some(entry) = found.and_then(|slot| self.entry_mut(slot)) else {
+            // Not counted in the sketch here but when the key is stored: a miss costs a
+            // lookup only, and look-aside callers store what they missed.
             self.counters.misses += 1;
-            self.policy.record_miss(hash);
             return None;
         };
         let counted = Policy::record_hit(entry);

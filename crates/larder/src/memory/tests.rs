@@ -258,25 +258,3 @@ fn a_hot_set_that_moves_again_while_the_window_is_wide_is_picked_up() {
     let (hits, requests) = look_aside(&cache, hot_set(200_000, 2_000, 10_000, 4));
     assert!(hits * 100 >= 72 * requests, "{hits} hits of {requests}");
 }
-
-#[test]
-fn reads_that_miss_count_towards_admission() {
-    // A cache filled by writes, not look-aside: a key asked for often and only then
-    // written must win its place over the residents; one nobody asked for must not.
-    let cache: MemoryCache<u64> = MemoryCache::builder().max_entries(100).shards(1).build();
-    for k in 0..100 {
-        cache.set(&format!("k{k}"), k, Expiry::Never).unwrap();
-        cache.get(&format!("k{k}")).unwrap();
-    }
-    for _ in 0..5 {
-        assert!(cache.get("wanted").unwrap().is_none());
-    }
-    cache.set("wanted", 1, Expiry::Never).unwrap();
-    cache.set("unwanted", 2, Expiry::Never).unwrap();
-    // One-off writes push both out of the window into the contest for main.
-    for j in 0..20 {
-        cache.set(&format!("once{j}"), j, Expiry::Never).unwrap();
-    }
-    assert_eq!(cache.get("wanted").unwrap(), Some(1));
-    assert_eq!(cache.get("unwanted").unwrap(), None);
-}
