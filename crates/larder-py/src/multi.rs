@@ -197,7 +197,13 @@ pub(crate) fn hits_dict<'py>(
             continue;
         }
         let Some(hit) = hits.get(wire) else { continue };
-        let value = match inflated.remove(wire) {
+        // Only a compressed hit is looked up among the inflated ones (most calls have none).
+        let plain = if values::is_compressed(hit.flags) {
+            inflated.remove(wire)
+        } else {
+            None
+        };
+        let value = match plain {
             Some(plain) => codec.decode(&plain.map_err(values::Inflate::into_py)?, hit.flags)?,
             // Not compressed, or a key passed twice whose inflated value is already used.
             None => codec.decode_stored(hit.value, hit.flags)?,
