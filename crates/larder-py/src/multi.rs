@@ -135,8 +135,7 @@ pub(crate) fn read_keys<'py>(
     prefix: Option<&PyKey<'py>>,
     policy: KeyPolicy,
 ) -> PyResult<Vec<KeyItem<'py>>> {
-    keys.len()?;
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(keys.len()?);
     for given in keys.try_iter()? {
         let item = key_item(given?, prefix, policy, LongKey::Refuse)?;
         match &item.refused {
