@@ -7,6 +7,7 @@
 //!   process on a free loopback port (or a Unix socket); [`FakeServer`](memcached::FakeServer),
 //!   a scripted TCP peer for hostile replies.
 //! - [`redis`]: [`RedisServer`](redis::RedisServer), a real redis-server without persistence.
+//! - [`log`]: [`warnings`](log::warnings), the warnings the library logged.
 //!
 //! It depends on larder without default features and uses only its public API, so a test
 //! built with `--no-default-features` still tests exactly those features.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod log;
 pub mod memcached;
 pub mod redis;
 

@@ -417,28 +417,9 @@ fn background_regeneration_returns_stale_at_once_and_holds_the_lock<F: Face>() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-/// Warnings logged so far that mention `needle`, kept for the tests to read.
+/// Warnings logged so far that mention `needle`.
 fn warnings_about(needle: &str) -> Vec<String> {
-    struct Recorder(Mutex<Vec<String>>);
-    impl log::Log for Recorder {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            if record.level() <= log::Level::Warn {
-                self.0.lock().unwrap().push(record.args().to_string());
-            }
-        }
-        fn flush(&self) {}
-    }
-    static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        log::set_logger(&RECORDER).unwrap();
-        log::set_max_level(log::LevelFilter::Warn);
-    });
-    let all = RECORDER.0.lock().unwrap();
-    all.iter().filter(|w| w.contains(needle)).cloned().collect()
+    larder_testing::log::warnings(|w| w.contains(needle))
 }
 
 fn a_background_creator_that_panics_is_reported_and_frees_its_lock<F: Face>() {

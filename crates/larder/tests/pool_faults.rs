@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use larder::clock::ManualClock;
@@ -251,37 +251,10 @@ mod async_checkout {
 
 // ---- leak detection ----
 
-/// Log records of pools named `leak…`, kept for the tests to read.
-struct Recorder(Mutex<Vec<String>>);
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
-impl log::Log for Recorder {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let text = record.args().to_string();
-        if record.level() == log::Level::Warn && text.starts_with("pool \"leak") {
-            self.0.lock().unwrap().push(text);
-        }
-    }
-    fn flush(&self) {}
-}
-
 /// The warnings logged so far about pool `name`.
 fn warnings(name: &str) -> Vec<String> {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        log::set_logger(&RECORDER).unwrap();
-        log::set_max_level(log::LevelFilter::Warn);
-    });
     let prefix = format!("pool {name:?}:");
-    let all = RECORDER.0.lock().unwrap();
-    all.iter()
-        .filter(|w| w.starts_with(&prefix))
-        .cloned()
-        .collect()
+    larder_testing::log::warnings(|w| w.starts_with(&prefix))
 }
 
 #[derive(Clone, Default)]
