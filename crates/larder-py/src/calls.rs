@@ -24,10 +24,7 @@ pub(crate) type Fetched = Result<Option<(Vec<u8>, u32)>, Inflate>;
 
 /// A `get`'s key: `None` when pylibmc answers with the default without asking (an empty
 /// key); `BadKeyProvided` for a key the client refuses.
-pub(crate) fn get_key<'py, C>(
-    st: &State<C>,
-    key: &Bound<'py, PyAny>,
-) -> PyResult<Option<PyKey<'py>>> {
+pub(crate) fn get_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
     let key = PyKey::new(key)?;
     match st.policy.check(key.as_bytes())? {
         None => Ok(Some(key)),
@@ -50,10 +47,7 @@ pub(crate) fn get_result<'py>(
 
 /// A `gets`'s key: `None` for pylibmc's miss without asking. pylibmc's order: an empty key
 /// is a miss, then the `cas` behavior is required, then the key's bytes are checked.
-pub(crate) fn gets_key<'py, C>(
-    st: &State<C>,
-    key: &Bound<'py, PyAny>,
-) -> PyResult<Option<PyKey<'py>>> {
+pub(crate) fn gets_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
     let key = PyKey::new(key)?;
     let refusal = st.policy.check(key.as_bytes())?;
     if refusal == Some(Refusal::Empty) {
@@ -98,7 +92,7 @@ pub(crate) fn gets_result<'py>(
 /// One single-key store, read from its arguments.
 pub(crate) struct Store<'py> {
     pub(crate) mode: SetMode,
-    pub(crate) key: PyKey<'py>,
+    pub(crate) key: PyKey,
     pub(crate) payload: Payload<'py>,
     pub(crate) flags: u32,
     pub(crate) expiry: Expiry,
@@ -221,10 +215,7 @@ pub(crate) fn cas_result(key: &[u8], outcome: larder::Result<Option<bool>>) -> P
 
 /// The key of a `delete` or `delete_cas`: `None` for a key pylibmc would not send
 /// (the call returns `False`).
-pub(crate) fn quiet_key<'py, C>(
-    st: &State<C>,
-    key: &Bound<'py, PyAny>,
-) -> PyResult<Option<PyKey<'py>>> {
+pub(crate) fn quiet_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
     let key = PyKey::new(key)?;
     Ok(st.policy.check(key.as_bytes())?.is_none().then_some(key))
 }
@@ -234,7 +225,7 @@ pub(crate) fn touch_key<'py, C>(
     st: &State<C>,
     key: &Bound<'py, PyAny>,
     time: i64,
-) -> PyResult<Option<(PyKey<'py>, Expiry)>> {
+) -> PyResult<Option<(PyKey, Expiry)>> {
     let key = PyKey::new(key)?;
     let expiry = args::expiry(time)?;
     Ok(st
@@ -249,7 +240,7 @@ pub(crate) fn arith_key<'py, C>(
     st: &State<C>,
     key: &Bound<'py, PyAny>,
     delta: i64,
-) -> PyResult<(PyKey<'py>, u64)> {
+) -> PyResult<(PyKey, u64)> {
     let key = PyKey::new(key)?;
     let delta = args::delta(delta)?;
     if let Some(r) = st.policy.check(key.as_bytes())? {

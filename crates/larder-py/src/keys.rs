@@ -11,6 +11,7 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::BadKeyProvided;
@@ -20,24 +21,32 @@ pub(crate) const MAX_KEY_LEN: usize = 250;
 /// The longest key that travels base64 (its encoding must fit 250 bytes).
 const MAX_BASE64_KEY_LEN: usize = larder::memcache::proto::MAX_BINARY_KEY_LEN;
 
-/// A key's bytes: the bytes object itself, or a str's UTF-8.
-pub(crate) struct PyKey<'py> {
-    bytes: Bound<'py, PyBytes>,
+/// A key's bytes, borrowed from the object passed: a bytes object's own buffer, or the UTF-8
+/// form a str caches (encoded once, into a new bytes object, on abi3 builds for Python 3.9,
+/// whose limited API cannot borrow it). Held without the GIL's lifetime, so the async face
+/// carries it across its I/O uncopied.
+pub(crate) struct PyKey {
+    bytes: KeyBytes,
     /// The key was a str (multi-key calls hand results back under the str).
     pub(crate) is_str: bool,
 }
 
-impl<'py> PyKey<'py> {
+enum KeyBytes {
+    Bytes(PyBackedBytes),
+    Str(PyBackedStr),
+}
+
+impl PyKey {
     /// `obj` as a key: `TypeError` unless str or bytes, `ValueError` over 250 bytes.
-    pub(crate) fn new(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let key = if let Ok(b) = obj.cast::<PyBytes>() {
             PyKey {
-                bytes: b.clone(),
+                bytes: KeyBytes::Bytes(PyBackedBytes::from(b.clone())),
                 is_str: false,
             }
         } else if let Ok(s) = obj.cast::<PyString>() {
             PyKey {
-                bytes: s.encode_utf8()?,
+                bytes: KeyBytes::Str(PyBackedStr::try_from(s.clone())?),
                 is_str: true,
             }
         } else {
@@ -54,12 +63,10 @@ impl<'py> PyKey<'py> {
 
     /// The key's bytes.
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        self.bytes.as_bytes()
-    }
-
-    /// The bytes object holding the key (a str's encoded form).
-    pub(crate) fn into_bytes(self) -> Bound<'py, PyBytes> {
-        self.bytes
+        match &self.bytes {
+            KeyBytes::Bytes(b) => b,
+            KeyBytes::Str(s) => s.as_bytes(),
+        }
     }
 }
 
@@ -114,6 +121,14 @@ impl KeyPolicy {
         if key.is_empty() {
             return Ok(Some(Refusal::Empty));
         }
+        // Printable ASCII passes either rule: one branch-free pass over the key (which the
+        // compiler vectorizes), and the byte-wise search only for a key that fails it.
+        if key
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x21) < 0x5e))
+        {
+            return Ok(None);
+        }
         let forbidden = |b: u8| b <= b' ' || b == 0x7f || (self.verify && b > 0x7e);
         let Some(offset) = key.iter().position(|&b| forbidden(b)) else {
             return Ok(None);
@@ -135,23 +150,23 @@ impl KeyPolicy {
     }
 }
 
-/// A key's bytes for the wire: the key's own bytes object, or a prefixed copy.
-pub(crate) enum Wire<'py> {
-    Py(Bound<'py, PyBytes>),
+/// A key's bytes for the wire: the key's own, or a prefixed copy.
+pub(crate) enum Wire {
+    Key(PyKey),
     Owned(Vec<u8>),
 }
 
-impl AsRef<[u8]> for Wire<'_> {
+impl AsRef<[u8]> for Wire {
     fn as_ref(&self) -> &[u8] {
         match self {
-            Wire::Py(b) => b.as_bytes(),
+            Wire::Key(k) => k.as_bytes(),
             Wire::Owned(v) => v,
         }
     }
 }
 
 /// The optional `key_prefix` of a multi-key call (`None` when absent or empty).
-pub(crate) fn prefix<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<PyKey<'py>>> {
+pub(crate) fn prefix(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<PyKey>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
@@ -163,9 +178,9 @@ pub(crate) fn prefix<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Py
 }
 
 /// `key` with `prefix` in front, for the wire.
-pub(crate) fn prefixed<'py>(prefix: Option<&PyKey<'py>>, key: PyKey<'py>) -> Wire<'py> {
+pub(crate) fn prefixed(prefix: Option<&PyKey>, key: PyKey) -> Wire {
     match prefix {
-        None => Wire::Py(key.into_bytes()),
+        None => Wire::Key(key),
         Some(p) => {
             let mut v = Vec::with_capacity(p.as_bytes().len() + key.as_bytes().len());
             v.extend_from_slice(p.as_bytes());

@@ -21,7 +21,7 @@ use crate::values::{self, Codec, Compression, Payload};
 pub(crate) struct KeyItem<'py> {
     pub(crate) given: Bound<'py, PyAny>,
     pub(crate) is_str: bool,
-    pub(crate) wire: Wire<'py>,
+    pub(crate) wire: Wire,
     pub(crate) refused: Option<Refusal>,
 }
 
@@ -31,7 +31,7 @@ impl KeyItem<'_> {
         Detached {
             given: self.given.unbind(),
             is_str: self.is_str,
-            wire: self.wire.as_ref().to_vec(),
+            wire: self.wire,
             refused: self.refused,
         }
     }
@@ -41,7 +41,7 @@ impl KeyItem<'_> {
 pub(crate) struct Detached {
     given: Py<PyAny>,
     is_str: bool,
-    wire: Vec<u8>,
+    wire: Wire,
     refused: Option<Refusal>,
 }
 
@@ -51,7 +51,7 @@ impl Detached {
         KeyItem {
             given: self.given.into_bound(py),
             is_str: self.is_str,
-            wire: Wire::Owned(self.wire),
+            wire: self.wire,
             refused: self.refused,
         }
     }
@@ -74,7 +74,7 @@ impl SentKey for KeyItem<'_> {
 
 impl SentKey for Detached {
     fn wire(&self) -> &[u8] {
-        &self.wire
+        self.wire.as_ref()
     }
     fn is_sent(&self) -> bool {
         self.refused.is_none()
@@ -92,7 +92,7 @@ pub(crate) enum LongKey {
 /// The keys of `keys` (any iterable) with `prefix` in front.
 pub(crate) fn key_items<'py>(
     keys: impl IntoIterator<Item = PyResult<Bound<'py, PyAny>>>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
     long: LongKey,
 ) -> PyResult<Vec<KeyItem<'py>>> {
@@ -104,7 +104,7 @@ pub(crate) fn key_items<'py>(
 /// One key, as [`key_items`] reads it.
 pub(crate) fn key_item<'py>(
     given: Bound<'py, PyAny>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
     long: LongKey,
 ) -> PyResult<KeyItem<'py>> {
@@ -132,7 +132,7 @@ pub(crate) fn key_item<'py>(
 /// is skipped; a refused key fails the call with `BadKeyProvided`).
 pub(crate) fn read_keys<'py>(
     keys: &Bound<'py, PyAny>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
 ) -> PyResult<Vec<KeyItem<'py>>> {
     let mut items = Vec::with_capacity(keys.len()?);
@@ -227,7 +227,7 @@ pub(crate) struct WriteItem<'py> {
 pub(crate) fn write_items<'py>(
     codec: &Codec<'_, 'py>,
     mapping: &Bound<'py, PyAny>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
 ) -> PyResult<Vec<WriteItem<'py>>> {
     let dict = mapping.cast::<PyDict>().map_err(|_| {
@@ -313,7 +313,7 @@ pub(crate) fn failed_keys<'a, 'py: 'a>(
 /// values as extra arguments).
 pub(crate) fn delete_keys<'py>(
     keys: &Bound<'py, PyAny>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
 ) -> PyResult<Vec<KeyItem<'py>>> {
     if keys.is_instance_of::<PyDict>() {
@@ -327,7 +327,7 @@ pub(crate) fn delete_keys<'py>(
 /// The keys of an `incr_multi` (a sequence with a length, as pylibmc's).
 pub(crate) fn incr_keys<'py>(
     keys: &Bound<'py, PyAny>,
-    prefix: Option<&PyKey<'py>>,
+    prefix: Option<&PyKey>,
     policy: KeyPolicy,
 ) -> PyResult<Vec<KeyItem<'py>>> {
     keys.len()?;

@@ -250,6 +250,29 @@ def test_verify_keys_refuses_as_pylibmc(server, key):
     assert larder_results == pylibmc_results
 
 
+def test_verify_keys_judges_every_byte_as_pylibmc(server):
+    # Every byte value, alone and between printable bytes (the checker's fast path takes
+    # printable ASCII at once and looks closer at anything else).
+    keys = [bytes([b]) for b in range(256)] + [b"ab" + bytes([b]) + b"cd" for b in range(256)]
+    calls = [lambda c, k=k: c.get(k) for k in keys]
+    pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results
+
+
+def test_without_verify_keys_only_spaces_and_control_bytes_are_refused(server):
+    # pylibmc without verify_keys sends such a key and breaks its connection, so the
+    # reference here is memcached's text protocol: a key is any bytes but space and control.
+    mc = larder.Client([server.spec])
+    for b in range(256):
+        key = b"ab" + bytes([b]) + b"cd"
+        if b <= 0x20 or b == 0x7F:
+            with pytest.raises(larder.BadKeyProvided):
+                mc.get_multi([key])
+        else:
+            assert mc.set(key, b)
+            assert mc.get_multi([key]) == {key: b}
+
+
 def test_stats_shape(server, mc, pmc):
     (lname, lstats), = mc.get_stats()
     (pname, pstats), = pmc.get_stats()
