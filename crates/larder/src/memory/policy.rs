@@ -14,7 +14,8 @@
 //!   more than it takes. Once the shard has been full, that room goes only to candidates
 //!   requested before (sketch count of 2 or more); the others leave as if they had lost.
 //!   Handed to whatever left the window next, the room went to keys seen once, and the
-//!   byte hit ratio lost 1 to 2 points at 10 % of the bytes.
+//!   byte hit ratio lost 1 to 2 points at 10 % of the bytes. (Not after a shift, while
+//!   the window is wide: the sketch has just been cleared, so no key was requested before.)
 //! - **The window does not borrow main's room** while the popular keys stay (window under
 //!   half the shard). A heavy entry leaving the window leaves it well below its share;
 //!   the writes that fill it back up push the shard over its bounds, and evicting main's
@@ -399,9 +400,14 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
     /// count of 2 or more, the request that stored it included) takes spare room; the others
     /// leave and the room waits for the next candidate that qualifies. Unweighted shards
     /// never have spare room after an eviction (one entry out for one in), so this only
-    /// changes weighted ones (and shards emptied by removals).
+    /// changes weighted ones (and shards emptied by removals). Not while the window holds
+    /// half the shard or more: after a shift the sketch has just forgotten every count, so
+    /// "requested before" would turn away the new popular keys while they build counts.
     fn spare_room(&self) -> bool {
-        self.counters.evictions > 0 && self.len < self.max_entries && self.weight < self.max_weight
+        self.counters.evictions > 0
+            && self.policy.share < MOVING_SHARE
+            && self.len < self.max_entries
+            && self.weight < self.max_weight
     }
 
     fn slot_hash(&self, slot: u32) -> u64 {
