@@ -3,8 +3,8 @@
 # one run (crates/larder-bench/benches/vs_python.rs), then the client CPU per key of the
 # 100-key multi-get, larder against bare sockets and pylibmc
 # (crates/larder-bench/benches/cpu_per_key.rs), then larder's Python package against
-# pylibmc and pymemcache (bench/python/vs_pylibmc.py), the package built into a temporary
-# venv first. Installs the Python clients (and the libmemcached headers pylibmc builds
+# pylibmc and pymemcache (bench/python/vs_pylibmc.py, then its 1-thread get and set in
+# pairs, bench/python/pairs.py), the package built into a temporary venv first. Installs the Python clients (and the libmemcached headers pylibmc builds
 # against) when missing, then runs all three.
 # VS_PY_SECS sets the seconds per cell and round (default 0.3), VS_PY_ROUNDS the rounds (7);
 # CPK_SECS the seconds per block (0.5), CPK_ROUNDS the rounds (7) of cpu_per_key, and
@@ -40,3 +40,4 @@ PATH="$venv_dir/venv/bin:$PATH" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/targe
 pyb_args=(--secs "${PYB_SECS:-0.2}" --rounds "${PYB_ROUNDS:-15}")
 [ -z "${PYB_CPUS:-}" ] || pyb_args+=(--cpus "$PYB_CPUS")
 "$venv_dir/venv/bin/python" bench/python/vs_pylibmc.py "${pyb_args[@]}"
+"$venv_dir/venv/bin/python" bench/python/pairs.py
