@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""1-thread get and set, larder against pylibmc, measured in pairs.
+"""1-thread get, set and 100-key get_multi, larder against pylibmc, measured in pairs.
 
 `vs_pylibmc.py` times each contender for 0.2 s in turn; a 1-thread round trip there
 depends on where the scheduler puts the client against the server, and its ratios spread
 by ±20 % and more. Here one thread alternates short blocks of calls between the two
-clients (each first every other pair) on one memcached with one worker thread, so both see
-the same placement from moment to moment, and the median of the per-pair ratios is stable
-to about a point from run to run. It prints, per operation, larder's speed over pylibmc's:
+clients (each first every other pair), so both see the same placement from moment to
+moment, and the median of the per-pair ratios is stable to a few points from run to run.
+get and set run on one memcached with one worker thread; get_multi, as in
+`vs_pylibmc.py`, on three (ketama on both clients, so each key lands on the same server). It prints, per operation, larder's speed over pylibmc's:
 the median and quartiles of the pairs.
 
 Needs the `larder` package, pylibmc and memcached on PATH (see bench/README.md).
@@ -35,35 +36,47 @@ def timed(call, block):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--block", type=int, default=100, help="calls per contender and pair")
+    ap.add_argument("--block", type=int, default=100,
+                    help="calls per contender and pair (a fifth of it for get_multi)")
     ap.add_argument("--pairs", type=int, default=600)
     args = ap.parse_args()
-    server = Memcached(threads=1)
+    servers = [Memcached(threads=1) for _ in range(3)]
     try:
-        clients = {
-            name: module.Client([server.addr], behaviors={"tcp_nodelay": True})
-            for name, module in (("larder", larder), ("pylibmc", pylibmc))
-        }
-        for mc in clients.values():
+        def clients(addrs):
+            behaviors = {"tcp_nodelay": True, "ketama": True}
+            return {
+                name: module.Client(addrs, behaviors=behaviors)
+                for name, module in (("larder", larder), ("pylibmc", pylibmc))
+            }
+
+        one = clients([servers[0].addr])
+        three = clients([s.addr for s in servers])
+        keys = ["bench:%d" % i for i in range(100)]
+        for mc in one.values():
             mc.set("bench:key", VALUE)
+        for mc in three.values():
+            mc.set_multi({k: VALUE for k in keys})
         ops = {
-            "get": lambda mc: (lambda: mc.get("bench:key")),
-            "set": lambda mc: (lambda: mc.set("bench:key", VALUE)),
+            "get": (one, lambda mc: (lambda: mc.get("bench:key"))),
+            "set": (one, lambda mc: (lambda: mc.set("bench:key", VALUE))),
+            "get_multi": (three, lambda mc: (lambda: mc.get_multi(keys))),
         }
-        for op, bind in ops.items():
-            calls = {name: bind(mc) for name, mc in clients.items()}
+        for op, (pair, bind) in ops.items():
+            calls = {name: bind(mc) for name, mc in pair.items()}
+            block = args.block if op != "get_multi" else max(1, args.block // 5)
             for call in calls.values():
-                timed(call, args.block)  # warm-up
+                timed(call, block)  # warm-up
             ratios = []
             for p in range(args.pairs):
                 order = ["larder", "pylibmc"] if p % 2 == 0 else ["pylibmc", "larder"]
-                took = {name: timed(calls[name], args.block) for name in order}
+                took = {name: timed(calls[name], block) for name in order}
                 ratios.append(took["pylibmc"] / took["larder"])
             q1, _, q3 = statistics.quantiles(ratios, n=4)
             print("%s: larder/pylibmc speed %.3f (quartiles %.3f-%.3f), %d pairs of %d calls"
-                  % (op, statistics.median(ratios), q1, q3, args.pairs, args.block))
+                  % (op, statistics.median(ratios), q1, q3, args.pairs, block))
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":
