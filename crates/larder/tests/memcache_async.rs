@@ -12,6 +12,58 @@ use larder::memcache::{
 use larder::{AsyncCache, Error, Expiry};
 use larder_testing::memcached::{with_opaque, FakeAction, FakeServer, MemcachedServer};
 
+/// `get_multi_indexed` on both faces, over three servers: every third key missing, repeats
+/// (a text key and a binary key, which travels in a meta chunk), and over 256 keys on some
+/// server (several pipelined chunks). Every position of a stored key is visited once, with
+/// that key's hit; no other position is.
+#[tokio::test]
+async fn get_multi_indexed_names_each_hits_position() {
+    let servers: Vec<MemcachedServer> = (0..3).map(|_| MemcachedServer::start().unwrap()).collect();
+    let all: Vec<&str> = servers.iter().map(MemcachedServer::addr).collect();
+    let blocking = Client::connect(&all.join(",")).unwrap();
+    let client = AsyncClient::connect(&all.join(",")).unwrap();
+    let mut keys: Vec<Vec<u8>> = (0..900).map(|i| format!("ix{i}").into_bytes()).collect();
+    keys[7] = vec![0, 159, 146, 150];
+    keys.extend([
+        b"ix4".to_vec(),
+        vec![0, 159, 146, 150],
+        b"ix3".to_vec(),
+        b"ix5".to_vec(),
+    ]);
+    let stored_at = |i: usize| i % 3 != 2;
+    for (_, k) in keys.iter().enumerate().filter(|&(i, _)| stored_at(i)) {
+        blocking.set(k, k, 0, Expiry::Never).unwrap();
+    }
+    // A key hits when any of its positions stored it.
+    let want: Vec<usize> = (0..keys.len())
+        .filter(|&i| (0..keys.len()).any(|j| stored_at(j) && keys[j] == keys[i]))
+        .collect();
+    let check = |visits: Vec<(usize, Vec<u8>, Vec<u8>)>, hits: usize| {
+        let mut got: Vec<usize> = visits.iter().map(|(at, _, _)| *at).collect();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(hits, want.len());
+        for (at, key, value) in &visits {
+            assert_eq!((key, value), (&keys[*at], &keys[*at]), "position {at}");
+        }
+    };
+    let mut visits = Vec::new();
+    let hits = blocking
+        .get_multi_indexed(&keys, |at, hit| {
+            visits.push((at, hit.key.to_vec(), hit.value.to_vec()));
+        })
+        .unwrap();
+    check(visits, hits);
+    let mut visits = Vec::new();
+    let hits = client
+        .get_multi_indexed(&keys, |at, hit| {
+            visits.push((at, hit.key.to_vec(), hit.value.to_vec()));
+        })
+        .await
+        .unwrap();
+    check(visits, hits);
+}
+
 /// Values larger than a socket buffer: the write and the reply's reads both take several
 /// steps (the first try without waiting, the rest under the timeouts), and the bytes are
 /// exact, in a single get and in a multi-get next to small values.

@@ -145,7 +145,7 @@ macro_rules! client_api {
             /// server fails is the call an error (the first failure).
             pub $($asy)* fn get_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<MultiGetHits> {
                 let mut hits = multi_get::Collector::new(keys.len());
-                self.get_multi_core(keys, &mut |hit: HitRef<'_>| hits.visit(hit))$($aw)*?;
+                self.get_multi_core(keys, &mut |_, hit: HitRef<'_>| hits.visit(hit))$($aw)*?;
                 Ok(hits.finish())
             }
 
@@ -158,6 +158,18 @@ macro_rules! client_api {
                 &self,
                 keys: &[K],
                 mut visit: impl FnMut(HitRef<'_>) $($send)*,
+            ) -> Result<usize> {
+                self.get_multi_core(keys, &mut |_, hit: HitRef<'_>| visit(hit))$($aw)*
+            }
+
+            /// [`get_multi_with`](Self::get_multi_with), also handing `visit` the position
+            /// in `keys` of the key each hit answers, so the caller finds what it asked for
+            /// without looking the key up. A key passed more than once is visited at each
+            /// of its positions.
+            pub $($asy)* fn get_multi_indexed<K: AsRef<[u8]>>(
+                &self,
+                keys: &[K],
+                mut visit: impl FnMut(usize, HitRef<'_>) $($send)*,
             ) -> Result<usize> {
                 self.get_multi_core(keys, &mut visit)$($aw)*
             }

@@ -454,7 +454,7 @@ impl AsyncClient {
     async fn get_multi_core<K, V>(&self, keys: &[K], visit: &mut V) -> Result<usize>
     where
         K: AsRef<[u8]>,
-        V: FnMut(HitRef<'_>) + Send + ?Sized,
+        V: FnMut(usize, HitRef<'_>) + Send + ?Sized,
     {
         let (groups, mut outcome) = multi_get::route(&self.inner.cluster, keys);
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);

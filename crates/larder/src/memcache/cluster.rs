@@ -103,8 +103,9 @@ struct State {
     live_ring: Ring,
 }
 
-/// Keys grouped by server index, in key order within each group.
-pub(crate) type ServerGroups<'k> = Grouped<&'k [u8]>;
+/// Keys grouped by server index, in key order within each group, each with its position in
+/// the keys grouped.
+pub(crate) type ServerGroups<'k> = Grouped<(usize, &'k [u8])>;
 
 /// Items grouped by server: every group's items in one buffer, the non-empty groups in
 /// server order, each in item order.
@@ -297,7 +298,10 @@ impl Cluster {
         keys: &'k [K],
     ) -> (ServerGroups<'k>, Option<Error>) {
         let (homes, refused) = self.homes(keys);
-        (homes.sort(keys.iter().map(AsRef::as_ref)), refused)
+        (
+            homes.sort(keys.iter().map(AsRef::as_ref).enumerate()),
+            refused,
+        )
     }
 
     /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
@@ -560,6 +564,17 @@ mod tests {
     /// Groups as plain vectors: (server, keys) in server order.
     type Plain<'k> = Vec<(usize, Vec<&'k [u8]>)>;
 
+    /// A group's keys, each checked to be the key at its position.
+    fn unpositioned<'k>(keys: &[&'k [u8]], group: &[(usize, &'k [u8])]) -> Vec<&'k [u8]> {
+        group
+            .iter()
+            .map(|&(at, key)| {
+                assert_eq!(keys[at], key, "position {at}");
+                key
+            })
+            .collect()
+    }
+
     /// What grouping must give: each key routed on its own, in key order.
     fn grouped_one_by_one<'k>(c: &Cluster, keys: &[&'k [u8]]) -> (Plain<'k>, bool) {
         let mut groups: Plain<'k> = Vec::new();
@@ -594,7 +609,10 @@ mod tests {
                 }
                 let (want, want_refused) = grouped_one_by_one(&c, &keys);
                 let (groups, refused) = c.group(&keys);
-                let got: Plain<'_> = groups.iter().map(|(s, g)| (s, g.to_vec())).collect();
+                let got: Plain<'_> = groups
+                    .iter()
+                    .map(|(s, g)| (s, unpositioned(&keys, g)))
+                    .collect();
                 assert_eq!(got, want, "{mode:?} with {dead} dead");
                 assert_eq!(refused.is_some(), want_refused, "{mode:?} with {dead} dead");
                 match c.group_indices(&keys) {
@@ -614,7 +632,10 @@ mod tests {
         let one = Cluster::new(&ClientConfig::from_specs("10.0.0.1:11211").unwrap()).unwrap();
         let (groups, refused) = one.group(&keys);
         assert!(refused.is_none());
-        let got: Plain<'_> = groups.iter().map(|(s, g)| (s, g.to_vec())).collect();
+        let got: Plain<'_> = groups
+            .iter()
+            .map(|(s, g)| (s, unpositioned(&keys, g)))
+            .collect();
         assert_eq!(got, [(0, keys.clone())]);
         let (groups, refused) = one.group::<&[u8]>(&[]);
         assert!(groups.len() == 0 && refused.is_none());

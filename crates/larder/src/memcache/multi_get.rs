@@ -305,10 +305,18 @@ pub(crate) struct Chunk<'k> {
 
 enum Reader<'k> {
     /// Text `get`: replies come in request order, skipping misses; `keys` are the keys
-    /// asked for, `cursor` the first not yet answered or skipped.
-    Text { keys: &'k [&'k [u8]], cursor: usize },
-    /// Quiet `mg`s + `mn` (binary keys): the op whose handler ties replies to keys.
-    Meta(Op<Hits>),
+    /// asked for (each with its position in the call's keys), `cursor` the first not yet
+    /// answered or skipped.
+    Text {
+        keys: &'k [(usize, &'k [u8])],
+        cursor: usize,
+    },
+    /// Quiet `mg`s + `mn` (binary keys): the op whose handler ties replies to keys, and the
+    /// keys asked for (a hit is visited at each position of its key).
+    Meta {
+        op: Op<Hits>,
+        keys: &'k [(usize, &'k [u8])],
+    },
 }
 
 /// How far reading a chunk got.
@@ -332,7 +340,7 @@ impl Chunk<'_> {
     /// loop.
     fn read<V>(&mut self, buf: &mut ReadBuf, visit: &mut V) -> Result<Progress>
     where
-        V: FnMut(HitRef<'_>) + ?Sized,
+        V: FnMut(usize, HitRef<'_>) + ?Sized,
     {
         let Chunk { reader, hits, .. } = self;
         match reader {
@@ -340,14 +348,14 @@ impl Chunk<'_> {
                 // The common case: the next replies are the next keys asked for, in order.
                 let (parser, bytes) = buf.parser_and_bytes();
                 let mut used = 0;
-                while let Some(&key) = keys.get(*cursor) {
+                while let Some(&(at, key)) = keys.get(*cursor) {
                     let Some((item, n)) = parser.expected_item(&bytes[used..], key) else {
                         break;
                     };
                     used += n;
                     *cursor += 1;
                     *hits += 1;
-                    visit(HitRef::from(item));
+                    visit(at, HitRef::from(item));
                 }
                 buf.consume(used);
                 // Anything else (a miss skipped, END, an error, an incomplete reply).
@@ -357,15 +365,16 @@ impl Chunk<'_> {
                 match reply {
                     Retrieval::Item(item) => {
                         let rest = keys.get(*cursor..).unwrap_or_default();
-                        let Some(i) = rest.iter().position(|&k| k == item.key) else {
+                        let Some(i) = rest.iter().position(|&(_, k)| k == item.key) else {
                             return Err(Error::Protocol(format!(
                                 "VALUE for a key not asked for (or out of order): {:?}",
                                 String::from_utf8_lossy(item.key)
                             )));
                         };
+                        let at = rest[i].0;
                         *cursor += i + 1;
                         *hits += 1;
-                        visit(HitRef::from(item));
+                        visit(at, HitRef::from(item));
                     }
                     Retrieval::End => {
                         buf.consume(used);
@@ -377,21 +386,26 @@ impl Chunk<'_> {
                 }
                 buf.consume(used);
             },
-            Reader::Meta(op) => loop {
+            Reader::Meta { op, keys } => loop {
                 let Some(reply) = buf.next_reply()? else {
                     return Ok(Progress::Partial);
                 };
                 match op.feed(reply)? {
                     None => {}
                     Some(Ok(found)) => {
-                        *hits += found.len();
-                        for (key, item) in &found {
-                            visit(HitRef {
-                                key,
-                                value: &item.data,
-                                flags: item.flags,
-                                cas: item.cas,
-                            });
+                        // Each position of a found key (the handler keeps one hit per key).
+                        for &(at, key) in keys.iter() {
+                            let Some(item) = found.get(key) else { continue };
+                            *hits += 1;
+                            visit(
+                                at,
+                                HitRef {
+                                    key,
+                                    value: &item.data,
+                                    flags: item.flags,
+                                    cas: item.cas,
+                                },
+                            );
                         }
                         return Ok(Progress::Complete);
                     }
@@ -414,8 +428,8 @@ pub(crate) struct ServerGet<'k> {
 }
 
 impl<'k> ServerGet<'k> {
-    /// The multi-get of one server's `keys`.
-    pub(crate) fn new(keys: &'k [&'k [u8]]) -> Result<Self> {
+    /// The multi-get of one server's `keys` (each with its position in the call's keys).
+    pub(crate) fn new(keys: &'k [(usize, &'k [u8])]) -> Result<Self> {
         Ok(Self {
             chunks: chunks(keys)?,
             sent: 0,
@@ -425,7 +439,7 @@ impl<'k> ServerGet<'k> {
     }
 }
 
-impl<V: FnMut(HitRef<'_>) + ?Sized> Exchange<V> for ServerGet<'_> {
+impl<V: FnMut(usize, HitRef<'_>) + ?Sized> Exchange<V> for ServerGet<'_> {
     /// The number of hits visited.
     type Output = usize;
 
@@ -465,10 +479,10 @@ impl<V: FnMut(HitRef<'_>) + ?Sized> Exchange<V> for ServerGet<'_> {
 /// [`CHUNK_BYTES`] key bytes: a text `get` when every key of the chunk is a valid text key
 /// (measured ~1.4–2.5× the keys/s of quiet `mg`s on memcached 1.6.18, see the memcache
 /// benchmark), quiet meta `mg`s + `mn` (base64 keys) otherwise.
-fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
+fn chunks<'k>(keys: &'k [(usize, &'k [u8])]) -> Result<Vec<Chunk<'k>>> {
     if keys.len() <= CHUNK_KEYS {
         // The common case, one chunk, told by a sum instead of the boundary checks per key.
-        let bytes = keys.iter().map(|k| k.len() + 1).sum::<usize>();
+        let bytes = keys.iter().map(|(_, k)| k.len() + 1).sum::<usize>();
         if bytes <= CHUNK_BYTES + 1 {
             return Ok(if keys.is_empty() {
                 Vec::new()
@@ -481,11 +495,11 @@ fn chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
 }
 
 /// [`chunks`] by checking the limits at every key.
-fn split_chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
+fn split_chunks<'k>(keys: &'k [(usize, &'k [u8])]) -> Result<Vec<Chunk<'k>>> {
     let mut out = Vec::with_capacity(1);
     let mut start = 0;
     let mut bytes = 0;
-    for (i, key) in keys.iter().enumerate() {
+    for (i, (_, key)) in keys.iter().enumerate() {
         if i > start && (i - start == CHUNK_KEYS || bytes + key.len() > CHUNK_BYTES) {
             out.push(chunk(&keys[start..i], bytes)?);
             start = i;
@@ -501,16 +515,16 @@ fn split_chunks<'k>(keys: &'k [&'k [u8]]) -> Result<Vec<Chunk<'k>>> {
 
 /// The chunk of `keys`, whose lengths plus one sum to `bytes`: built as a text `get` in one
 /// pass that checks each key on the way, or as quiet `mg`s when some key is not a text key.
-fn chunk<'k>(keys: &'k [&'k [u8]], bytes: usize) -> Result<Chunk<'k>> {
+fn chunk<'k>(keys: &'k [(usize, &'k [u8])], bytes: usize) -> Result<Chunk<'k>> {
     // `extend_short` may write up to SHORT bytes past a key before it cuts back.
     let mut request = Vec::with_capacity(bytes + b"get\r\n".len() + SHORT);
     request.extend_from_slice(b"get");
-    for k in keys {
+    for &(_, k) in keys {
         if crate::keys::check_key(k).is_err() {
-            let mut op = ops::get_multi(keys.iter().map(|k| k.to_vec()).collect())?;
+            let mut op = ops::get_multi(keys.iter().map(|(_, k)| k.to_vec()).collect())?;
             return Ok(Chunk {
                 request: std::mem::take(&mut op.request),
-                reader: Reader::Meta(op),
+                reader: Reader::Meta { op, keys },
                 hits: 0,
             });
         }
@@ -624,7 +638,7 @@ mod tests {
             .iter()
             .map(|c| match c.reader {
                 Reader::Text { .. } => c.request.clone(),
-                Reader::Meta(_) => b"meta".to_vec(),
+                Reader::Meta { .. } => b"meta".to_vec(),
             })
             .collect()
     }
@@ -636,7 +650,7 @@ mod tests {
         // A key of 32 bytes, 250 of them: the byte limit falls inside the key count limit.
         let mid: Vec<Vec<u8>> = (0..250).map(|i| format!("{i:032}").into_bytes()).collect();
         let binary = [b"ok".to_vec(), b"not ok".to_vec()];
-        let sets: Vec<Vec<&[u8]>> = [
+        let sets: Vec<Vec<(usize, &[u8])>> = [
             &owned[..0],
             &owned[..1],
             &owned[..CHUNK_KEYS - 1],
@@ -650,7 +664,7 @@ mod tests {
             &binary[..],
         ]
         .iter()
-        .map(|set| set.iter().map(Vec::as_slice).collect())
+        .map(|set| set.iter().map(Vec::as_slice).enumerate().collect())
         .collect();
         for keys in &sets {
             let fast = chunks(keys).unwrap();
@@ -661,7 +675,7 @@ mod tests {
         for extra in 0..4 {
             let mut keys: Vec<Vec<u8>> = (0..32).map(|_| vec![b'k'; 250]).collect();
             keys.push(vec![b'k'; 29 + extra]);
-            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let keys: Vec<(usize, &[u8])> = keys.iter().map(Vec::as_slice).enumerate().collect();
             let fast = chunks(&keys).unwrap();
             let slow = split_chunks(&keys).unwrap();
             assert_eq!(requests(&fast), requests(&slow), "extra {extra}");
