@@ -451,8 +451,12 @@ impl AsyncClient {
         spawn(py, async move {
             let hits = {
                 let wire = multi::sent(&items);
-                let hits = st.client.get_multi(&wire).await.map_err(errors::to_py)?;
-                multi::FetchedHits::new(hits)
+                let mut hits = multi::FetchedHits::new(wire.len());
+                st.client
+                    .get_multi_indexed(&wire, |at, hit| hits.visit(at, hit))
+                    .await
+                    .map_err(errors::to_py)?;
+                hits
             };
             Ok(Reply::new(move |py| {
                 let items: Vec<KeyItem<'_>> = items.into_iter().map(|i| i.attach(py)).collect();

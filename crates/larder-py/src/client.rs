@@ -365,9 +365,12 @@ impl Client {
             return Ok(PyDict::new(py));
         }
         let wire = multi::sent(&items);
-        let hits = py
-            .detach(|| st.client.get_multi(&wire).map(multi::FetchedHits::new))
-            .map_err(errors::to_py)?;
+        let mut hits = multi::FetchedHits::new(wire.len());
+        py.detach(|| {
+            st.client
+                .get_multi_indexed(&wire, |at, hit| hits.visit(at, hit))
+        })
+        .map_err(errors::to_py)?;
         multi::hits_dict(&Self::codec(slf, &st), &items, hits)
     }
 

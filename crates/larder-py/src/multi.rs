@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use larder::memcache::MultiGetHits;
+use larder::memcache::HitRef;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -147,26 +147,67 @@ pub(crate) fn read_keys<'py>(
     Ok(items)
 }
 
-/// A multi-get's hits with their zlib-compressed values inflated, which the clients do with
-/// the GIL released (inflating is plain Rust work, and can be most of a call's).
+/// A multi-get's hits by the position of the key each answers (among the sent keys),
+/// collected with the GIL released: every value copied into one buffer, a zlib-compressed
+/// one inflated first (inflating is plain Rust work, and can be most of a call's). The dict
+/// is then built by position, with no key looked up.
 pub(crate) struct FetchedHits {
-    hits: MultiGetHits,
-    /// The inflated value (or why it could not be) of each hit flagged as compressed.
-    inflated: HashMap<Vec<u8>, Result<Vec<u8>, values::Inflate>>,
+    buf: Vec<u8>,
+    slots: Vec<Option<Fetched>>,
+}
+
+/// One position's hit.
+enum Fetched {
+    /// Its value (inflated, if it was compressed) at `buf[start..end]`, and its flags.
+    Value {
+        start: usize,
+        end: usize,
+        flags: u32,
+    },
+    /// A compressed value that did not inflate.
+    Broken(values::Inflate),
 }
 
 impl FetchedHits {
-    /// Inflates the compressed hits of `hits` (none, most often: then nothing is allocated).
-    pub(crate) fn new(hits: MultiGetHits) -> Self {
-        let inflated = hits
-            .iter()
-            .filter(|hit| values::is_compressed(hit.flags))
-            .map(|hit| {
-                let plain = values::inflate_if_flagged(Cow::Borrowed(hit.value), hit.flags);
-                (hit.key.to_vec(), plain.map(Cow::into_owned))
-            })
-            .collect();
-        Self { hits, inflated }
+    /// Most bytes reserved up front from the first hit's size.
+    const MAX_GUESS: usize = 4 << 20;
+
+    /// Room for the hits of `keys` sent keys.
+    pub(crate) fn new(keys: usize) -> Self {
+        let mut slots = Vec::with_capacity(keys);
+        slots.resize_with(keys, || None);
+        Self {
+            buf: Vec::new(),
+            slots,
+        }
+    }
+
+    /// Collects `hit`, the answer to the sent key at position `at`.
+    pub(crate) fn visit(&mut self, at: usize, hit: HitRef<'_>) {
+        let keys = self.slots.len();
+        let Some(slot) = self.slots.get_mut(at) else {
+            return;
+        };
+        if self.buf.is_empty() {
+            // Room for every key to hit with a value like the first one: values in one
+            // multi-get tend to be alike, and growing by doubling copies it all again.
+            let guess = hit.value.len().saturating_mul(keys);
+            self.buf.reserve(guess.min(Self::MAX_GUESS));
+        }
+        let plain = match values::inflate_if_flagged(Cow::Borrowed(hit.value), hit.flags) {
+            Ok(plain) => plain,
+            Err(e) => {
+                *slot = Some(Fetched::Broken(e));
+                return;
+            }
+        };
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&plain);
+        *slot = Some(Fetched::Value {
+            start,
+            end: self.buf.len(),
+            flags: hit.flags,
+        });
     }
 }
 
@@ -178,7 +219,7 @@ pub(crate) fn hits_dict<'py>(
     items: &[KeyItem<'py>],
     fetched: FetchedHits,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let FetchedHits { hits, mut inflated } = fetched;
+    let FetchedHits { buf, mut slots } = fetched;
     let dict = PyDict::new(codec.this.py());
     let mixed = items.iter().any(|i| i.is_str) && items.iter().any(|i| !i.is_str);
     let str_keys: HashSet<&[u8]> = if mixed {
@@ -190,22 +231,18 @@ pub(crate) fn hits_dict<'py>(
     } else {
         HashSet::new()
     };
-    for item in items {
-        let wire = item.wire.as_ref();
-        if mixed && !item.is_str && str_keys.contains(wire) {
+    // Positions count the sent keys, in the order `sent` gives them to the I/O.
+    let sent = items.iter().filter(|i| i.is_sent());
+    for (item, slot) in sent.zip(slots.iter_mut()) {
+        if mixed && !item.is_str && str_keys.contains(item.wire.as_ref()) {
             continue;
         }
-        let Some(hit) = hits.get(wire) else { continue };
-        // Only a compressed hit is looked up among the inflated ones (most calls have none).
-        let plain = if values::is_compressed(hit.flags) {
-            inflated.remove(wire)
-        } else {
-            None
-        };
-        let value = match plain {
-            Some(plain) => codec.decode(&plain.map_err(values::Inflate::into_py)?, hit.flags)?,
-            // Not compressed, or a key passed twice whose inflated value is already used.
-            None => codec.decode_stored(hit.value, hit.flags)?,
+        let value = match slot.take() {
+            None => continue,
+            Some(Fetched::Value { start, end, flags }) => {
+                codec.decode(buf.get(start..end).unwrap_or_default(), flags)?
+            }
+            Some(Fetched::Broken(e)) => return Err(e.into_py()),
         };
         if let Some(value) = value {
             dict.set_item(&item.given, value)?;

@@ -210,16 +210,6 @@ impl<'py> Codec<'_, 'py> {
             Err(e) => Err(e),
         }
     }
-
-    /// Inflates (when flagged) then decodes, for values read with the GIL held.
-    pub(crate) fn decode_stored(
-        &self,
-        data: &[u8],
-        flags: u32,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let plain = inflate_if_flagged(Cow::Borrowed(data), flags).map_err(Inflate::into_py)?;
-        self.decode(&plain, flags)
-    }
 }
 
 /// When values are compressed on the way in (a set's `min_compress_len` and
