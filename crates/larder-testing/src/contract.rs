@@ -89,6 +89,9 @@ pub fn multi(f: &Fixture) {
     let got = c.get_multi(&["m:a", "m:b", "m:missing"]).unwrap();
     let want: HashMap<String, String> = [(s("m:a"), s("1")), (s("m:b"), s("2"))].into();
     assert_eq!(got, want);
+    // A key asked twice is one entry.
+    let got = c.get_multi(&["m:b", "m:a", "m:missing", "m:b"]).unwrap();
+    assert_eq!(got, want);
     assert!(c.get_multi(&[]).unwrap().is_empty());
 
     let w = c

@@ -249,6 +249,11 @@ async fn async_memcached_cache_is_an_async_cache() {
         .unwrap();
     assert_eq!(w.applied.len(), 2);
     assert_eq!(cache.get_multi(&["x", "y", "z"]).await.unwrap().len(), 2);
+    // Hits map back to the caller's keys (unprefixed), a key asked twice once.
+    let got = cache.get_multi(&["y", "z", "x", "y"]).await.unwrap();
+    let want: std::collections::HashMap<String, String> =
+        [("x".into(), "1".into()), ("y".into(), "2".into())].into();
+    assert_eq!(got, want);
     assert!(cache.delete("x").await.unwrap());
     assert!(cache.touch("y", Expiry::secs(10)).await.unwrap());
     // The prefix is really on the server.

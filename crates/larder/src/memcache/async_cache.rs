@@ -100,9 +100,9 @@ impl<V: Send + 'static, C: Codec<V>> AsyncCache<V> for AsyncMemcachedCache<V, C>
             return Ok(HashMap::new());
         }
         let wire = self.map.keys(keys)?;
-        let mut found = Found::new(keys, &wire);
+        let mut found = Found::new(keys);
         self.client
-            .get_multi_with(&wire, |hit| found.visit(self.map.codec(), hit))
+            .get_multi_indexed(&wire, |at, hit| found.visit(self.map.codec(), at, hit))
             .await?;
         found.finish()
     }

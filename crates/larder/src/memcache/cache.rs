@@ -22,26 +22,25 @@ use crate::keys::MAX_KEY_LEN;
 use crate::{Cache, Codec, Encoded, Error, Expiry, KeyPolicy, MultiWrite, Result};
 
 /// The hits of a cache-level `get_multi`, decoded straight from the client's read buffer
-/// and keyed by the caller's keys (each wire key maps back to the key it came from).
+/// and keyed by the caller's keys (each hit names the position of the key it answers).
 pub(super) struct Found<'k, V> {
-    by_wire: HashMap<&'k [u8], &'k str, foldhash::fast::RandomState>,
+    keys: &'k [&'k str],
     out: HashMap<String, V>,
     first_err: Option<Error>,
 }
 
 impl<'k, V> Found<'k, V> {
-    pub(super) fn new(keys: &[&'k str], wire: &'k [Vec<u8>]) -> Self {
-        let mut by_wire = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-        by_wire.extend(wire.iter().map(Vec::as_slice).zip(keys.iter().copied()));
+    pub(super) fn new(keys: &'k [&'k str]) -> Self {
         Self {
-            by_wire,
+            keys,
             out: HashMap::with_capacity(keys.len()),
             first_err: None,
         }
     }
 
-    pub(super) fn visit<C: Codec<V>>(&mut self, codec: &C, hit: super::HitRef<'_>) {
-        let Some(key) = self.by_wire.get(hit.key) else {
+    /// Decodes `hit`, the answer to the key at position `at`.
+    pub(super) fn visit<C: Codec<V>>(&mut self, codec: &C, at: usize, hit: super::HitRef<'_>) {
+        let Some(key) = self.keys.get(at) else {
             return;
         };
         match codec.decode(hit.value, hit.flags) {
@@ -305,9 +304,9 @@ impl<V, C: Codec<V>> Cache<V> for MemcachedCache<V, C> {
             return Ok(HashMap::new());
         }
         let wire = self.map.keys(keys)?;
-        let mut found = Found::new(keys, &wire);
+        let mut found = Found::new(keys);
         self.client
-            .get_multi_with(&wire, |hit| found.visit(self.map.codec(), hit))?;
+            .get_multi_indexed(&wire, |at, hit| found.visit(self.map.codec(), at, hit))?;
         found.finish()
     }
 
