@@ -136,12 +136,23 @@ pub(crate) fn read_keys<'py>(
     policy: KeyPolicy,
 ) -> PyResult<Vec<KeyItem<'py>>> {
     let mut items = Vec::with_capacity(keys.len()?);
-    for given in keys.try_iter()? {
-        let item = key_item(given?, prefix, policy, LongKey::Refuse)?;
+    let mut take = |given| {
+        let item = key_item(given, prefix, policy, LongKey::Refuse)?;
         match &item.refused {
             None => items.push(item),
             Some(Refusal::Empty) => {}
             Some(r) => return Err(r.error(item.wire.as_ref())),
+        }
+        Ok(())
+    };
+    // A list (the common argument) is read by index, without the iterator protocol.
+    if let Ok(list) = keys.cast::<PyList>() {
+        for given in list.iter() {
+            take(given)?;
+        }
+    } else {
+        for given in keys.try_iter()? {
+            take(given?)?;
         }
     }
     Ok(items)
