@@ -297,18 +297,15 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
     pub(super) fn evict_while_over(&mut self) {
         self.detect_shift();
         loop {
-            if self.window_over() {
-                let Some(candidate) = self.pop_clock(true) else {
-                    break;
-                };
-                self.admit(candidate);
-            } else if self.over_bounds()
-                && self.policy.share < MOVING_SHARE
-                && self.policy.window_len > 0
-            {
-                // The window is within its share but the shard is over: while the popular
-                // keys stay, the window's next entry must earn main's room (see the module
-                // docs) instead of taking it from main's victim uncompared.
+            // A window over its share sends its next entry to main's door; so does a
+            // window within it while the shard is over and the popular keys stay: that
+            // entry must earn main's room (see the module docs) rather than the window
+            // taking it from main's victim uncompared.
+            let window_goes = self.window_over()
+                || (self.over_bounds()
+                    && self.policy.share < MOVING_SHARE
+                    && self.policy.window_len > 0);
+            if window_goes {
                 let Some(candidate) = self.pop_clock(true) else {
                     break;
                 };
@@ -393,16 +390,11 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
     }
 
     /// Whether the shard, after it has been full, is below its bounds with the candidate in
-    /// it: the room a heavy victim left behind when a lighter candidate displaced it. Filled
-    /// by whatever leaves the window next, that room went to keys seen once, which in a
-    /// look-aside cache are mostly never requested again: a light candidate beating a heavy
-    /// victim then cost the victim's bytes for little. Only a key requested before (sketch
-    /// count of 2 or more, the request that stored it included) takes spare room; the others
-    /// leave and the room waits for the next candidate that qualifies. Unweighted shards
-    /// never have spare room after an eviction (one entry out for one in), so this only
-    /// changes weighted ones (and shards emptied by removals). Not while the window holds
-    /// half the shard or more: after a shift the sketch has just forgotten every count, so
-    /// "requested before" would turn away the new popular keys while they build counts.
+    /// it: the room a heavy victim left when a lighter candidate displaced it, which only a
+    /// key requested before may take (the module docs say why). Unweighted shards never
+    /// have spare room after an eviction (one entry out for one in), so this only changes
+    /// weighted ones (and shards emptied by removals). Not while the window holds half the
+    /// shard or more: after a shift the sketch has just forgotten every count.
     fn spare_room(&self) -> bool {
         self.counters.evictions > 0
             && self.policy.share < MOVING_SHARE
