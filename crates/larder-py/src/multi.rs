@@ -223,7 +223,7 @@ impl FetchedHits {
 }
 
 /// The hits of a multi-get as pylibmc's dict: keyed by the keys as passed (a str over
-/// equal bytes, as pylibmc prefers), misses and values whose `deserialize` raised
+/// equal bytes, as pylibmc prefers; a bytes subclass as plain bytes), misses and values whose `deserialize` raised
 /// `CacheMiss` left out.
 pub(crate) fn hits_dict<'py>(
     codec: &Codec<'_, 'py>,
@@ -255,8 +255,14 @@ pub(crate) fn hits_dict<'py>(
             }
             Some(Fetched::Broken(e)) => return Err(e.into_py()),
         };
-        if let Some(value) = value {
-            dict.set_item(&item.given, value)?;
+        let Some(value) = value else { continue };
+        match item.given.cast::<PyBytes>() {
+            // A bytes subclass's key comes back as plain bytes, as pylibmc gives it (a str
+            // subclass's stays as passed, as there).
+            Ok(b) if !item.given.is_exact_instance_of::<PyBytes>() => {
+                dict.set_item(PyBytes::new(codec.this.py(), b.as_bytes()), value)?;
+            }
+            _ => dict.set_item(&item.given, value)?,
         }
     }
     Ok(dict)

@@ -19,6 +19,20 @@ def run_both(server, calls, behaviors=None, binary=False):
     return results
 
 
+class BytesKey(bytes):
+    pass
+
+
+class StrKey(str):
+    pass
+
+
+def key_types(hits):
+    """Each key of a `get_multi` result with the name of its exact type."""
+    return sorted((bytes(k, "utf-8") if isinstance(k, str) else bytes(k), type(k).__name__)
+                  for k in hits)
+
+
 # Each case: a list of calls made in order on one client.
 CASES = {
     "get miss": [lambda c: c.get("nokey")],
@@ -79,6 +93,12 @@ CASES = {
         lambda c: c.get_multi(iter(["a"])),
         lambda c: c.get_multi([1]),
         lambda c: c.get_multi(["a" * 251]),
+    ],
+    "get_multi key types": [
+        lambda c: c.set_multi({"a": 1, "b": 2, "p_a": 3}),
+        lambda c: key_types(c.get_multi([BytesKey(b"a"), StrKey("b")])),
+        lambda c: key_types(c.get_multi([BytesKey(b"a"), b"b"], key_prefix="p_")),
+        lambda c: key_types(c.get_multi([StrKey("a")], key_prefix=b"p_")),
     ],
     "key_prefix": [
         lambda c: c.set_multi({"a": 1, b"b": 2}, key_prefix="p_"),
