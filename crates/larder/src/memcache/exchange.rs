@@ -519,7 +519,13 @@ impl ReadBuf {
     }
 
     /// The next complete reply, if the buffered bytes hold one.
+    #[inline]
     pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>> {
+        // A driver steps its exchange before each read, mostly with nothing buffered yet:
+        // that step costs no parse.
+        if self.start == self.end {
+            return Ok(None);
+        }
         match self.parser.parse(&self.buf[self.start..self.end])? {
             Some((reply, used)) => {
                 self.consume(used);
