@@ -243,6 +243,7 @@ impl<V> MemoryCacheBuilder<V> {
             Some(seed) => SeedableRandomState::with_seed(seed, SharedSeed::global_fixed()),
             None => SeedableRandomState::random(),
         };
+        let shifts = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let shards: Vec<_> = (0..shard_count as u64)
             .map(|i| {
                 let n = shard_count as u64;
@@ -253,12 +254,14 @@ impl<V> MemoryCacheBuilder<V> {
                         total / n + u64::from(i < total % n)
                     }
                 };
-                CachePadded(Mutex::new(Shard::new(
+                let mut shard = Shard::new(
                     share(max_entries),
                     share(max_weight),
                     hasher,
                     self.listener.is_some(),
-                )))
+                );
+                shard.share_shifts(Arc::clone(&shifts));
+                CachePadded(Mutex::new(shard))
             })
             .collect();
         let shard_max_weight = shards.iter().map(|s| lock(&s.0).max_weight()).collect();

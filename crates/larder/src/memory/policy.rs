@@ -34,6 +34,13 @@
 //!   grows to nearly the whole shard, so the cache runs as a CLOCK (near LRU) while the new
 //!   keys build up counts. Each quiet period then shrinks the window by 3 %, back towards
 //!   pure TinyLFU.
+//! - **A shift one shard detects is news to the others.** The shards of a cache see the
+//!   same traffic, split by key, and a shard whose missed keys happen to come back a little
+//!   less than the bar (a returning share of 0.19 to 0.24 against 0.25) went on in
+//!   TinyLFU mode for two more periods while its neighbours had opened their windows. So a
+//!   detected shift is counted on a signal the cache's shards share, and a shard that has
+//!   not seen it yet, a tenth of a period into its own, takes it as its own if its hit
+//!   ratio so far is below its usual one (a shard that kept its hits ignores it).
 //! - While the window holds at least half the shard the policy believes the popular keys
 //!   move, and a candidate needs only a higher count than the victim: the victim's count
 //!   was earned under the traffic that moved away, and demanding the loop margin (below)
@@ -53,6 +60,8 @@
 //! time in 128, so keys crafted to collide in the sketch cannot pin a victim forever.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::shard::{Entry, Shard, UNBOUNDED};
 use super::sketch::Sketch;
@@ -87,6 +96,11 @@ const SHIFT_REREAD: f64 = 0.10;
 const MOVING_SHARE: f64 = 0.5;
 /// Requests per detection period at least (small shards' periods would be noise).
 const MIN_PERIOD: u64 = 64;
+/// A shard looks for a shift another shard detected once this part of its period is gone
+/// (a ratio over fewer requests would be noise)...
+const SHARED_SHIFT_AFTER: u64 = 10;
+/// ... and takes it as its own if its hit ratio so far is this far below its usual one.
+const SHARED_SHIFT_DROP: f64 = 0.001;
 /// Sketch frequency from which a losing candidate is still admitted 1 time in 128.
 const ADMIT_ANYWAY_FREQ: u8 = 6;
 
@@ -113,6 +127,10 @@ pub(super) struct Policy {
     /// The hit ratio of past periods (a moving average); `None` before the first.
     usual_ratio: Option<f64>,
     rng: u64,
+    /// Shifts detected by any shard of the cache (see the module docs), and how many of
+    /// them this shard has seen.
+    shifts: Arc<AtomicU64>,
+    seen_shifts: u64,
 }
 
 impl Policy {
@@ -131,7 +149,21 @@ impl Policy {
             window_unread: 0,
             usual_ratio: None,
             rng: 0x2545_F491_4F6C_DD1D,
+            shifts: Arc::new(AtomicU64::new(0)),
+            seen_shifts: 0,
         }
+    }
+
+    /// Shares `shifts`, the shift signal of the cache's shards, from now on.
+    pub(super) fn share_shifts(&mut self, shifts: Arc<AtomicU64>) {
+        self.seen_shifts = shifts.load(Ordering::Relaxed);
+        self.shifts = shifts;
+    }
+
+    /// A shift: the sketch forgets its history and the window opens.
+    fn shifted(&mut self) {
+        self.sketch.forget();
+        self.share = self.share.max(SHIFTED_WINDOW);
     }
 
     /// Records a read of the stored key hashing to `hash`.
@@ -171,7 +203,8 @@ impl Policy {
     }
 
     /// Ends a detection period with `hits` of `requests`: a shift resets the sketch and
-    /// opens the window; a quiet period shrinks the window.
+    /// opens the window (and is signalled to the other shards); a quiet period shrinks the
+    /// window.
     fn end_period(&mut self, hits: u64, requests: u64) {
         let misses = requests - hits;
         let ratio = hits as f64 / requests.max(1) as f64;
@@ -186,8 +219,8 @@ impl Policy {
         };
         let missed_keys_return = returning >= SHIFT_RETURNING || reread >= SHIFT_REREAD;
         if ratio < usual - SHIFT_DROP && missed_keys_return {
-            self.sketch.forget();
-            self.share = self.share.max(SHIFTED_WINDOW);
+            self.shifted();
+            self.seen_shifts = self.shifts.fetch_add(1, Ordering::Relaxed) + 1;
         } else {
             self.share *= QUIET_SHRINK;
         }
@@ -272,7 +305,8 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
         p.window_len > 0 && (p.window_len > entries || p.window_weight > weight)
     }
 
-    /// Ends the detection period if it is complete (see [`Policy::end_period`]).
+    /// Ends the detection period if it is complete (see [`Policy::end_period`]); before
+    /// that, takes up a shift another shard detected (see the module docs).
     fn detect_shift(&mut self) {
         let period = self.len.min(self.max_entries).max(MIN_PERIOD);
         let c = self.counters;
@@ -286,6 +320,24 @@ impl<V, S: std::hash::BuildHasher + Clone> Shard<V, S> {
             return;
         }
         if requests < requests0 + period {
+            if requests < requests0 + period / SHARED_SHIFT_AFTER {
+                return;
+            }
+            let signalled = p.shifts.load(Ordering::Relaxed);
+            if signalled == p.seen_shifts {
+                return;
+            }
+            p.seen_shifts = signalled;
+            let ratio = (c.hits - hits0) as f64 / (requests - requests0) as f64;
+            if p.usual_ratio
+                .is_some_and(|usual| ratio < usual - SHARED_SHIFT_DROP)
+            {
+                p.shifted();
+                p.period_start = (c.hits, requests);
+                p.returning = 0;
+                p.window_reread = 0;
+                p.window_unread = 0;
+            }
             return;
         }
         p.period_start = (c.hits, requests);
@@ -526,5 +578,50 @@ mod tests {
         }
         let share = p.window_share();
         assert!(share < 0.6 * SHIFTED_WINDOW, "{share}");
+    }
+
+    #[test]
+    fn a_shift_one_shard_detects_opens_the_window_of_a_shard_whose_hits_fell_too() {
+        let signal = Arc::new(AtomicU64::new(0));
+        let shard = || {
+            let mut s: Shard<u64> = Shard::new(100, UNBOUNDED, SeedableRandomState::fixed(), false);
+            s.share_shifts(Arc::clone(&signal));
+            // Full (a period is then 100 requests) and evicting.
+            (s.len, s.counters.evictions) = (100, 1);
+            s
+        };
+        let (mut detects, mut fell, mut kept) = (shard(), shard(), shard());
+        let requests = |s: &mut Shard<u64>, hits: u64, misses: u64| {
+            s.counters.hits += hits;
+            s.counters.misses += misses;
+            s.detect_shift();
+        };
+        // Two periods at 80 % hits each: the usual ratio.
+        for s in [&mut detects, &mut fell, &mut kept] {
+            requests(s, 80, 20);
+            requests(s, 80, 20);
+            assert!(s.policy.window_share() < INITIAL_WINDOW);
+        }
+        // The same tenth of a period, before and after the first shard's shift: only the
+        // signal differs, and the shard takes it up only if its own hits fell.
+        requests(&mut fell, 3, 7);
+        assert!(
+            fell.policy.window_share() < INITIAL_WINDOW,
+            "no shift signalled yet"
+        );
+        detects.policy.returning = 40;
+        requests(&mut detects, 30, 70);
+        assert_eq!(detects.policy.window_share(), SHIFTED_WINDOW);
+        assert_eq!(signal.load(Ordering::Relaxed), 1);
+        requests(&mut fell, 3, 7);
+        assert_eq!(fell.policy.window_share(), SHIFTED_WINDOW);
+        requests(&mut kept, 16, 4);
+        assert!(
+            kept.policy.window_share() < INITIAL_WINDOW,
+            "its hits held up"
+        );
+        // Seen once: a later fall in the same period is its own to judge.
+        requests(&mut kept, 0, 10);
+        assert!(kept.policy.window_share() < INITIAL_WINDOW);
     }
 }

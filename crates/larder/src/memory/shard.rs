@@ -191,6 +191,11 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
         }
     }
 
+    /// Shares `shifts`, the shift signal of the cache's shards (see the policy's docs).
+    pub(super) fn share_shifts(&mut self, shifts: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        self.policy.share_shifts(shifts);
+    }
+
     /// Live (stored, possibly expired but not yet reclaimed) entries.
     pub(super) fn len(&self) -> u64 {
         self.len
