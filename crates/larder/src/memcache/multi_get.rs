@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::cluster::{Cluster, ServerGroups};
 use super::exchange::{Exchange, ReadBuf, Step};
 use super::ops::{self, GetsItem, Hits, Op};
-use super::proto::{ItemRef, Retrieval};
+use super::proto::{extend_short, ItemRef, Retrieval, SHORT};
 use crate::{Error, Result};
 
 /// Most keys per pipelined multi-get chunk.
@@ -539,39 +539,6 @@ fn chunk<'k>(keys: &'k [(usize, &'k [u8])], bytes: usize) -> Result<Chunk<'k>> {
     })
 }
 
-/// The longest slice [`extend_short`] copies without a `memcpy` call.
-const SHORT: usize = 16;
-
-/// `out.extend_from_slice(bytes)`, for 4 to [`SHORT`] bytes (keys, mostly) in two
-/// overlapping fixed-size word copies instead of a `memcpy` call, whose call and size
-/// dispatch cost more than copying a key this short: the words go to a scratch array that
-/// is appended whole, then `out` is cut back to the bytes' end. Amortised like any
-/// `extend_from_slice` when `out` lacks room for the whole array.
-#[inline(always)]
-fn extend_short(out: &mut Vec<u8>, bytes: &[u8]) {
-    let n = bytes.len();
-    let end = out.len() + n;
-    let mut scratch = [0u8; SHORT];
-    if (8..=SHORT).contains(&n) {
-        let (mut head, mut tail) = ([0; 8], [0; 8]);
-        head.copy_from_slice(&bytes[..8]);
-        tail.copy_from_slice(&bytes[n - 8..n]);
-        scratch[..8].copy_from_slice(&head);
-        scratch[n - 8..n].copy_from_slice(&tail);
-    } else if (4..8).contains(&n) {
-        let (mut head, mut tail) = ([0; 4], [0; 4]);
-        head.copy_from_slice(&bytes[..4]);
-        tail.copy_from_slice(&bytes[n - 4..n]);
-        scratch[..4].copy_from_slice(&head);
-        scratch[n - 4..n].copy_from_slice(&tail);
-    } else {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    out.extend_from_slice(&scratch);
-    out.truncate(end);
-}
-
 /// The keys of a multi-get grouped by the server that takes each now, with the call's
 /// [`Outcome`] so far (the routing refusal of some keys, if any).
 pub(crate) fn route<'k, K: AsRef<[u8]>>(
@@ -679,23 +646,6 @@ mod tests {
             let fast = chunks(&keys).unwrap();
             let slow = split_chunks(&keys).unwrap();
             assert_eq!(requests(&fast), requests(&slow), "extra {extra}");
-        }
-    }
-
-    #[test]
-    fn extend_short_appends_as_extend_from_slice_does() {
-        let source: Vec<u8> = (0..40u8)
-            .map(|b| b.wrapping_mul(37).wrapping_add(1))
-            .collect();
-        for len in 0..=source.len() {
-            for (prefix, room) in [(0, 0), (3, 0), (5, 16), (7, 100)] {
-                let mut want = vec![9u8; prefix];
-                want.reserve_exact(room);
-                let mut got = want.clone();
-                want.extend_from_slice(&source[..len]);
-                extend_short(&mut got, &source[..len]);
-                assert_eq!(got, want, "{len} bytes after {prefix}, room {room}");
-            }
         }
     }
 }

@@ -425,3 +425,20 @@ fn plain_meta_reply_takes_the_single_op_replies() {
         (Some(16), Some(210_341_445), Some(99))
     );
 }
+
+#[test]
+fn extend_short_appends_as_extend_from_slice_does() {
+    let source: Vec<u8> = (0..40u8)
+        .map(|b| b.wrapping_mul(37).wrapping_add(1))
+        .collect();
+    for len in 0..=source.len() {
+        for (prefix, room) in [(0, 0), (3, 0), (5, 16), (7, 100)] {
+            let mut want = vec![9u8; prefix];
+            want.reserve_exact(room);
+            let mut got = want.clone();
+            want.extend_from_slice(&source[..len]);
+            extend_short(&mut got, &source[..len]);
+            assert_eq!(got, want, "{len} bytes after {prefix}, room {room}");
+        }
+    }
+}
