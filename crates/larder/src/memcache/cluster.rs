@@ -118,6 +118,15 @@ pub(crate) struct Grouped<T> {
 }
 
 impl<T> Grouped<T> {
+    /// All of `items` on server 0.
+    fn one(items: Vec<T>) -> Self {
+        let end = items.len();
+        Self {
+            items,
+            ends: vec![end],
+        }
+    }
+
     /// How many servers have items.
     pub(crate) fn len(&self) -> usize {
         self.iter().count()
@@ -297,6 +306,10 @@ impl Cluster {
         &self,
         keys: &'k [K],
     ) -> (ServerGroups<'k>, Option<Error>) {
+        if self.one_live_server() {
+            let items: Vec<_> = keys.iter().map(AsRef::as_ref).enumerate().collect();
+            return (Grouped::one(items), None);
+        }
         let (homes, refused) = self.homes(keys);
         (
             homes.sort(keys.iter().map(AsRef::as_ref).enumerate()),
@@ -307,10 +320,20 @@ impl Cluster {
     /// Groups the indices of `keys` by the server that takes each now; the first fail-fast
     /// refusal (FailFast mode, or no live server) is returned instead.
     pub(crate) fn group_indices(&self, keys: &[&[u8]]) -> Result<Grouped<usize>> {
+        if self.one_live_server() {
+            return Ok(Grouped::one((0..keys.len()).collect()));
+        }
         match self.homes(keys) {
             (_, Some(e)) => Err(e),
             (homes, None) => Ok(homes.sort(0..keys.len())),
         }
+    }
+
+    /// Whether the ring has one server and it is live: it takes every key, in order, with
+    /// nothing to hash, count or sort (a multi-key call's grouping is on its critical path,
+    /// before the first request goes out).
+    fn one_live_server(&self) -> bool {
+        self.ring.servers().len() == 1 && self.dead.load(Ordering::Acquire) == 0
     }
 
     /// The server that takes each of `keys` now, and the first refusal.
@@ -318,12 +341,7 @@ impl Cluster {
         let n = self.ring.servers().len();
         let mut homes = Homes::new(n, keys.len());
         if self.dead.load(Ordering::Acquire) == 0 {
-            if n == 1 {
-                // One live server takes every key: nothing to hash.
-                homes.homes.resize(keys.len(), 0);
-            } else {
-                self.ring.servers_for(keys, &mut homes.homes);
-            }
+            self.ring.servers_for(keys, &mut homes.homes);
             let refused = homes.count();
             return (homes, refused);
         }
@@ -492,6 +510,43 @@ mod tests {
         Err(Error::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused,
         )))
+    }
+
+    #[test]
+    fn one_live_server_groups_as_the_counting_sort_does() {
+        let clock = Arc::new(ManualClock::new());
+        let config = ClientConfig::from_specs("10.0.0.1:11211")
+            .unwrap()
+            .failover(FailoverConfig::default().failure_limit(1))
+            .clock(clock.clone());
+        let one = Cluster::new(&config).unwrap();
+        let keys: Vec<&[u8]> = vec![b"b", b"a", b"b", b"c"];
+        let sorted = |c: &Cluster| {
+            let (homes, refused) = c.homes(&keys);
+            (homes.sort(keys.iter().copied().enumerate()), refused)
+        };
+        let (fast, refused) = one.group(&keys);
+        let (general, general_refused) = sorted(&one);
+        assert!(refused.is_none() && general_refused.is_none());
+        type Group<'k> = (usize, Vec<(usize, &'k [u8])>);
+        fn groups<'k>(g: &ServerGroups<'k>) -> Vec<Group<'k>> {
+            g.iter()
+                .map(|(server, items)| (server, items.to_vec()))
+                .collect()
+        }
+        assert_eq!(groups(&fast), groups(&general));
+        assert_eq!(
+            groups(&fast),
+            vec![(0, keys.iter().copied().enumerate().collect())]
+        );
+        let indices = one.group_indices(&keys).unwrap();
+        let all: Vec<_> = indices.iter().map(|(s, i)| (s, i.to_vec())).collect();
+        assert_eq!(all, vec![(0, vec![0, 1, 2, 3])]);
+        // Marked dead, it takes the general path: no live server to rehash to.
+        one.record(0, &io_err());
+        let (dead, refused) = one.group(&keys);
+        assert_eq!(dead.len(), 0);
+        assert!(matches!(refused, Some(Error::NoServers(_))), "{refused:?}");
     }
 
     #[test]
