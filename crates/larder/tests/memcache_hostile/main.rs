@@ -298,6 +298,59 @@ fn trickled_get_multi_times_out(kind: Kind) {
     assert_timed_out(kind, "get_multi", started, is_timeout, &describe_hits(&got));
 }
 
+/// Two servers, the one sent its keys first answering last (`pause` later): `config` for
+/// both, the keys of a call that reaches both, and the hits it must give.
+fn slow_first_of_two(
+    pause: Duration,
+    config: impl Fn(&str) -> ClientConfig,
+) -> (Scripted, Scripted, ClientConfig, Vec<Vec<u8>>) {
+    let slow = Scripted::start(move |_, _, req| vec![Step::Pause(pause), Step::Write(answer(req))]);
+    let quick = Scripted::start(|_, _, req| vec![Step::Write(answer(req))]);
+    let mut both = config(slow.addr());
+    both.servers
+        .push(larder::memcache::ServerAddr::parse(quick.addr()).unwrap());
+    let keys = (0..40).map(|i| format!("k{i}").into_bytes()).collect();
+    (slow, quick, both, keys)
+}
+
+/// Replies that arrive in another order than the requests went out still land whole, each
+/// hit under its own key.
+fn multi_get_replies_out_of_order(kind: Kind) {
+    let (slow, quick, both, keys) = slow_first_of_two(Duration::from_millis(150), config);
+    let c = kind.client(both);
+    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let expected: Hits = refs.iter().map(|k| (k.to_vec(), value_of(k))).collect();
+    for _ in 0..2 {
+        assert_eq!(c.get_multi(&refs).unwrap(), expected, "{kind:?}");
+    }
+    assert_eq!(
+        (slow.connections(), quick.connections()),
+        (1, 1),
+        "{kind:?}"
+    );
+}
+
+/// A server that answers only after the read timeout costs its keys (misses, as a failed
+/// server's part of a multi-get is), on time; the other server's hits still come back,
+/// each under its own key.
+fn multi_get_one_server_past_its_timeout(kind: Kind) {
+    let (_slow, _quick, both, keys) = slow_first_of_two(Duration::from_secs(3), trickle_config);
+    let c = kind.client(both);
+    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let started = Instant::now();
+    let got = c.get_multi(&refs).unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "{kind:?}: {took:?}");
+    assert!(
+        !got.is_empty() && got.len() < keys.len(),
+        "{kind:?}: {} hits",
+        got.len()
+    );
+    for (k, v) in &got {
+        assert_eq!(v, &value_of(k), "{kind:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The fakes themselves
 // ---------------------------------------------------------------------------------------
@@ -644,4 +697,6 @@ on_both_clients!(
     pooled_connection_closed_under_a_set,
     trickled_get_times_out,
     trickled_get_multi_times_out,
+    multi_get_replies_out_of_order,
+    multi_get_one_server_past_its_timeout,
 );
