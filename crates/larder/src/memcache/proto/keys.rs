@@ -1,6 +1,6 @@
 //! Wire keys (text keys as they are, binary keys base64 for the meta `b` flag), exptimes and
 //! the protocol's size limits (the item limit counts the item's header and key, not only its
-//! value).
+//! value), and [`extend_short`], the copy that appends a key to a request or a hit buffer.
 
 use std::borrow::Cow;
 use std::time::Duration;
