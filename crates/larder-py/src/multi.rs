@@ -223,8 +223,8 @@ impl FetchedHits {
 }
 
 /// The hits of a multi-get as pylibmc's dict: keyed by the keys as passed (a str over
-/// equal bytes, as pylibmc prefers; a bytes subclass as plain bytes), misses and values whose `deserialize` raised
-/// `CacheMiss` left out.
+/// equal bytes, as pylibmc prefers; a bytes subclass as plain bytes), misses and values
+/// whose `deserialize` raised `CacheMiss` left out.
 pub(crate) fn hits_dict<'py>(
     codec: &Codec<'_, 'py>,
     items: &[KeyItem<'py>],

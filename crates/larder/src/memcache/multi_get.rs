@@ -255,7 +255,7 @@ impl Collector {
         if self.buf.is_empty() {
             // Room for every key to hit with an item like the first one: values in one
             // multi-get tend to be alike, and growing by doubling copies it all again
-            // (plus the scratch `extend_short` writes past a key).
+            // (plus the room `extend_short` writes past a key before it cuts back).
             let guess = (hit.key.len() + hit.value.len()).saturating_mul(self.slots.capacity());
             self.buf
                 .reserve(guess.min(Self::MAX_GUESS).saturating_add(SHORT));
