@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use larder::memcache::{AsyncClient, Client};
 use larder::Expiry;
+use larder_bench::env_or;
 use larder_bench::stats::{median, spread};
 use larder_testing::memcached::MemcachedServer;
 
@@ -90,13 +91,6 @@ const LARDER: [(usize, &str); 3] = [
     (VISIT, "blocking `get_multi_with`"),
     (ASYNC, "async `get_multi`"),
 ];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// CPU time the calling thread has used so far, in ns.
 #[derive(Debug, Clone, Copy)]

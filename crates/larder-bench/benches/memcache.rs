@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use larder::memcache::{AsyncClient, Client};
 use larder::Expiry;
+use larder_bench::env_or;
+use larder_bench::stats::quartiles;
 use larder_testing::memcached::MemcachedServer;
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
@@ -69,13 +71,6 @@ fn stock(client: &Client) -> Vec<String> {
     keys
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The phase of one slice, shared by its callers: they warm up (connect, settle) unmeasured,
 /// then count units, then stop.
 struct Phase(AtomicU8);
@@ -96,7 +91,7 @@ impl Phase {
     /// Lets the callers warm up for `MC_BENCH_WARM_MS`, then counts for `time`: the counting
     /// time.
     fn run(&self, time: Duration) -> Duration {
-        std::thread::sleep(Duration::from_millis(env_or("MC_BENCH_WARM_MS", 20)));
+        std::thread::sleep(Duration::from_millis(env_or::<u64>("MC_BENCH_WARM_MS", 20)));
         self.0.store(COUNT, Ordering::Relaxed);
         let start = Instant::now();
         std::thread::sleep(time);
@@ -371,10 +366,10 @@ type Contender<'a> = Box<dyn FnMut(Duration) -> f64 + 'a>;
 fn take_turns(contenders: &mut [Contender<'_>], groups: &[&[usize]]) -> Vec<Vec<f64>> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
-    let turns = env_or("MC_BENCH_SLICES", 25).max(1) as usize;
-    let slice = Duration::from_millis(env_or("MC_BENCH_MS", 100));
+    let turns = env_or::<u64>("MC_BENCH_SLICES", 25).max(1) as usize;
+    let slice = Duration::from_millis(env_or::<u64>("MC_BENCH_MS", 100));
     let mut rates = vec![Vec::with_capacity(turns); contenders.len()];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(env_or("MC_BENCH_SEED", 1));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(env_or::<u64>("MC_BENCH_SEED", 1));
     for group in groups {
         let mut order = group.to_vec();
         for _ in 0..turns {
@@ -391,13 +386,6 @@ fn take_turns(contenders: &mut [Contender<'_>], groups: &[&[usize]]) -> Vec<Vec<
         }
     }
     rates
-}
-
-/// The 25th, 50th and 75th percentiles of `values`.
-fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    [at(0.25), at(0.5), at(0.75)]
 }
 
 /// One printed row: the median rates and the per-turn ratios to the limit.
@@ -480,8 +468,8 @@ fn print(rows: &[Row]) {
     }
     println!(
         "rates: median of {} slices of {} ms; ratios: median (quartiles) of the per-turn ratios",
-        env_or("MC_BENCH_SLICES", 25).max(1),
-        env_or("MC_BENCH_MS", 100)
+        env_or::<u64>("MC_BENCH_SLICES", 25).max(1),
+        env_or::<u64>("MC_BENCH_MS", 100)
     );
 }
 
@@ -638,7 +626,7 @@ fn paired(block: usize, mut bare: impl FnMut(), mut client: impl FnMut()) -> Vec
 
 /// How many pairs of blocks [`paired`] measures: `MC_BENCH_PAIRS`, default 200.
 fn pairs() -> usize {
-    env_or("MC_BENCH_PAIRS", 200).max(1) as usize
+    env_or::<u64>("MC_BENCH_PAIRS", 200).max(1) as usize
 }
 
 /// [`paired`] on tokio: one task alternating between a bare tokio socket sending `req`

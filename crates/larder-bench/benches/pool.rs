@@ -28,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use larder::pool::{Manager, Pool, PoolConfig, Strategy};
+use larder_bench::env_or;
 use larder_bench::stats::spread;
 
 /// The pooled object: small, like a connection handle.
@@ -67,13 +68,6 @@ impl r2d2::ManageConnection for R2d2Conns {
     fn has_broken(&self, _conn: &mut Conn) -> bool {
         false
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The calling thread's time on CPU so far, in ns.

@@ -23,13 +23,8 @@ use larder::clock::SystemClock;
 use larder::dogpile::{CachedValue, Region, RegionBuilder};
 use larder::memory::MemoryCache;
 use larder::Expiry;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use larder_bench::env_or;
+use larder_bench::stats::quartiles;
 
 fn time(ops: usize, mut op: impl FnMut()) -> Duration {
     let start = Instant::now();
@@ -39,15 +34,10 @@ fn time(ops: usize, mut op: impl FnMut()) -> Duration {
     start.elapsed()
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[at]
-}
-
 /// Interleaves `bare` and `region` blocks; prints the figures and returns the median ratio.
 fn compare(label: &str, mut bare: impl FnMut(), mut region: impl FnMut()) -> f64 {
-    let ops = env_or("REGION_BENCH_OPS", 2_000);
-    let pairs = env_or("REGION_BENCH_PAIRS", 2_000);
+    let ops = env_or::<usize>("REGION_BENCH_OPS", 2_000);
+    let pairs = env_or::<usize>("REGION_BENCH_PAIRS", 2_000);
     // Warm both paths (caches, branch predictors) before anything counts.
     time(ops, &mut bare);
     time(ops, &mut region);
@@ -64,17 +54,14 @@ fn compare(label: &str, mut bare: impl FnMut(), mut region: impl FnMut()) -> f64
         bare_ns.push(b.as_nanos() as f64 / ops as f64);
         region_ns.push(r.as_nanos() as f64 / ops as f64);
     }
-    for v in [&mut ratios, &mut bare_ns, &mut region_ns] {
-        v.sort_by(f64::total_cmp);
-    }
-    let ratio = quantile(&ratios, 0.5);
+    let [lo, ratio, hi] = quartiles(ratios);
     println!(
         "{label:<28} bare get {:>6.1} ns   region get_or_create {:>6.1} ns   ratio {ratio:.2}× \
          (quartiles {:.2}–{:.2}, {pairs} pairs of {ops} calls)",
-        quantile(&bare_ns, 0.5),
-        quantile(&region_ns, 0.5),
-        quantile(&ratios, 0.25),
-        quantile(&ratios, 0.75),
+        quartiles(bare_ns)[1],
+        quartiles(region_ns)[1],
+        lo,
+        hi,
     );
     ratio
 }

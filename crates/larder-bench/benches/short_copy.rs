@@ -14,13 +14,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use larder::memcache::proto::{extend_short, SHORT};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use larder_bench::env_or;
+use larder_bench::stats::quartiles;
 
 /// ns per request of `ops` requests of `keys`, each key appended by `copy`.
 fn block(keys: &[Vec<u8>], ops: usize, copy: fn(&mut Vec<u8>, &[u8])) -> f64 {
@@ -42,16 +37,10 @@ fn std_copy(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.25), at(0.75))
-}
-
 fn main() {
     let (ops, pairs) = (
-        env_or("SHORT_BENCH_OPS", 2_000),
-        env_or("SHORT_BENCH_PAIRS", 300),
+        env_or::<usize>("SHORT_BENCH_OPS", 2_000),
+        env_or::<usize>("SHORT_BENCH_PAIRS", 300),
     );
     println!(
         "100 keys per request; ns per request, median of {pairs} pairs of {ops}-request blocks"
@@ -81,11 +70,11 @@ fn main() {
             theirs.push(b);
             ratios.push(a / b);
         }
-        let (r, lo, hi) = quartiles(ratios);
+        let [lo, r, hi] = quartiles(ratios);
         println!(
             "{name:<22} {:>13.0} {:>18.0} {:>12.2} ({lo:.2}-{hi:.2})",
-            quartiles(ours).0,
-            quartiles(theirs).0,
+            quartiles(ours)[1],
+            quartiles(theirs)[1],
             r
         );
     }

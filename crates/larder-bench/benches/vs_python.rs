@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use larder::memcache::ring::Ring;
 use larder::memcache::{AsyncClient, Client, Distribution, KeyHash};
 use larder::Expiry;
+use larder_bench::env_or;
 use larder_testing::memcached::MemcachedServer;
 
 const VALUE: &[u8; 100] = &[b'v'; 100];
@@ -33,13 +34,6 @@ const COLUMNS: [&str; 5] = [
     "pylibmc",
     "pymemcache",
 ];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn cell_secs() -> f64 {
     env_or("VS_PY_SECS", 0.3)

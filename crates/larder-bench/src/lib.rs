@@ -9,6 +9,15 @@
 pub mod replay;
 pub mod stats;
 
+/// The value of environment variable `name` parsed as a `T`, or `default` when it is unset
+/// or does not parse (the benches' knobs).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 use std::time::{Duration, Instant};
 
 use larder::memory::MemoryCache;

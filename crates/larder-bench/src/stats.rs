@@ -23,3 +23,14 @@ pub fn spread(mut values: Vec<f64>, digits: usize) -> String {
     let (lo, hi) = (values[0], values[values.len() - 1]);
     format!("{mid:.digits$} ({lo:.digits$}–{hi:.digits$})")
 }
+
+/// The 25th, 50th and 75th percentiles of `values` (nearest rank; `values` need not be
+/// sorted).
+///
+/// # Panics
+/// When `values` is empty.
+pub fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
+}
