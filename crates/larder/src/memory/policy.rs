@@ -160,6 +160,11 @@ impl Policy {
         self.shifts = shifts;
     }
 
+    /// The shift signal this policy counts on (for a shard that starts over).
+    pub(super) fn shifts(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.shifts)
+    }
+
     /// A shift: the sketch forgets its history and the window opens.
     fn shifted(&mut self) {
         self.sketch.forget();
@@ -578,6 +583,26 @@ mod tests {
         }
         let share = p.window_share();
         assert!(share < 0.6 * SHIFTED_WINDOW, "{share}");
+    }
+
+    #[test]
+    fn a_cleared_shard_still_takes_up_the_shifts_of_the_others() {
+        let signal = Arc::new(AtomicU64::new(0));
+        let mut s: Shard<u64> = Shard::new(100, UNBOUNDED, SeedableRandomState::fixed(), false);
+        s.share_shifts(Arc::clone(&signal));
+        s.clear();
+        (s.len, s.counters.evictions) = (100, 1);
+        let mut requests = |hits: u64, misses: u64| {
+            s.counters.hits += hits;
+            s.counters.misses += misses;
+            s.detect_shift();
+            s.policy.window_share()
+        };
+        requests(80, 20);
+        requests(80, 20);
+        // Another shard of the cache detects a shift; this one's hits fell too.
+        signal.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(requests(3, 7), SHIFTED_WINDOW);
     }
 
     #[test]

@@ -472,7 +472,9 @@ impl<V, S: BuildHasher + Clone> Shard<V, S> {
             }
         }
         let hasher = self.hasher.clone();
+        let shifts = self.policy.shifts();
         *self = Self::new(self.max_entries, self.max_weight, hasher, self.notify);
+        self.share_shifts(shifts);
         self.counters = counters;
         self.removed = removed;
     }
