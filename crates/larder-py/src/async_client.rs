@@ -20,8 +20,9 @@ use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use crate::args;
 use crate::calls::{self, arith_io, cas_io, store_io};
 use crate::errors;
+use crate::get_keys::GetKeys;
 use crate::keys;
-use crate::multi::{self, incr_multi_io, Detached, KeyItem};
+use crate::multi::{self, incr_multi_io};
 use crate::state::{Slot, State};
 use crate::values::{self, Codec, Compression, Hooks};
 
@@ -442,15 +443,15 @@ impl AsyncClient {
         let py = slf.py();
         let st = slf.get().slot.get()?;
         let prefix = keys::prefix(key_prefix)?;
-        let items = multi::read_keys(keys, prefix.as_ref(), st.policy)?;
-        if items.is_empty() {
+        let keys = GetKeys::read(keys, prefix.as_ref(), st.policy)?;
+        if keys.is_empty() {
             return ready(py, PyDict::new(py).unbind());
         }
-        let items: Vec<Detached> = items.into_iter().map(KeyItem::detach).collect();
+        let keys = keys.detach();
         let dec = Self::decoder(slf);
         spawn(py, async move {
             let hits = {
-                let wire = multi::sent(&items);
+                let wire = keys.wire();
                 let mut hits = multi::FetchedHits::new(wire.len());
                 st.client
                     .get_multi_indexed(&wire, |at, hit| hits.visit(at, hit))
@@ -459,8 +460,7 @@ impl AsyncClient {
                 hits
             };
             Ok(Reply::new(move |py| {
-                let items: Vec<KeyItem<'_>> = items.into_iter().map(|i| i.attach(py)).collect();
-                multi::hits_dict(&dec.codec(py, &st), &items, hits).map(Bound::into_any)
+                multi::hits_dict(&dec.codec(py, &st), &keys.attach(py), hits).map(Bound::into_any)
             }))
         })
     }

@@ -15,6 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 use crate::args;
 use crate::calls::{self, arith_io, cas_io, store_io};
 use crate::errors;
+use crate::get_keys::GetKeys;
 use crate::keys;
 use crate::multi::{self, incr_multi_io};
 use crate::state::{Slot, State};
@@ -360,18 +361,19 @@ impl Client {
         let py = slf.py();
         let st = slf.get().slot.get()?;
         let prefix = keys::prefix(key_prefix)?;
-        let items = multi::read_keys(keys, prefix.as_ref(), st.policy)?;
-        if items.is_empty() {
+        let keys = GetKeys::read(keys, prefix.as_ref(), st.policy)?;
+        if keys.is_empty() {
             return Ok(PyDict::new(py));
         }
-        let wire = multi::sent(&items);
+        let wire = keys.wire();
         let mut hits = multi::FetchedHits::new(wire.len());
         py.detach(|| {
             st.client
                 .get_multi_indexed(&wire, |at, hit| hits.visit(at, hit))
         })
         .map_err(errors::to_py)?;
-        multi::hits_dict(&Self::codec(slf, &st), &items, hits)
+        drop(wire);
+        multi::hits_dict(&Self::codec(slf, &st), &keys, hits)
     }
 
     /// Stores every item of the dict `keys`; the keys that were not stored (`[]`).

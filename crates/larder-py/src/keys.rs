@@ -9,6 +9,8 @@
 //! libmemcached's check does. How a refused key fails (`False`, a miss or `BadKeyProvided`)
 //! is each method's, as in pylibmc.
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
@@ -27,8 +29,6 @@ const MAX_BASE64_KEY_LEN: usize = larder::memcache::proto::MAX_BINARY_KEY_LEN;
 /// carries it across its I/O uncopied.
 pub(crate) struct PyKey {
     bytes: KeyBytes,
-    /// The key was a str (multi-key calls hand results back under the str).
-    pub(crate) is_str: bool,
 }
 
 enum KeyBytes {
@@ -42,18 +42,13 @@ impl PyKey {
         let key = if let Ok(b) = obj.cast::<PyBytes>() {
             PyKey {
                 bytes: KeyBytes::Bytes(PyBackedBytes::from(b.clone())),
-                is_str: false,
             }
         } else if let Ok(s) = obj.cast::<PyString>() {
             PyKey {
                 bytes: KeyBytes::Str(PyBackedStr::try_from(s.clone())?),
-                is_str: true,
             }
         } else {
-            return Err(PyTypeError::new_err(format!(
-                "key must be str or bytes, not {}",
-                obj.get_type().name()?
-            )));
+            return Err(not_a_key(obj));
         };
         if key.as_bytes().len() > MAX_KEY_LEN {
             return Err(too_long(key.as_bytes()));
@@ -68,6 +63,44 @@ impl PyKey {
             KeyBytes::Str(s) => s.as_bytes(),
         }
     }
+}
+
+/// `obj`'s bytes as a key, with whether it is a str, as [`PyKey::new`] reads and checks
+/// them but borrowed from the object (a bytes object's buffer, a str's cached UTF-8; a copy
+/// only on abi3 builds for Python 3.9): for a call that copies them on at once.
+pub(crate) fn key_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<(Cow<'a, [u8]>, bool)> {
+    let (bytes, is_str) = if let Ok(b) = obj.cast::<PyBytes>() {
+        (Cow::Borrowed(b.as_bytes()), false)
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        let bytes = match s.to_cow()? {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        };
+        (bytes, true)
+    } else {
+        return Err(not_a_key(obj));
+    };
+    if bytes.len() > MAX_KEY_LEN {
+        return Err(too_long(&bytes));
+    }
+    Ok((bytes, is_str))
+}
+
+/// The `TypeError` of a key that is neither str nor bytes.
+fn not_a_key(obj: &Bound<'_, PyAny>) -> PyErr {
+    match obj.get_type().name() {
+        Ok(name) => PyTypeError::new_err(format!("key must be str or bytes, not {name}")),
+        Err(e) => e,
+    }
+}
+
+/// Whether every byte of `bytes` is printable ASCII (no space), which either key rule
+/// passes: one branch-free pass (which the compiler vectorizes), so that only a key that
+/// fails it is searched byte by byte.
+pub(crate) fn printable(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b.wrapping_sub(0x21) < 0x5e))
 }
 
 /// The `ValueError` of a key over 250 bytes: pylibmc's words, then the key (shortened).
@@ -121,12 +154,7 @@ impl KeyPolicy {
         if key.is_empty() {
             return Ok(Some(Refusal::Empty));
         }
-        // Printable ASCII passes either rule: one branch-free pass over the key (which the
-        // compiler vectorizes), and the byte-wise search only for a key that fails it.
-        if key
-            .iter()
-            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x21) < 0x5e))
-        {
+        if printable(key) {
             return Ok(None);
         }
         let forbidden = |b: u8| b <= b' ' || b == 0x7f || (self.verify && b > 0x7e);

@@ -20,6 +20,7 @@ mod calls;
 mod client;
 mod config;
 mod errors;
+mod get_keys;
 mod keys;
 mod multi;
 mod servers;

@@ -2,7 +2,7 @@
 //! reading the keys (with `key_prefix`), encoding a `set_multi` mapping, and shaping the
 //! results as pylibmc returns them (hits keyed by the keys as passed, failed keys unprefixed
 //! and of the type passed, `incr_multi`'s errors, `get_stats`' list). The I/O between is the
-//! face's own; an async face carries the keys across it [`Detached`] (no GIL, no lifetime).
+//! face's own (a `get_multi`'s keys are read by [`GetKeys`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::errors::{self, Error, NotFound, SomeErrors};
+use crate::get_keys::GetKeys;
 use crate::keys::{self, KeyPolicy, PyKey, Refusal, Wire, MAX_KEY_LEN};
 use crate::servers::Server;
 use crate::values::{self, Codec, Compression, Payload};
@@ -20,59 +21,17 @@ use crate::values::{self, Codec, Compression, Payload};
 /// One key of a multi-key call: the object passed, its wire bytes, and why it is not sent.
 pub(crate) struct KeyItem<'py> {
     pub(crate) given: Bound<'py, PyAny>,
-    pub(crate) is_str: bool,
     pub(crate) wire: Wire,
     pub(crate) refused: Option<Refusal>,
 }
 
-impl KeyItem<'_> {
-    /// The key as an async call carries it across its I/O.
-    pub(crate) fn detach(self) -> Detached {
-        Detached {
-            given: self.given.unbind(),
-            is_str: self.is_str,
-            wire: self.wire,
-            refused: self.refused,
-        }
-    }
-}
-
-/// A [`KeyItem`] held without the GIL: [`attach`](Detached::attach) makes it one again.
-pub(crate) struct Detached {
-    given: Py<PyAny>,
-    is_str: bool,
-    wire: Wire,
-    refused: Option<Refusal>,
-}
-
-impl Detached {
-    /// The key item again, under the GIL.
-    pub(crate) fn attach(self, py: Python<'_>) -> KeyItem<'_> {
-        KeyItem {
-            given: self.given.into_bound(py),
-            is_str: self.is_str,
-            wire: self.wire,
-            refused: self.refused,
-        }
-    }
-}
-
-/// A key of a multi-key call, held or detached: what is sent of it.
+/// A key of a multi-key call: what is sent of it.
 pub(crate) trait SentKey {
     fn wire(&self) -> &[u8];
     fn is_sent(&self) -> bool;
 }
 
 impl SentKey for KeyItem<'_> {
-    fn wire(&self) -> &[u8] {
-        self.wire.as_ref()
-    }
-    fn is_sent(&self) -> bool {
-        self.refused.is_none()
-    }
-}
-
-impl SentKey for Detached {
     fn wire(&self) -> &[u8] {
         self.wire.as_ref()
     }
@@ -109,7 +68,6 @@ pub(crate) fn key_item<'py>(
     long: LongKey,
 ) -> PyResult<KeyItem<'py>> {
     let key = PyKey::new(&given)?;
-    let is_str = key.is_str;
     let wire = keys::prefixed(prefix, key);
     let len = wire.as_ref().len();
     let refused = if len > MAX_KEY_LEN {
@@ -122,40 +80,9 @@ pub(crate) fn key_item<'py>(
     };
     Ok(KeyItem {
         given,
-        is_str,
         wire,
         refused,
     })
-}
-
-/// The keys of a `get_multi`: pylibmc's rules (the sequence must have a length; an empty key
-/// is skipped; a refused key fails the call with `BadKeyProvided`).
-pub(crate) fn read_keys<'py>(
-    keys: &Bound<'py, PyAny>,
-    prefix: Option<&PyKey>,
-    policy: KeyPolicy,
-) -> PyResult<Vec<KeyItem<'py>>> {
-    let mut items = Vec::with_capacity(keys.len()?);
-    let mut take = |given| {
-        let item = key_item(given, prefix, policy, LongKey::Refuse)?;
-        match &item.refused {
-            None => items.push(item),
-            Some(Refusal::Empty) => {}
-            Some(r) => return Err(r.error(item.wire.as_ref())),
-        }
-        Ok(())
-    };
-    // A list (the common argument) is read by index, without the iterator protocol.
-    if let Ok(list) = keys.cast::<PyList>() {
-        for given in list.iter() {
-            take(given)?;
-        }
-    } else {
-        for given in keys.try_iter()? {
-            take(given?)?;
-        }
-    }
-    Ok(items)
 }
 
 /// A multi-get's hits by the position of the key each answers (among the sent keys),
@@ -227,25 +154,23 @@ impl FetchedHits {
 /// whose `deserialize` raised `CacheMiss` left out.
 pub(crate) fn hits_dict<'py>(
     codec: &Codec<'_, 'py>,
-    items: &[KeyItem<'py>],
+    keys: &GetKeys<Bound<'py, PyAny>>,
     fetched: FetchedHits,
 ) -> PyResult<Bound<'py, PyDict>> {
     let FetchedHits { buf, mut slots } = fetched;
     let dict = PyDict::new(codec.this.py());
-    let mixed = items.iter().any(|i| i.is_str) && items.iter().any(|i| !i.is_str);
+    let mixed = keys.mixed();
     let str_keys: HashSet<&[u8]> = if mixed {
-        items
-            .iter()
-            .filter(|i| i.is_str)
-            .map(|i| i.wire.as_ref())
+        keys.iter()
+            .filter(|&(_, is_str, _)| is_str)
+            .map(|(_, _, wire)| wire)
             .collect()
     } else {
         HashSet::new()
     };
-    // Positions count the sent keys, in the order `sent` gives them to the I/O.
-    let sent = items.iter().filter(|i| i.is_sent());
-    for (item, slot) in sent.zip(slots.iter_mut()) {
-        if mixed && !item.is_str && str_keys.contains(item.wire.as_ref()) {
+    // Positions count the sent keys, in the order `wire` gives them to the I/O.
+    for ((given, is_str, wire), slot) in keys.iter().zip(slots.iter_mut()) {
+        if mixed && !is_str && str_keys.contains(wire) {
             continue;
         }
         let value = match slot.take() {
@@ -256,13 +181,13 @@ pub(crate) fn hits_dict<'py>(
             Some(Fetched::Broken(e)) => return Err(e.into_py()),
         };
         let Some(value) = value else { continue };
-        match item.given.cast::<PyBytes>() {
+        match given.cast::<PyBytes>() {
             // A bytes subclass's key comes back as plain bytes, as pylibmc gives it (a str
             // subclass's stays as passed, as there).
-            Ok(b) if !item.given.is_exact_instance_of::<PyBytes>() => {
+            Ok(b) if !given.is_exact_instance_of::<PyBytes>() => {
                 dict.set_item(PyBytes::new(codec.this.py(), b.as_bytes()), value)?;
             }
-            _ => dict.set_item(&item.given, value)?,
+            _ => dict.set_item(given, value)?,
         }
     }
     Ok(dict)

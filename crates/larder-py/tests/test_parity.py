@@ -94,6 +94,18 @@ CASES = {
         lambda c: c.get_multi([1]),
         lambda c: c.get_multi(["a" * 251]),
     ],
+    # pylibmc reads every key (TypeError, ValueError) before it judges any (BadKeyProvided).
+    "get_multi first bad key": [
+        lambda c: c.set("a", 1),
+        lambda c: c.get_multi(["a", "a b", 1]),
+        lambda c: c.get_multi(["a", 1, "a b"]),
+        lambda c: c.get_multi(["a b", "x" * 251]),
+        lambda c: c.get_multi(["x" * 251, "a b"]),
+        lambda c: c.get_multi(["a b", "b" * 240], key_prefix="p" * 20),
+        lambda c: c.get_multi(["b" * 240, "a b"], key_prefix="p" * 20),
+        lambda c: c.get_multi(["x" * 251, 1]),
+        lambda c: c.get_multi([1, "x" * 251]),
+    ],
     "get_multi key types": [
         lambda c: c.set_multi({"a": 1, "b": 2, "p_a": 3}),
         lambda c: key_types(c.get_multi([BytesKey(b"a"), StrKey("b")])),
