@@ -15,7 +15,7 @@ use pyo3::types::PyTuple;
 
 use crate::args;
 use crate::errors::{self, NotFound, SomeErrors};
-use crate::keys::{PyKey, Refusal};
+use crate::keys::{Key, Refusal};
 use crate::state::State;
 use crate::values::{self, Codec, Compression, Inflate, Payload};
 
@@ -24,8 +24,11 @@ pub(crate) type Fetched = Result<Option<(Vec<u8>, u32)>, Inflate>;
 
 /// A `get`'s key: `None` when pylibmc answers with the default without asking (an empty
 /// key); `BadKeyProvided` for a key the client refuses.
-pub(crate) fn get_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
-    let key = PyKey::new(key)?;
+pub(crate) fn get_key<'a, C>(
+    st: &State<C>,
+    key: &'a Bound<'_, PyAny>,
+) -> PyResult<Option<Key<'a>>> {
+    let key = Key::new(key)?;
     match st.policy.check(key.as_bytes())? {
         None => Ok(Some(key)),
         Some(Refusal::Empty) => Ok(None),
@@ -47,8 +50,11 @@ pub(crate) fn get_result<'py>(
 
 /// A `gets`'s key: `None` for pylibmc's miss without asking. pylibmc's order: an empty key
 /// is a miss, then the `cas` behavior is required, then the key's bytes are checked.
-pub(crate) fn gets_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
-    let key = PyKey::new(key)?;
+pub(crate) fn gets_key<'a, C>(
+    st: &State<C>,
+    key: &'a Bound<'_, PyAny>,
+) -> PyResult<Option<Key<'a>>> {
+    let key = Key::new(key)?;
     let refusal = st.policy.check(key.as_bytes())?;
     if refusal == Some(Refusal::Empty) {
         return Ok(None);
@@ -90,9 +96,9 @@ pub(crate) fn gets_result<'py>(
 }
 
 /// One single-key store, read from its arguments.
-pub(crate) struct Store<'py> {
+pub(crate) struct Store<'a, 'py> {
     pub(crate) mode: SetMode,
-    pub(crate) key: PyKey,
+    pub(crate) key: Key<'a>,
     pub(crate) payload: Payload<'py>,
     pub(crate) flags: u32,
     pub(crate) expiry: Expiry,
@@ -102,17 +108,17 @@ pub(crate) struct Store<'py> {
 /// A `set`/`add`/`replace`/`append`/`prepend`: `None` for a key pylibmc would not send (the
 /// call returns `False`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn store<'py, C>(
+pub(crate) fn store<'a, 'py, C>(
     st: &State<C>,
     codec: &Codec<'_, 'py>,
     mode: SetMode,
-    key: &Bound<'py, PyAny>,
+    key: &'a Bound<'py, PyAny>,
     val: &Bound<'py, PyAny>,
     time: i64,
     min_compress_len: i64,
     compress_level: i32,
-) -> PyResult<Option<Store<'py>>> {
-    let key = PyKey::new(key)?;
+) -> PyResult<Option<Store<'a, 'py>>> {
+    let key = Key::new(key)?;
     let compression = Compression::from_args(min_compress_len, compress_level)?;
     let expiry = args::expiry(time)?;
     let (payload, flags) = codec.encode(val)?;
@@ -162,14 +168,14 @@ macro_rules! store_io {
 pub(crate) use store_io;
 
 /// A `cas`, read from its arguments (pylibmc raises for any key it would not send).
-pub(crate) fn cas<'py, C>(
+pub(crate) fn cas<'a, 'py, C>(
     st: &State<C>,
     codec: &Codec<'_, 'py>,
-    key: &Bound<'py, PyAny>,
+    key: &'a Bound<'py, PyAny>,
     val: &Bound<'py, PyAny>,
     time: i64,
-) -> PyResult<Store<'py>> {
-    let key = PyKey::new(key)?;
+) -> PyResult<Store<'a, 'py>> {
+    let key = Key::new(key)?;
     if !st.settings.behaviors.cas() {
         return Err(PyValueError::new_err("cas without cas behavior"));
     }
@@ -215,18 +221,21 @@ pub(crate) fn cas_result(key: &[u8], outcome: larder::Result<Option<bool>>) -> P
 
 /// The key of a `delete` or `delete_cas`: `None` for a key pylibmc would not send
 /// (the call returns `False`).
-pub(crate) fn quiet_key<'py, C>(st: &State<C>, key: &Bound<'py, PyAny>) -> PyResult<Option<PyKey>> {
-    let key = PyKey::new(key)?;
+pub(crate) fn quiet_key<'a, C>(
+    st: &State<C>,
+    key: &'a Bound<'_, PyAny>,
+) -> PyResult<Option<Key<'a>>> {
+    let key = Key::new(key)?;
     Ok(st.policy.check(key.as_bytes())?.is_none().then_some(key))
 }
 
 /// The key and expiry of a `touch`: `None` for a key pylibmc would not send (`False`).
-pub(crate) fn touch_key<'py, C>(
+pub(crate) fn touch_key<'a, C>(
     st: &State<C>,
-    key: &Bound<'py, PyAny>,
+    key: &'a Bound<'_, PyAny>,
     time: i64,
-) -> PyResult<Option<(PyKey, Expiry)>> {
-    let key = PyKey::new(key)?;
+) -> PyResult<Option<(Key<'a>, Expiry)>> {
+    let key = Key::new(key)?;
     let expiry = args::expiry(time)?;
     Ok(st
         .policy
@@ -236,12 +245,12 @@ pub(crate) fn touch_key<'py, C>(
 }
 
 /// The key and delta of an `incr`/`decr` (pylibmc raises for any key it would not send).
-pub(crate) fn arith_key<'py, C>(
+pub(crate) fn arith_key<'a, C>(
     st: &State<C>,
-    key: &Bound<'py, PyAny>,
+    key: &'a Bound<'_, PyAny>,
     delta: i64,
-) -> PyResult<(PyKey, u64)> {
-    let key = PyKey::new(key)?;
+) -> PyResult<(Key<'a>, u64)> {
+    let key = Key::new(key)?;
     let delta = args::delta(delta)?;
     if let Some(r) = st.policy.check(key.as_bytes())? {
         return Err(r.error(key.as_bytes()));

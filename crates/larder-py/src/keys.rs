@@ -65,6 +65,22 @@ impl PyKey {
     }
 }
 
+/// A single-key call's key: its bytes as [`key_bytes`] reads them (borrowed from the object
+/// passed, which the call holds for its length, GIL released or not).
+pub(crate) struct Key<'a>(Cow<'a, [u8]>);
+
+impl<'a> Key<'a> {
+    /// `obj` as a key: `TypeError` unless str or bytes, `ValueError` over 250 bytes.
+    pub(crate) fn new(obj: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Key(key_bytes(obj)?.0))
+    }
+
+    /// The key's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// `obj`'s bytes as a key, with whether it is a str, as [`PyKey::new`] reads and checks
 /// them but borrowed from the object (a bytes object's buffer, a str's cached UTF-8; a copy
 /// only on abi3 builds for Python 3.9): for a call that copies them on at once.
