@@ -56,19 +56,19 @@ pub(crate) fn unwrap_create_error(err: Error) -> Error {
 pub(crate) type ServerWrites = (usize, Vec<usize>, Batches<bool>);
 
 /// The write batches of a multi-key write: one op per key (built by `make_op` from the
-/// key's index, every one before anything is sent), grouped by server with each group's
-/// key indices.
+/// key's index, its request appended to its batch's buffer, every one before anything is
+/// sent), grouped by server with each group's key indices.
 pub(crate) fn write_batches(
     cluster: &Cluster,
     keys: &[&[u8]],
-    make_op: impl Fn(usize) -> Result<Op<bool>>,
+    make_op: impl Fn(usize, &mut Vec<u8>) -> Result<Op<bool>>,
 ) -> Result<Vec<ServerWrites>> {
     cluster
         .group_indices(keys)?
         .iter()
         .map(|(server, indices)| {
-            let ops = indices.iter().map(|&i| make_op(i)).collect::<Result<_>>()?;
-            Ok((server, indices.to_vec(), Batches::new(ops)))
+            let x = Batches::encoded(indices.len(), |j, buf| make_op(indices[j], buf))?;
+            Ok((server, indices.to_vec(), x))
         })
         .collect()
 }
@@ -188,9 +188,9 @@ macro_rules! client_api {
                 let exptime = api::exptime(expiry);
                 let limit = self.inner.config.item_size_limit;
                 let keys: Vec<&[u8]> = items.iter().map(|(k, _, _)| *k).collect();
-                self.write_multi(&keys, |i| {
+                self.write_multi(&keys, |i, buf| {
                     let (key, value, flags) = items[i];
-                    ops::store(key, value, flags, exptime, mode, None, limit)
+                    ops::store_into(buf, key, value, flags, exptime, mode, None, limit)
                 })$($aw)*
             }
 
@@ -198,7 +198,7 @@ macro_rules! client_api {
             /// order, whether each was present.
             pub $($asy)* fn delete_multi<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
                 let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
-                self.write_multi(&keys, |i| ops::delete(keys[i], None))$($aw)*
+                self.write_multi(&keys, |i, buf| ops::delete_into(buf, keys[i], None))$($aw)*
             }
 
             $($asy)* fn store(

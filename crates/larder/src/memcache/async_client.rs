@@ -476,7 +476,7 @@ impl AsyncClient {
     async fn write_multi(
         &self,
         keys: &[&[u8]],
-        make_op: impl Fn(usize) -> Result<Op<bool>>,
+        make_op: impl Fn(usize, &mut Vec<u8>) -> Result<Op<bool>>,
     ) -> Result<Vec<bool>> {
         let batches = api::write_batches(&self.inner.cluster, keys, make_op)?;
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);

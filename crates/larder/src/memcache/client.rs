@@ -483,13 +483,14 @@ impl Client {
         outcome.finish()
     }
 
-    /// One op per key (built by `make_op` from the key's index), grouped by server and
-    /// batched; every server's first batch is written before any reply is read. The
-    /// outcomes in key order; every server is tried, the first failure is the error.
+    /// One op per key (built by `make_op` from the key's index, into its batch's buffer),
+    /// grouped by server and batched; every server's first batch is written before any
+    /// reply is read. The outcomes in key order; every server is tried, the first failure
+    /// is the error.
     fn write_multi(
         &self,
         keys: &[&[u8]],
-        make_op: impl Fn(usize) -> Result<Op<bool>>,
+        make_op: impl Fn(usize, &mut Vec<u8>) -> Result<Op<bool>>,
     ) -> Result<Vec<bool>> {
         let batches = api::write_batches(&self.inner.cluster, keys, make_op)?;
         let deadline = Deadline::new(Instant::now(), self.inner.config.operation_timeout);

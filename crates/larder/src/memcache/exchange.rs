@@ -399,12 +399,15 @@ impl<T, V: ?Sized> Exchange<V> for Single<T> {
 /// result), so the connection stays in step.
 pub(crate) struct Batches<T> {
     ops: Vec<Op<T>>,
+    /// Where each op's request lies in its batch's bytes (an op keeps no request of its own).
+    sent: Vec<std::ops::Range<usize>>,
     /// `(end of the batch in ops, its request bytes)`.
     batches: Vec<(usize, Vec<u8>)>,
     /// The next batch to send.
     next_batch: usize,
-    /// The next op whose replies are read.
+    /// The next op whose replies are read, and the batch it is in.
     reading: usize,
+    reading_batch: usize,
     out: Vec<T>,
     first_err: Option<Error>,
 }
@@ -415,34 +418,52 @@ pub(crate) const WRITE_BATCH_OPS: usize = 128;
 pub(crate) const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 impl<T> Batches<T> {
-    /// Splits `ops` into batches bounded so the small replies never fill the socket while
-    /// the client is still writing.
-    pub(crate) fn new(ops: Vec<Op<T>>) -> Self {
+    /// The batches of `n` ops that `make(i, buf)` builds, each appending its request to
+    /// `buf`, its batch's buffer (so no op allocates a request of its own), and returning
+    /// the op; `make`'s first error is the result. Batches are bounded so the small replies
+    /// never fill the socket while the client is still writing.
+    pub(crate) fn encoded(
+        n: usize,
+        mut make: impl FnMut(usize, &mut Vec<u8>) -> Result<Op<T>>,
+    ) -> Result<Self> {
+        let mut ops = Vec::with_capacity(n);
+        let mut sent = Vec::with_capacity(n);
         let mut batches = Vec::new();
         let mut request = Vec::new();
-        let mut in_batch = 0;
-        for (i, op) in ops.iter().enumerate() {
-            if in_batch > 0
-                && (in_batch == WRITE_BATCH_OPS
-                    || request.len() + op.request.len() > WRITE_BATCH_BYTES)
-            {
-                batches.push((i, std::mem::take(&mut request)));
-                in_batch = 0;
+        for i in 0..n {
+            let at = request.len();
+            ops.push(make(i, &mut request)?);
+            let in_batch = i - batches.last().map_or(0, |&(end, _)| end);
+            let full = in_batch == WRITE_BATCH_OPS || request.len() > WRITE_BATCH_BYTES;
+            let start = if in_batch > 0 && full {
+                // This op starts the next batch, in a buffer sized like the one it closes.
+                let mut next = Vec::with_capacity(request.capacity());
+                next.extend_from_slice(request.get(at..).unwrap_or_default());
+                request.truncate(at);
+                batches.push((i, std::mem::replace(&mut request, next)));
+                0
+            } else {
+                at
+            };
+            if i == 0 {
+                // Room for every op of the batch at the first one's size.
+                request.reserve((request.len() * n.min(WRITE_BATCH_OPS)).min(WRITE_BATCH_BYTES));
             }
-            request.extend_from_slice(&op.request);
-            in_batch += 1;
+            sent.push(start..request.len());
         }
-        if in_batch > 0 {
-            batches.push((ops.len(), request));
+        if n > batches.last().map_or(0, |&(end, _)| end) {
+            batches.push((n, request));
         }
-        Self {
-            out: Vec::with_capacity(ops.len()),
+        Ok(Self {
+            out: Vec::with_capacity(n),
             ops,
+            sent,
             batches,
             next_batch: 0,
             reading: 0,
+            reading_batch: 0,
             first_err: None,
-        }
+        })
     }
 }
 
@@ -469,7 +490,20 @@ impl<T, V: ?Sized> Exchange<V> for Batches<T> {
             let Some(reply) = buf.next_reply()? else {
                 return Ok(Step::Read);
             };
-            match self.ops[self.reading].feed(reply)? {
+            while (self.batches.get(self.reading_batch))
+                .is_some_and(|&(end, _)| end <= self.reading)
+            {
+                self.reading_batch += 1;
+            }
+            // The op's request, from the bytes of its batch that were sent.
+            let bytes = self
+                .batches
+                .get(self.reading_batch)
+                .map_or(&[][..], |(_, b)| b);
+            let request = (self.sent.get(self.reading))
+                .and_then(|r| bytes.get(r.clone()))
+                .unwrap_or_default();
+            match self.ops[self.reading].feed_sent(reply, request)? {
                 None => {}
                 Some(Ok(v)) => {
                     self.out.push(v);
@@ -660,13 +694,125 @@ mod tests {
         ));
     }
 
+    /// Drives `x` to its end, answering each batch it writes with `answer(first op, ops)`;
+    /// the ops each write held (counted by `cmd`) and the result.
+    fn run_batches(
+        x: &mut Batches<bool>,
+        cmd: &str,
+        mut answer: impl FnMut(usize, usize) -> String,
+    ) -> (Vec<usize>, Result<Result<Vec<bool>>>) {
+        let mut wire = Wire::new(proto::ReplyParser::default());
+        wire.begin();
+        let (mut written, mut answered) = (Vec::new(), 0);
+        loop {
+            match wire.step(x, &mut ()) {
+                Ok(Step::Write(bytes)) => {
+                    let ops = bytes
+                        .windows(cmd.len())
+                        .filter(|w| *w == cmd.as_bytes())
+                        .count();
+                    written.push(ops);
+                }
+                Ok(Step::Read) => {
+                    let sent: usize = written.iter().sum();
+                    let reply = answer(answered, sent - answered);
+                    answered = sent;
+                    let spare = wire.spare();
+                    spare[..reply.len()].copy_from_slice(reply.as_bytes());
+                    if let Err(e) = wire.filled(reply.len(), "test") {
+                        return (written, Err(e));
+                    }
+                }
+                Ok(Step::Done(out)) => return (written, Ok(out)),
+                Err(e) => return (written, Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn batches_are_bounded_and_each_reply_is_checked_against_its_own_request() {
+        let keys: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+        let batches = || {
+            let mut opaques = Vec::new();
+            let x = Batches::encoded(keys.len(), |i, buf| {
+                let op = ops::delete_into(buf, keys[i].as_bytes(), None)?;
+                opaques.push(op.opaque.unwrap());
+                Ok(op)
+            })
+            .unwrap();
+            (x, opaques)
+        };
+        // Each reply echoes the key of the request it answers, which every op checks
+        // against its own request's bytes in its batch.
+        let (mut x, opaques) = batches();
+        let (written, out) = run_batches(&mut x, "md ", |first, n| {
+            (first..first + n)
+                .map(|i| format!("HD O{} k{}\r\n", opaques[i], keys[i]))
+                .collect()
+        });
+        assert_eq!(
+            written,
+            [WRITE_BATCH_OPS, WRITE_BATCH_OPS, 300 - 2 * WRITE_BATCH_OPS]
+        );
+        assert_eq!(out.unwrap().unwrap(), vec![true; 300]);
+        // The second batch's first reply naming the key before it breaks the exchange.
+        let (mut x, opaques) = batches();
+        let (_, out) = run_batches(&mut x, "md ", |first, n| {
+            (first..first + n)
+                .map(|i| {
+                    let named = if i == WRITE_BATCH_OPS { i - 1 } else { i };
+                    format!("HD O{} k{}\r\n", opaques[i], keys[named])
+                })
+                .collect()
+        });
+        assert!(
+            matches!(&out, Err(Error::Protocol(m)) if m.contains("key127")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn batches_split_at_their_byte_bound() {
+        let value = vec![b'v'; WRITE_BATCH_BYTES * 2 / 5];
+        let mut opaques = Vec::new();
+        let mut x = Batches::encoded(3, |i, buf| {
+            let key = format!("big{i}");
+            let op = ops::store_into(
+                buf,
+                key.as_bytes(),
+                &value,
+                0,
+                0,
+                crate::memcache::SetMode::Set,
+                None,
+                1 << 30,
+            )?;
+            opaques.push(op.opaque.unwrap());
+            Ok(op)
+        })
+        .unwrap();
+        let (written, out) = run_batches(&mut x, "ms ", |first, n| {
+            (first..first + n)
+                .map(|i| format!("HD O{}\r\n", opaques[i]))
+                .collect()
+        });
+        assert_eq!(
+            written,
+            [2, 1],
+            "two values fit a batch's bytes, three do not"
+        );
+        assert_eq!(out.unwrap().unwrap(), vec![true; 3]);
+    }
+
     #[test]
     fn batches_read_every_reply_and_report_the_first_error() {
-        let ops: Vec<_> = (0..3)
-            .map(|i| ops::delete(format!("k{i}").as_bytes(), None).unwrap())
-            .collect();
-        let opaques: Vec<u32> = ops.iter().map(|op| op.opaque.unwrap()).collect();
-        let mut x = Batches::new(ops);
+        let mut opaques = Vec::new();
+        let mut x = Batches::encoded(3, |i, buf| {
+            let op = ops::delete_into(buf, format!("k{i}").as_bytes(), None)?;
+            opaques.push(op.opaque.unwrap());
+            Ok(op)
+        })
+        .unwrap();
         let reply = format!(
             "HD O{}\r\nSERVER_ERROR busy\r\nNF O{}\r\n",
             opaques[0], opaques[2]

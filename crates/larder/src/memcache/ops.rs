@@ -129,26 +129,20 @@ impl<T> Op<T> {
     /// left the connection in step), `Err` when the connection is out of step.
     #[inline]
     pub(crate) fn feed(&mut self, reply: Reply) -> Result<Option<Result<T>>> {
-        if let (Some(opaque), Reply::Meta(m)) = (self.opaque, &reply) {
-            exchange::check_meta(m, opaque, || exchange::request_key_token(&self.request))?;
-        }
-        let result = match &mut self.handler {
-            Handler::Replies(handle) => handle(reply),
-            Handler::Meta { map, other } => match reply {
-                Reply::Meta(m) => map(m).map(Some),
-                reply => Err(reply.into_error(
-                    other.expected,
-                    other.arithmetic_key.as_deref(),
-                    other.value_size,
-                )),
-            },
-        };
-        match result {
-            Ok(None) => Ok(None),
-            Ok(Some(v)) => Ok(Some(Ok(v))),
-            Err(e) if exchange::keeps_connection(&e) => Ok(Some(Err(e))),
-            Err(e) => Err(e),
-        }
+        let Op {
+            request,
+            handler,
+            opaque,
+            ..
+        } = self;
+        feed_op(handler, *opaque, request, reply)
+    }
+
+    /// [`feed`](Self::feed) for an op whose request was sent from a batch's buffer:
+    /// `request` is its bytes there (the op holds none of its own).
+    #[inline]
+    pub(crate) fn feed_sent(&mut self, reply: Reply, request: &[u8]) -> Result<Option<Result<T>>> {
+        feed_op(&mut self.handler, self.opaque, request, reply)
     }
 
     /// A text request (no opaque) answered by `handler`.
@@ -163,6 +157,36 @@ impl<T> Op<T> {
             opaque: None,
             idempotent,
         }
+    }
+}
+
+/// [`Op::feed`] over the op's parts: `request` is what was sent for it.
+#[inline]
+fn feed_op<T>(
+    handler: &mut Handler<T>,
+    opaque: Option<u32>,
+    request: &[u8],
+    reply: Reply,
+) -> Result<Option<Result<T>>> {
+    if let (Some(opaque), Reply::Meta(m)) = (opaque, &reply) {
+        exchange::check_meta(m, opaque, || exchange::request_key_token(request))?;
+    }
+    let result = match handler {
+        Handler::Replies(handle) => handle(reply),
+        Handler::Meta { map, other } => match reply {
+            Reply::Meta(m) => map(m).map(Some),
+            reply => Err(reply.into_error(
+                other.expected,
+                other.arithmetic_key.as_deref(),
+                other.value_size,
+            )),
+        },
+    };
+    match result {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => Ok(Some(Ok(v))),
+        Err(e) if exchange::keeps_connection(&e) => Ok(Some(Err(e))),
+        Err(e) => Err(e),
     }
 }
 
@@ -307,6 +331,25 @@ pub(crate) fn store(
     cas: Option<u64>,
     item_limit: usize,
 ) -> Result<Op<bool>> {
+    let mut req = Vec::new();
+    let mut op = store_into(&mut req, key, data, flags, exptime, mode, cas, item_limit)?;
+    op.request = req;
+    Ok(op)
+}
+
+/// [`store`] with its request appended to `req` (a batch's buffer) instead of its own;
+/// nothing is appended when it fails.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_into(
+    req: &mut Vec<u8>,
+    key: &[u8],
+    data: &[u8],
+    flags: u32,
+    exptime: u32,
+    mode: SetMode,
+    cas: Option<u64>,
+    item_limit: usize,
+) -> Result<Op<bool>> {
     let wk = WireKey::meta(key)?;
     // Refused here, the value is never sent: the item already stored under the key stays
     // (a set the server refuses drops it).
@@ -318,10 +361,9 @@ pub(crate) fn store(
         });
     }
     // encode_ms reserves the request's size.
-    let mut req = Vec::new();
     let opaque = exchange::opaques(1);
     encode_ms(
-        &mut req,
+        req,
         &wk,
         data,
         &MsFlags {
@@ -334,7 +376,7 @@ pub(crate) fn store(
         },
     );
     Ok(single(
-        req,
+        Vec::new(),
         opaque,
         false,
         "HD, NS, EX or NF",
@@ -350,7 +392,21 @@ pub(crate) fn store(
 
 /// `md`: delete (or with `invalidate`, mark stale with that exptime); `true` when it existed.
 pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
+    let mut req = Vec::new();
+    let mut op = delete_into(&mut req, key, invalidate)?;
+    op.request = req;
+    Ok(op)
+}
+
+/// [`delete`] with its request appended to `req` (a batch's buffer) instead of its own;
+/// nothing is appended when it fails.
+pub(crate) fn delete_into(
+    req: &mut Vec<u8>,
+    key: &[u8],
+    invalidate: Option<u32>,
+) -> Result<Op<bool>> {
     meta_delete(
+        req,
         key,
         MdFlags {
             invalidate: invalidate.is_some(),
@@ -363,23 +419,27 @@ pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
 /// `md` with `C<cas>`: deletes only while the item's CAS is still `cas`; `false` when it is
 /// missing or changed (`EX`).
 pub(crate) fn delete_cas(key: &[u8], cas: u64) -> Result<Op<bool>> {
-    meta_delete(
+    let mut req = Vec::new();
+    let mut op = meta_delete(
+        &mut req,
         key,
         MdFlags {
             cas: Some(cas),
             ..MdFlags::default()
         },
-    )
+    )?;
+    op.request = req;
+    Ok(op)
 }
 
-/// One `md` with `flags`: `HD` → `true`, `NF` → `false`; `EX` → `false` only when a CAS was
-/// sent (otherwise the server cannot send it, and it is a protocol error).
-fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
+/// One `md` with `flags`, its request appended to `req`: `HD` → `true`, `NF` → `false`;
+/// `EX` → `false` only when a CAS was sent (otherwise the server cannot send it, and it is a
+/// protocol error).
+fn meta_delete(req: &mut Vec<u8>, key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
     let wk = WireKey::meta(key)?;
-    let mut req = Vec::new();
     let opaque = exchange::opaques(1);
     encode_md(
-        &mut req,
+        req,
         &wk,
         &MdFlags {
             opaque: Some(opaque),
@@ -393,7 +453,7 @@ fn meta_delete(key: &[u8], flags: MdFlags) -> Result<Op<bool>> {
         "HD or NF"
     };
     Ok(single(
-        req,
+        Vec::new(),
         opaque,
         false,
         expected,
