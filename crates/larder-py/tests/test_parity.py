@@ -314,3 +314,30 @@ def test_stats_shape(server, mc, pmc):
     assert lstats["pid"] == pstats["pid"]
     (lname, slabs), = mc.get_stats("settings")
     assert slabs["item_size_max"] == b"1048576"
+
+
+def test_get_multi_of_random_key_lists_fails_or_answers_as_pylibmc(server):
+    # Seeded mixes of good keys, empty and too-long keys, refused bytes and non-keys, with
+    # and without a prefix: the same exception class, or the same dict, as pylibmc.
+    import random
+
+    rng = random.Random(7)
+    pieces = [
+        "a", b"b", "c", b"", "", "x" * 251, b"y" * 251, "z" * 240, "a b", b"a\x01b",
+        "é", 1, None, 2.5, b"\x7f", "ok",
+    ]
+    # No prefix is the argument left out: pylibmc refuses an explicit None (larder takes it).
+    prefixes = [None, "", "p_", b"q_", "w" * 12]
+
+    def get_multi(c, keys, prefix):
+        return c.get_multi(keys) if prefix is None else c.get_multi(keys, key_prefix=prefix)
+
+    calls = []
+    for _ in range(300):
+        keys = [rng.choice(pieces) for _ in range(rng.randrange(0, 6))]
+        prefix = rng.choice(prefixes)
+        calls.append(lambda c, keys=keys, prefix=prefix: get_multi(c, keys, prefix))
+    setup = [lambda c: c.set_multi({"a": 1, "c": 2, "ok": 3}),
+             lambda c: c.set_multi({"a": 4, "c": 5}, key_prefix="p_")]
+    pylibmc_results, larder_results = run_both(server, setup + calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results
