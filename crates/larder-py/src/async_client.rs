@@ -163,9 +163,9 @@ impl AsyncClient {
             .into_iter()
             .map(|(k, data, flags)| (k.to_vec(), data.to_vec(), flags))
             .collect();
-        let given: Vec<(Py<PyAny>, bool)> = items
-            .iter()
-            .map(|i| (i.key.given.clone().unbind(), i.value.is_some()))
+        let given: Vec<(Py<PyAny>, bool)> = multi::reported_keys(&items)
+            .into_iter()
+            .map(|(key, sent)| (key.clone().unbind(), sent))
             .collect();
         spawn(py, async move {
             let stored = if sent.is_empty() {

@@ -107,8 +107,7 @@ impl Client {
             })
             .map_err(errors::to_py)?
         };
-        let given = items.iter().map(|i| (&i.key.given, i.value.is_some()));
-        multi::failed_keys(py, given, &stored)
+        multi::failed_keys(py, multi::reported_keys(&items), &stored)
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use larder::memcache::HitRef;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::errors::{self, Error, NotFound, SomeErrors};
 use crate::get_keys::GetKeys;
@@ -269,9 +269,39 @@ where
         .collect()
 }
 
-/// The keys pylibmc's `set_multi`/`add_multi` return: those not stored, as passed. `items`
-/// are `(key as passed, whether it was sent)`; `stored` holds one entry per sent item, in
-/// order.
+/// What pylibmc reports for each item of a `set_multi`/`add_multi` that is not stored, and
+/// whether the item is sent: the key as passed, except a bytes key equal to a str key of
+/// the same mapping (once encoded), which pylibmc reports as that str (it maps every key
+/// back through the str keys' encoded forms, as `get_multi` does).
+pub(crate) fn reported_keys<'a, 'py>(
+    items: &'a [WriteItem<'py>],
+) -> Vec<(&'a Bound<'py, PyAny>, bool)> {
+    let is_str = |i: &WriteItem<'_>| i.key.given.is_instance_of::<PyString>();
+    let mixed = items.iter().any(is_str) && !items.iter().all(is_str);
+    let str_keys: HashMap<&[u8], &Bound<'py, PyAny>> = if mixed {
+        items
+            .iter()
+            .filter(|i| is_str(i))
+            .map(|i| (i.key.wire.as_ref(), &i.key.given))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    items
+        .iter()
+        .map(|i| {
+            let shown = match str_keys.get(i.key.wire.as_ref()) {
+                Some(&s) if mixed => s,
+                _ => &i.key.given,
+            };
+            (shown, i.value.is_some())
+        })
+        .collect()
+}
+
+/// The keys pylibmc's `set_multi`/`add_multi` return: those not stored. `items` are `(key
+/// as reported, whether it was sent)` (see [`reported_keys`]); `stored` holds one entry per
+/// sent item, in order.
 pub(crate) fn failed_keys<'a, 'py: 'a>(
     py: Python<'py>,
     items: impl IntoIterator<Item = (&'a Bound<'py, PyAny>, bool)>,
@@ -328,41 +358,72 @@ pub(crate) fn all_deleted(all_sent: bool, deleted: larder::Result<Vec<bool>>) ->
     Ok(all_sent && deleted.iter().all(|&d| d))
 }
 
-/// The `BadKeyProvided` of each key of an `incr_multi` that is not sent.
-pub(crate) fn incr_refusals(items: &[KeyItem<'_>]) -> Vec<PyErr> {
-    items
-        .iter()
-        .filter_map(|i| i.refused.as_ref().map(|r| r.error(i.wire.as_ref())))
-        .collect()
+/// The keys of an `incr_multi` that are not sent: each one's `BadKeyProvided`, and whether
+/// the last key passed is one of them (see [`incr_multi_result`]).
+pub(crate) struct IncrRefusals {
+    errors: Vec<PyErr>,
+    last: bool,
 }
 
+/// The refused keys of an `incr_multi`'s `items`.
+pub(crate) fn incr_refusals(items: &[KeyItem<'_>]) -> IncrRefusals {
+    IncrRefusals {
+        errors: items
+            .iter()
+            .filter_map(|i| i.refused.as_ref().map(|r| r.error(i.wire.as_ref())))
+            .collect(),
+        last: items.last().is_some_and(|i| i.refused.is_some()),
+    }
+}
+
+/// How the last key counted by an `incr_multi` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LastIncr {
+    Counted,
+    Missing,
+    Failed,
+}
+
+/// What [`incr_multi_io`] tells: missing keys, errors, how the last key sent ended.
+pub(crate) type IncrTally = (usize, Vec<larder::Error>, Option<LastIncr>);
+
 /// The I/O of an `incr_multi` on client `$c`: each key counted in turn (pylibmc counts them
-/// one by one too), returning `(missing keys, errors)`.
+/// one by one too), returning an [`IncrTally`].
 macro_rules! incr_multi_io {
     ($c:expr, $keys:expr, $delta:expr, [$($aw:tt)*]) => {{
         let mut notfound = 0_usize;
         let mut errors = Vec::new();
+        let mut last = None;
         for k in $keys {
-            match $c.incr(k, $delta)$($aw)* {
-                Ok(Some(_)) => {}
-                Ok(None) => notfound += 1,
-                Err(e) => errors.push(e),
-            }
+            last = Some(match $c.incr(k, $delta)$($aw)* {
+                Ok(Some(_)) => $crate::multi::LastIncr::Counted,
+                Ok(None) => {
+                    notfound += 1;
+                    $crate::multi::LastIncr::Missing
+                }
+                Err(e) => {
+                    errors.push(e);
+                    $crate::multi::LastIncr::Failed
+                }
+            });
         }
-        (notfound, errors)
+        (notfound, errors, last)
     }};
 }
 pub(crate) use incr_multi_io;
 
 /// How many keys of an `incr_multi` failed, raised as pylibmc raises it: `NotFound` when
-/// only missing keys failed, the one failure's own class when there was one, else `Error`.
-/// `failures` are the refused keys' errors, `tally` what [`incr_multi_io`] returned.
+/// only missing keys failed, `Error` when more than one key failed otherwise. When one key
+/// failed, pylibmc raises the class of the *last* key's return code, whichever key failed:
+/// the refused key's `BadKeyProvided` when the last key was refused, `NotFound` when it was
+/// missing, its own error's class when it failed, and `Error` when it was counted.
 pub(crate) fn incr_multi_result(
     py: Python<'_>,
-    mut failures: Vec<PyErr>,
-    tally: (usize, Vec<larder::Error>),
+    refused: IncrRefusals,
+    tally: IncrTally,
 ) -> PyResult<()> {
-    let (notfound, errors) = tally;
+    let (notfound, errors, last) = tally;
+    let mut failures = refused.errors;
     failures.extend(errors.into_iter().map(errors::to_py));
     let total = notfound + failures.len();
     match failures.len() {
@@ -376,10 +437,12 @@ pub(crate) fn incr_multi_result(
                 .value(py)
                 .str()
                 .map_or_else(|_| String::new(), |s| s.to_string());
-            Err(PyErr::from_type(
-                e.get_type(py),
-                format!("{total} keys failed: {msg}"),
-            ))
+            let msg = format!("{total} keys failed: {msg}");
+            Err(match (refused.last, last) {
+                (false, Some(LastIncr::Counted)) => Error::new_err(msg),
+                (false, Some(LastIncr::Missing)) => NotFound::new_err(msg),
+                _ => PyErr::from_type(e.get_type(py), msg),
+            })
         }
         n => Err(Error::new_err(format!("{total} keys failed ({n} errors)"))),
     }

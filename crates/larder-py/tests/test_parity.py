@@ -341,3 +341,61 @@ def test_get_multi_of_random_key_lists_fails_or_answers_as_pylibmc(server):
              lambda c: c.set_multi({"a": 4, "c": 5}, key_prefix="p_")]
     pylibmc_results, larder_results = run_both(server, setup + calls, {"verify_keys": True})
     assert larder_results == pylibmc_results
+
+
+def test_incr_multi_raises_as_pylibmc_whichever_key_failed(server):
+    # pylibmc counts every key, then raises by the *last* key's return code when exactly
+    # one key failed (NotFound when only missing keys failed, Error for more failures).
+    calls = [
+        lambda c: c.set("a", 5),
+        lambda c: c.incr_multi([b"a\x01b"]),
+        lambda c: c.incr_multi([b"a\x01b", "a"]),
+        lambda c: c.incr_multi([b"a\x01b", "nope"]),
+        lambda c: c.incr_multi(["nope", b"a\x01b"]),
+        lambda c: c.incr_multi(["a", b"a\x01b"]),
+        lambda c: c.incr_multi(["nope", "a"]),
+        lambda c: c.incr_multi([b"a\x01b", "a b", "a"]),
+        lambda c: c.incr_multi(["x" * 245, "nope"], key_prefix="w" * 12),
+        lambda c: c.incr_multi(["x" * 245, "a"], key_prefix="w" * 12),
+        lambda c: c.get("a"),
+    ]
+    pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results
+
+
+def test_multi_key_writes_of_random_keys_fail_or_answer_as_pylibmc(server):
+    # The same seeded mixes through set_multi, add_multi, delete_multi and incr_multi: the
+    # same exception class, or the same failed keys (of the type pylibmc reports: a bytes
+    # key equal to a str key of the same mapping comes back as that str).
+    import random
+
+    rng = random.Random(11)
+    pieces = [
+        "a", b"b", "c", b"", "", "x" * 251, b"y" * 251, "z" * 240, "a b", b"a\x01b",
+        "é", 1, 2.5, b"\x7f", "ok", b"a", "b",
+    ]
+    prefixes = [None, "", "p_", b"q_", "w" * 12]
+
+    def kw(prefix):
+        return {} if prefix is None else {"key_prefix": prefix}
+
+    ops = [
+        lambda c, keys, p: c.set_multi({k: 1 for k in keys}, **kw(p)),
+        lambda c, keys, p: c.add_multi({k: 1 for k in keys}, **kw(p)),
+        lambda c, keys, p: c.delete_multi(keys, **kw(p)),
+        lambda c, keys, p: c.incr_multi(keys, **kw(p)),
+    ]
+    def fresh(c):
+        # Each call from the same items: pylibmc's delete_multi deletes the keys before a
+        # non-key it then raises TypeError for, where larder reads every key before it
+        # deletes any, so the items left could differ after such a call.
+        c.flush_all()
+        c.set_multi({"a": 5, "ok": 1})
+
+    calls = []
+    for _ in range(400):
+        keys = list(dict.fromkeys(rng.choice(pieces) for _ in range(rng.randrange(0, 5))))
+        op, prefix = rng.choice(ops), rng.choice(prefixes)
+        calls.append(lambda c, op=op, keys=keys, prefix=prefix: (fresh(c), op(c, keys, prefix)))
+    pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
+    assert larder_results == pylibmc_results
