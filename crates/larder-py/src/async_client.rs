@@ -22,7 +22,7 @@ use crate::calls::{self, arith_io, cas_io, store_io};
 use crate::errors;
 use crate::get_keys::GetKeys;
 use crate::keys;
-use crate::multi::{self, incr_multi_io};
+use crate::multi::{self, incr_multi_io, multi_expired_io};
 use crate::state::{Slot, State};
 use crate::values::{self, Codec, Compression, Hooks};
 
@@ -134,11 +134,10 @@ impl AsyncClient {
             return ready(py, false);
         };
         let (k, data) = (req.key.as_bytes().to_vec(), req.payload.as_bytes().to_vec());
-        let (flags, expiry, compression) = (req.flags, req.expiry, req.compression);
+        let (flags, time, compression) = (req.flags, req.time, req.compression);
         spawn(py, async move {
             let c = &st.client;
-            store_io!(c, mode, &k, &data, flags, expiry, compression, [.await])
-                .map_err(errors::to_py)
+            store_io!(c, mode, &k, &data, flags, time, compression, [.await]).map_err(errors::to_py)
         })
     }
 
@@ -154,7 +153,7 @@ impl AsyncClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let st = slf.get().slot.get()?;
-        let expiry = args::expiry(time)?;
+        let time = args::time(time)?;
         let compression = Compression::from_args(min_compress_len, compress_level)?;
         let prefix = keys::prefix(key_prefix)?;
         let items =
@@ -168,13 +167,19 @@ impl AsyncClient {
             .map(|(key, sent)| (key.clone().unbind(), sent))
             .collect();
         spawn(py, async move {
-            let stored = if sent.is_empty() {
-                Vec::new()
-            } else {
-                let packed = multi::pack_all(&sent, compression);
-                let batch = multi::packed_batch(&sent, &packed);
-                let stored = st.client.store_multi(mode, &batch, expiry).await;
-                stored.map_err(errors::to_py)?
+            let c = &st.client;
+            let stored = match time {
+                _ if sent.is_empty() => Vec::new(),
+                args::Time::After(expiry) => {
+                    let packed = multi::pack_all(&sent, compression);
+                    let batch = multi::packed_batch(&sent, &packed);
+                    c.store_multi(mode, &batch, expiry)
+                        .await
+                        .map_err(errors::to_py)?
+                }
+                args::Time::Expired => {
+                    multi_expired_io!(c, mode, &sent, [.await]).map_err(errors::to_py)?
+                }
             };
             Ok(Reply::new(move |py| {
                 let given = given.iter().map(|(g, sent)| (g.bind(py), *sent));
@@ -355,10 +360,10 @@ impl AsyncClient {
         let st = slf.get().slot.get()?;
         let req = calls::cas(&st, &Self::codec(slf, &st), key, val, time)?;
         let (k, data) = (req.key.as_bytes().to_vec(), req.payload.as_bytes().to_vec());
-        let (flags, expiry) = (req.flags, req.expiry);
+        let (flags, time) = (req.flags, req.time);
         spawn(slf.py(), async move {
             let c = &st.client;
-            let outcome = cas_io!(c, &k, &data, flags, expiry, cas, [.await]);
+            let outcome = cas_io!(c, &k, &data, flags, time, cas, [.await]);
             calls::cas_result(&k, outcome)
         })
     }

@@ -101,7 +101,7 @@ pub(crate) struct Store<'a, 'py> {
     pub(crate) key: Key<'a>,
     pub(crate) payload: Payload<'py>,
     pub(crate) flags: u32,
-    pub(crate) expiry: Expiry,
+    pub(crate) time: args::Time,
     pub(crate) compression: Option<Compression>,
 }
 
@@ -120,7 +120,7 @@ pub(crate) fn store<'a, 'py, C>(
 ) -> PyResult<Option<Store<'a, 'py>>> {
     let key = Key::new(key)?;
     let compression = Compression::from_args(min_compress_len, compress_level)?;
-    let expiry = args::expiry(time)?;
+    let time = args::time(time)?;
     let (payload, flags) = codec.encode(val)?;
     if st.policy.check(key.as_bytes())?.is_some() {
         return Ok(None);
@@ -130,7 +130,7 @@ pub(crate) fn store<'a, 'py, C>(
         key,
         payload,
         flags,
-        expiry,
+        time,
         compression,
     }))
 }
@@ -151,17 +151,33 @@ pub(crate) fn packed(
 }
 
 /// The I/O of one store on client `$c` (`[.await]` for the async face): `Ok(true)` when
-/// stored.
+/// stored. An already expired write (a negative time) gives memcached's outcome without
+/// storing: a set is acknowledged and leaves the key absent, an add is acknowledged when
+/// the key was absent, a replace when it was present (and removes it); appended and
+/// prepended bytes keep the item's own expiry, as memcached ignores their time.
 macro_rules! store_io {
-    ($c:expr, $mode:expr, $key:expr, $data:expr, $flags:expr, $expiry:expr, $compression:expr,
+    ($c:expr, $mode:expr, $key:expr, $data:expr, $flags:expr, $time:expr, $compression:expr,
      [$($aw:tt)*]) => {{
         let (data, flags) = $crate::calls::packed($mode, $data, $flags, $compression);
-        match $mode {
-            ::larder::memcache::SetMode::Add => $c.add($key, &data, flags, $expiry)$($aw)*,
-            ::larder::memcache::SetMode::Replace => $c.replace($key, &data, flags, $expiry)$($aw)*,
-            ::larder::memcache::SetMode::Append => $c.append($key, &data)$($aw)*,
-            ::larder::memcache::SetMode::Prepend => $c.prepend($key, &data)$($aw)*,
-            _ => $c.set($key, &data, flags, $expiry)$($aw)*.map(|()| true),
+        match ($mode, $time) {
+            (::larder::memcache::SetMode::Append, _) => $c.append($key, &data)$($aw)*,
+            (::larder::memcache::SetMode::Prepend, _) => $c.prepend($key, &data)$($aw)*,
+            (::larder::memcache::SetMode::Add, $crate::args::Time::Expired) => {
+                $c.get($key)$($aw)*.map(|hit| hit.is_none())
+            }
+            (::larder::memcache::SetMode::Replace, $crate::args::Time::Expired) => {
+                $c.delete($key)$($aw)*
+            }
+            (_, $crate::args::Time::Expired) => $c.delete($key)$($aw)*.map(|_| true),
+            (::larder::memcache::SetMode::Add, $crate::args::Time::After(expiry)) => {
+                $c.add($key, &data, flags, expiry)$($aw)*
+            }
+            (::larder::memcache::SetMode::Replace, $crate::args::Time::After(expiry)) => {
+                $c.replace($key, &data, flags, expiry)$($aw)*
+            }
+            (_, $crate::args::Time::After(expiry)) => {
+                $c.set($key, &data, flags, expiry)$($aw)*.map(|()| true)
+            }
         }
     }};
 }
@@ -179,7 +195,7 @@ pub(crate) fn cas<'a, 'py, C>(
     if !st.settings.behaviors.cas() {
         return Err(PyValueError::new_err("cas without cas behavior"));
     }
-    let expiry = args::expiry(time)?;
+    let time = args::time(time)?;
     let (payload, flags) = codec.encode(val)?;
     if let Some(r) = st.policy.check(key.as_bytes())? {
         return Err(r.error(key.as_bytes()));
@@ -189,22 +205,29 @@ pub(crate) fn cas<'a, 'py, C>(
         key,
         payload,
         flags,
-        expiry,
+        time,
         compression: None,
     })
 }
 
 /// The I/O of a `cas`: `Some(stored)`, or `None` when the key is missing. larder answers
 /// `false` for a changed and a vanished item alike; pylibmc raises for the second, so a
-/// refused CAS looks the key up.
+/// refused CAS looks the key up. An already expired `cas` (a negative time) removes the
+/// item where it would have stored it, as memcached's outcome is.
 macro_rules! cas_io {
-    ($c:expr, $key:expr, $data:expr, $flags:expr, $expiry:expr, $cas:expr, [$($aw:tt)*]) => {
-        match $c.cas($key, $data, $flags, $expiry, $cas)$($aw)* {
+    ($c:expr, $key:expr, $data:expr, $flags:expr, $time:expr, $cas:expr, [$($aw:tt)*]) => {{
+        let done = match $time {
+            $crate::args::Time::After(expiry) => {
+                $c.cas($key, $data, $flags, expiry, $cas)$($aw)*
+            }
+            $crate::args::Time::Expired => $c.delete_cas($key, $cas)$($aw)*,
+        };
+        match done {
             Ok(true) => Ok(Some(true)),
             Ok(false) => $c.get($key)$($aw)*.map(|hit| hit.map(|_| false)),
             Err(e) => Err(e),
         }
-    };
+    }};
 }
 pub(crate) use cas_io;
 
@@ -236,6 +259,12 @@ pub(crate) fn touch_key<'a, C>(
     time: i64,
 ) -> PyResult<Option<(Key<'a>, Expiry)>> {
     let key = Key::new(key)?;
+    if time < 0 {
+        // libmemcached refuses it, and pylibmc raises this class for it.
+        return Err(crate::errors::AllocationError::new_err(format!(
+            "touch with a negative time ({time}) is refused, as by pylibmc"
+        )));
+    }
     let expiry = args::expiry(time)?;
     Ok(st
         .policy

@@ -17,7 +17,7 @@ use crate::calls::{self, arith_io, cas_io, store_io};
 use crate::errors;
 use crate::get_keys::GetKeys;
 use crate::keys;
-use crate::multi::{self, incr_multi_io};
+use crate::multi::{self, incr_multi_io, multi_expired_io};
 use crate::state::{Slot, State};
 use crate::values::{self, Codec, Compression, Hooks};
 
@@ -70,7 +70,7 @@ impl Client {
                     k,
                     data,
                     req.flags,
-                    req.expiry,
+                    req.time,
                     req.compression,
                     []
                 )
@@ -91,19 +91,23 @@ impl Client {
     ) -> PyResult<Bound<'py, PyList>> {
         let py = slf.py();
         let st = slf.get().slot.get()?;
-        let expiry = args::expiry(time)?;
+        let time = args::time(time)?;
         let compression = Compression::from_args(min_compress_len, compress_level)?;
         let prefix = keys::prefix(key_prefix)?;
         let items =
             multi::write_items(&Self::codec(slf, &st), mapping, prefix.as_ref(), st.policy)?;
         let sent = multi::write_batch(&items);
+        let c = &st.client;
         let stored = if sent.is_empty() {
             Vec::new()
         } else {
-            py.detach(|| {
-                let packed = multi::pack_all(&sent, compression);
-                let batch = multi::packed_batch(&sent, &packed);
-                st.client.store_multi(mode, &batch, expiry)
+            py.detach(|| match time {
+                args::Time::After(expiry) => {
+                    let packed = multi::pack_all(&sent, compression);
+                    let batch = multi::packed_batch(&sent, &packed);
+                    c.store_multi(mode, &batch, expiry)
+                }
+                args::Time::Expired => multi_expired_io!(c, mode, &sent, []),
             })
             .map_err(errors::to_py)?
         };
@@ -295,7 +299,7 @@ impl Client {
         let c = &st.client;
         let outcome = slf
             .py()
-            .detach(|| cas_io!(c, k, data, req.flags, req.expiry, cas, []));
+            .detach(|| cas_io!(c, k, data, req.flags, req.time, cas, []));
         calls::cas_result(k, outcome)
     }
 

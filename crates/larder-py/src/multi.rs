@@ -269,6 +269,39 @@ where
         .collect()
 }
 
+/// The I/O of an already expired `set_multi` (`$mode` `Set`) or `add_multi` (`Add`) of the
+/// `(key, data, flags)` items `$sent` (see `args::Time::Expired`): whether each was
+/// "stored". memcached acknowledges every set and leaves the keys absent, and acknowledges
+/// an add only for a key that was absent.
+macro_rules! multi_expired_io {
+    ($c:expr, $mode:expr, $sent:expr, [$($aw:tt)*]) => {{
+        let keys: Vec<&[u8]> = $sent.iter().map(|(k, _, _)| k.as_ref()).collect();
+        match $mode {
+            // One get a key: a multi-get reads a failed server's keys as misses, which
+            // would report its adds as done.
+            ::larder::memcache::SetMode::Add => {
+                let mut added = Vec::with_capacity(keys.len());
+                let mut failed = None;
+                for k in &keys {
+                    match $c.get(k)$($aw)* {
+                        Ok(hit) => added.push(hit.is_none()),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(added),
+                }
+            }
+            _ => $c.delete_multi(&keys)$($aw)*.map(|deleted| vec![true; deleted.len()]),
+        }
+    }};
+}
+pub(crate) use multi_expired_io;
+
 /// What pylibmc reports for each item of a `set_multi`/`add_multi` that is not stored, and
 /// whether the item is sent: the key as passed, except a bytes key equal to a str key of
 /// the same mapping (once encoded), which pylibmc reports as that str (it maps every key

@@ -144,12 +144,16 @@ pub(crate) fn deserialize_native<'py>(
     }
 }
 
-/// A decimal int as Python's `int()` reads it (any size, sign, surrounding spaces).
+/// A decimal int as Python's `int()` reads it (any size, sign, surrounding spaces). Bytes
+/// that are not UTF-8 raise `UnicodeDecodeError`, as pylibmc's (a `ValueError` too).
 fn parse_int<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(n) = std::str::from_utf8(data)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-    {
+    let text = match std::str::from_utf8(data) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(pyo3::exceptions::PyUnicodeDecodeError::new_utf8(py, data, e)?.into())
+        }
+    };
+    if let Ok(n) = text.parse::<i64>() {
         return Ok(n.into_pyobject(py)?.into_any());
     }
     py.get_type::<PyInt>().call1((PyBytes::new(py, data),))

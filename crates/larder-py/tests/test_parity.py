@@ -3,7 +3,7 @@ the return values and the exception classes must match."""
 
 import larder
 import pytest
-from helpers import outcome
+from helpers import outcome, raw_set
 
 pylibmc = pytest.importorskip("pylibmc")
 
@@ -399,3 +399,47 @@ def test_multi_key_writes_of_random_keys_fail_or_answer_as_pylibmc(server):
         calls.append(lambda c, op=op, keys=keys, prefix=prefix: (fresh(c), op(c, keys, prefix)))
     pylibmc_results, larder_results = run_both(server, calls, {"verify_keys": True})
     assert larder_results == pylibmc_results
+
+
+def test_negative_times_write_already_expired_as_pylibmc(server):
+    # memcached reads a negative time as already expired (Django's memcached backends send
+    # -1 for a timeout of 0): the same results, and the same items left, as pylibmc.
+    def fresh(c):
+        c.flush_all()
+        c.set_multi({"a": b"1", "n": 5})
+
+    def then(call):
+        return lambda c: (fresh(c), call(c), sorted(c.get_multi(["a", "m", "n"]).items()))[1:]
+
+    calls = [then(call) for call in [
+        lambda c: c.set("a", b"2", time=-1),
+        lambda c: c.set("m", b"2", time=-1),
+        lambda c: c.set("a", b"2", -5),
+        lambda c: c.add("a", b"2", time=-1),
+        lambda c: c.add("m", b"2", time=-1),
+        lambda c: c.replace("a", b"2", time=-1),
+        lambda c: c.replace("m", b"2", time=-1),
+        lambda c: c.append("a", b"2", -1),
+        lambda c: c.prepend("a", b"2", -1),
+        lambda c: c.cas("a", b"2", c.gets("a")[1], time=-1),
+        lambda c: c.cas("a", b"2", 12345, time=-1),
+        lambda c: c.cas("m", b"2", 12345, time=-1),
+        lambda c: c.set_multi({"a": b"2", "m": b"3"}, time=-1),
+        lambda c: c.add_multi({"a": b"2", "m": b"3"}, time=-1),
+        lambda c: c.add_multi({"a": b"2", "m": b"3"}, time=-1, key_prefix="p_"),
+        lambda c: c.touch("a", -1),
+        lambda c: c.set("a", b"2", time=-1) or c.add("a", b"3"),
+    ]]
+    pylibmc_results, larder_results = run_both(server, calls, {"cas": True})
+    assert larder_results == pylibmc_results
+
+
+@pytest.mark.parametrize(
+    "data", [b"10x", b"\x80\x04", b" 12 ", b"1_000", b"\xef\xbc\x91", b"-7"], ids=repr
+)
+def test_an_int_items_bytes_read_back_as_pylibmc(server, data):
+    # An item flagged int whose bytes are not a plain number (an append onto a counter,
+    # another writer): the same int, or the same exception class, as pylibmc.
+    raw_set(server, b"iv", 4, data)
+    results = [outcome(lambda m=m: m.Client([server.spec]).get("iv")) for m in (pylibmc, larder)]
+    assert results[0] == results[1]
