@@ -11,7 +11,14 @@ import threading
 import larder
 import pytest
 from helpers import outcome
-from test_parity import CAS_CASES, CASES, VERIFY_CALLS, VERIFY_KEYS
+from test_parity import (
+    CAS_CASES,
+    CASES,
+    VERIFY_CALLS,
+    VERIFY_KEYS,
+    negative_time_calls,
+    random_multi_write_calls,
+)
 
 
 class Blocking:
@@ -60,6 +67,17 @@ def test_same_outcomes_as_the_blocking_client(server, loop, name):
 @pytest.mark.parametrize("name", CAS_CASES)
 def test_same_outcomes_with_cas(server, loop, name):
     sync_results, async_results = run_faces(server, loop, CAS_CASES[name], {"cas": True})
+    assert async_results == sync_results
+
+
+def test_random_multi_key_writes_as_the_blocking_client(server, loop):
+    calls = random_multi_write_calls()
+    sync_results, async_results = run_faces(server, loop, calls, {"verify_keys": True})
+    assert async_results == sync_results
+
+
+def test_negative_times_as_the_blocking_client(server, loop):
+    sync_results, async_results = run_faces(server, loop, negative_time_calls(), {"cas": True})
     assert async_results == sync_results
 
 
