@@ -241,9 +241,19 @@ impl Behaviors {
     fn apply(&mut self, b: B, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = NAMES[b as usize];
         // pylibmc's Python layer turns `hash` and `distribution` names into numbers (any
-        // other value but None is a `KeyError` there); a `ketama_hash` name too.
+        // other value but None is a `KeyError` there); a `ketama_hash` name too, but an
+        // unknown one reaches its C layer, which wants an int (a `TypeError`).
         let value = match (b, value.cast::<PyString>()) {
-            (B::hash | B::ketama_hash, Ok(s)) => symbol(name, &s.to_cow()?, HASHERS)?,
+            (B::ketama_hash, Ok(s)) => match symbol(name, &s.to_cow()?, HASHERS) {
+                Ok(v) => v,
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{name} must be an int or a hash name, not {:?}",
+                        s.to_cow()?
+                    )))
+                }
+            },
+            (B::hash, Ok(s)) => symbol(name, &s.to_cow()?, HASHERS)?,
             (B::distribution, Ok(s)) => symbol(name, &s.to_cow()?, DISTRIBUTIONS)?,
             (B::hash | B::distribution, Err(_)) if !value.is_none() => {
                 return Err(PyKeyError::new_err(format!(

@@ -453,3 +453,15 @@ def test_an_int_items_bytes_read_back_as_pylibmc(server, data):
     raw_set(server, b"iv", 4, data)
     results = [outcome(lambda m=m: m.Client([server.spec]).get("iv")) for m in (pylibmc, larder)]
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("value", ["md5", "crc", "modula", "bogus", 1, None], ids=repr)
+def test_a_ketama_hash_value_is_taken_or_refused_as_by_pylibmc(server, value):
+    # pylibmc names `ketama_hash`'s known hashes in Python; any other string reaches its C
+    # layer, which wants an int (TypeError, where an unknown `hash` name is a KeyError).
+    results = [
+        outcome(lambda m=m: m.Client([server.spec], behaviors={"ketama_hash": value})
+                .behaviors["ketama_hash"])
+        for m in (pylibmc, larder)
+    ]
+    assert results[0] == results[1]
