@@ -210,15 +210,10 @@ macro_rules! client_api {
                 expiry: Expiry,
                 cas: Option<u64>,
             ) -> Result<bool> {
-                let op = ops::store(
-                    key,
-                    value,
-                    flags,
-                    api::exptime(expiry),
-                    mode,
-                    cas,
-                    self.inner.config.item_size_limit,
-                )?;
+                let (exptime, limit) = (api::exptime(expiry), self.inner.config.item_size_limit);
+                let op = ops::owned(|req| {
+                    ops::store_into(req, key, value, flags, exptime, mode, cas, limit)
+                })?;
                 self.run_key(key, op)$($aw)*
             }
 

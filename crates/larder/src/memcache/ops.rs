@@ -321,24 +321,17 @@ pub(crate) fn touch(key: &[u8], exptime: u32) -> Result<Op<bool>> {
     ))
 }
 
-/// `ms` in any mode, with an optional CAS; `true` when stored.
-pub(crate) fn store(
-    key: &[u8],
-    data: &[u8],
-    flags: u32,
-    exptime: u32,
-    mode: SetMode,
-    cas: Option<u64>,
-    item_limit: usize,
-) -> Result<Op<bool>> {
+/// The op that `build` makes, with the request it appends kept as the op's own (the
+/// `_into` builders append to a batch's buffer instead).
+pub(crate) fn owned<T>(build: impl FnOnce(&mut Vec<u8>) -> Result<Op<T>>) -> Result<Op<T>> {
     let mut req = Vec::new();
-    let mut op = store_into(&mut req, key, data, flags, exptime, mode, cas, item_limit)?;
+    let mut op = build(&mut req)?;
     op.request = req;
     Ok(op)
 }
 
-/// [`store`] with its request appended to `req` (a batch's buffer) instead of its own;
-/// nothing is appended when it fails.
+/// `ms` in any mode, with an optional CAS, its request appended to `req`; `true` when
+/// stored. Nothing is appended when it fails.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store_into(
     req: &mut Vec<u8>,
@@ -392,10 +385,7 @@ pub(crate) fn store_into(
 
 /// `md`: delete (or with `invalidate`, mark stale with that exptime); `true` when it existed.
 pub(crate) fn delete(key: &[u8], invalidate: Option<u32>) -> Result<Op<bool>> {
-    let mut req = Vec::new();
-    let mut op = delete_into(&mut req, key, invalidate)?;
-    op.request = req;
-    Ok(op)
+    owned(|req| delete_into(req, key, invalidate))
 }
 
 /// [`delete`] with its request appended to `req` (a batch's buffer) instead of its own;
@@ -419,17 +409,11 @@ pub(crate) fn delete_into(
 /// `md` with `C<cas>`: deletes only while the item's CAS is still `cas`; `false` when it is
 /// missing or changed (`EX`).
 pub(crate) fn delete_cas(key: &[u8], cas: u64) -> Result<Op<bool>> {
-    let mut req = Vec::new();
-    let mut op = meta_delete(
-        &mut req,
-        key,
-        MdFlags {
-            cas: Some(cas),
-            ..MdFlags::default()
-        },
-    )?;
-    op.request = req;
-    Ok(op)
+    let flags = MdFlags {
+        cas: Some(cas),
+        ..MdFlags::default()
+    };
+    owned(|req| meta_delete(req, key, flags))
 }
 
 /// One `md` with `flags`, its request appended to `req`: `HD` → `true`, `NF` → `false`;
