@@ -244,15 +244,14 @@ impl Behaviors {
         // other value but None is a `KeyError` there); a `ketama_hash` name too, but an
         // unknown one reaches its C layer, which wants an int (a `TypeError`).
         let value = match (b, value.cast::<PyString>()) {
-            (B::ketama_hash, Ok(s)) => match symbol(name, &s.to_cow()?, HASHERS) {
-                Ok(v) => v,
-                Err(_) => {
-                    return Err(PyTypeError::new_err(format!(
-                        "{name} must be an int or a hash name, not {:?}",
-                        s.to_cow()?
-                    )))
-                }
-            },
+            (B::ketama_hash, Ok(s)) => {
+                let hash = s.to_cow()?;
+                symbol(name, &hash, HASHERS).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "{name} must be an int or a hash name, not {hash:?}"
+                    ))
+                })?
+            }
             (B::hash, Ok(s)) => symbol(name, &s.to_cow()?, HASHERS)?,
             (B::distribution, Ok(s)) => symbol(name, &s.to_cow()?, DISTRIBUTIONS)?,
             (B::hash | B::distribution, Err(_)) if !value.is_none() => {

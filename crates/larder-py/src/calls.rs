@@ -158,25 +158,23 @@ pub(crate) fn packed(
 macro_rules! store_io {
     ($c:expr, $mode:expr, $key:expr, $data:expr, $flags:expr, $time:expr, $compression:expr,
      [$($aw:tt)*]) => {{
-        let (data, flags) = $crate::calls::packed($mode, $data, $flags, $compression);
+        use ::larder::memcache::SetMode;
+        use $crate::args::Time;
+        // Packed (compressed) only for a write that sends its value.
+        let packed = || $crate::calls::packed($mode, $data, $flags, $compression);
         match ($mode, $time) {
-            (::larder::memcache::SetMode::Append, _) => $c.append($key, &data)$($aw)*,
-            (::larder::memcache::SetMode::Prepend, _) => $c.prepend($key, &data)$($aw)*,
-            (::larder::memcache::SetMode::Add, $crate::args::Time::Expired) => {
-                $c.get($key)$($aw)*.map(|hit| hit.is_none())
-            }
-            (::larder::memcache::SetMode::Replace, $crate::args::Time::Expired) => {
-                $c.delete($key)$($aw)*
-            }
-            (_, $crate::args::Time::Expired) => $c.delete($key)$($aw)*.map(|_| true),
-            (::larder::memcache::SetMode::Add, $crate::args::Time::After(expiry)) => {
-                $c.add($key, &data, flags, expiry)$($aw)*
-            }
-            (::larder::memcache::SetMode::Replace, $crate::args::Time::After(expiry)) => {
-                $c.replace($key, &data, flags, expiry)$($aw)*
-            }
-            (_, $crate::args::Time::After(expiry)) => {
-                $c.set($key, &data, flags, expiry)$($aw)*.map(|()| true)
+            (SetMode::Append, _) => $c.append($key, &packed().0)$($aw)*,
+            (SetMode::Prepend, _) => $c.prepend($key, &packed().0)$($aw)*,
+            (SetMode::Add, Time::Expired) => $c.get($key)$($aw)*.map(|hit| hit.is_none()),
+            (SetMode::Replace, Time::Expired) => $c.delete($key)$($aw)*,
+            (_, Time::Expired) => $c.delete($key)$($aw)*.map(|_| true),
+            (mode, Time::After(expiry)) => {
+                let (data, flags) = packed();
+                match mode {
+                    SetMode::Add => $c.add($key, &data, flags, expiry)$($aw)*,
+                    SetMode::Replace => $c.replace($key, &data, flags, expiry)$($aw)*,
+                    _ => $c.set($key, &data, flags, expiry)$($aw)*.map(|()| true),
+                }
             }
         }
     }};

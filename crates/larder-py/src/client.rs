@@ -375,7 +375,6 @@ impl Client {
                 .get_multi_indexed(&wire, |at, hit| hits.visit(at, hit))
         })
         .map_err(errors::to_py)?;
-        drop(wire);
         multi::hits_dict(&Self::codec(slf, &st), &keys, hits)
     }
 

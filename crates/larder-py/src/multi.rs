@@ -5,7 +5,7 @@
 //! face's own (a `get_multi`'s keys are read by [`GetKeys`]).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use larder::memcache::HitRef;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -159,18 +159,15 @@ pub(crate) fn hits_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let FetchedHits { buf, mut slots } = fetched;
     let dict = PyDict::new(codec.this.py());
-    let mixed = keys.mixed();
-    let str_keys: HashSet<&[u8]> = if mixed {
-        keys.iter()
-            .filter(|&(_, is_str, _)| is_str)
-            .map(|(_, _, wire)| wire)
-            .collect()
+    let str_keys = if keys.mixed() {
+        str_keys_by_wire(keys.iter())
     } else {
-        HashSet::new()
+        HashMap::new()
     };
     // Positions count the sent keys, in the order `wire` gives them to the I/O.
     for ((given, is_str, wire), slot) in keys.iter().zip(slots.iter_mut()) {
-        if mixed && !is_str && str_keys.contains(wire) {
+        // The str key of the same bytes has (or will have) the same hit.
+        if !is_str && str_keys.contains_key(wire) {
             continue;
         }
         let value = match slot.take() {
@@ -309,26 +306,41 @@ pub(crate) use multi_expired_io;
 pub(crate) fn reported_keys<'a, 'py>(
     items: &'a [WriteItem<'py>],
 ) -> Vec<(&'a Bound<'py, PyAny>, bool)> {
-    let is_str = |i: &WriteItem<'_>| i.key.given.is_instance_of::<PyString>();
-    let mixed = items.iter().any(is_str) && !items.iter().all(is_str);
-    let str_keys: HashMap<&[u8], &Bound<'py, PyAny>> = if mixed {
-        items
-            .iter()
-            .filter(|i| is_str(i))
-            .map(|i| (i.key.wire.as_ref(), &i.key.given))
-            .collect()
+    let keys = || {
+        items.iter().map(|i| {
+            let given = &i.key.given;
+            (
+                given,
+                given.is_instance_of::<PyString>(),
+                i.key.wire.as_ref(),
+            )
+        })
+    };
+    let mixed = keys().any(|(_, is_str, _)| is_str) && keys().any(|(_, is_str, _)| !is_str);
+    let str_keys = if mixed {
+        str_keys_by_wire(keys())
     } else {
         HashMap::new()
     };
-    items
-        .iter()
-        .map(|i| {
-            let shown = match str_keys.get(i.key.wire.as_ref()) {
-                Some(&s) if mixed => s,
-                _ => &i.key.given,
-            };
-            (shown, i.value.is_some())
+    keys()
+        .zip(items)
+        .map(|((given, _, wire), i)| {
+            (
+                str_keys.get(wire).copied().unwrap_or(given),
+                i.value.is_some(),
+            )
         })
+        .collect()
+}
+
+/// The str keys among a call's `(key, is str, wire bytes)`, by their wire bytes: pylibmc
+/// maps every key back through them, so a bytes key equal to a str key (once encoded)
+/// comes back as that str. Built only for a call that mixes str and bytes keys.
+fn str_keys_by_wire<'a, 'py: 'a>(
+    keys: impl Iterator<Item = (&'a Bound<'py, PyAny>, bool, &'a [u8])>,
+) -> HashMap<&'a [u8], &'a Bound<'py, PyAny>> {
+    keys.filter(|&(_, is_str, _)| is_str)
+        .map(|(given, _, wire)| (wire, given))
         .collect()
 }
 
